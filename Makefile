@@ -1,0 +1,147 @@
+# duet — build, test, bench, install.
+#
+#   make            static + shared library in build/
+#   make demo       the main demo (installs missing Debian packages first)
+#   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2
+#   make sanitize   the suite built with ASan + UBSan
+#   make valgrind   the suite under valgrind memcheck
+#   make bench      benchmarks: tables on stdout, CSV in bench/results/
+#   make install PREFIX=/usr/local
+#
+# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS.
+
+CC      ?= cc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+EXTRA_CFLAGS ?=
+EXTRA_LDFLAGS ?=
+
+VERSION := 0.1.0
+SOMAJOR := 0
+
+DEB_PKGS := libopenblas-dev libdnnl-dev check pkg-config
+
+# pkg-config may itself be missing before `deps` runs; these are evaluated lazily.
+BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -O2 -g $(WARN) -fPIC -fvisibility=hidden -Iinclude
+AVX2_FLAGS  := -mavx2 -mfma
+
+LIB_SRC  := $(sort $(wildcard lib/*/*.c lib/*/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_HDR  := $(wildcard include/*.h lib/*/*.h lib/*/*/*.h)
+
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON := $(wildcard tests/common/*.c)
+
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+EX_SRC   := $(sort $(wildcard examples/*.c))
+EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+
+STATIC := $(BUILD)/libduet.a
+SHARED := $(BUILD)/libduet.so.$(VERSION)
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+
+all: $(STATIC) $(SHARED)
+
+# ---- dependencies: installed from Debian when missing --------------------------
+$(DEPS_STAMP):
+	@mkdir -p $(BUILD)
+	@missing=""; \
+	pkg-config --version >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	pkg-config --exists openblas 2>/dev/null || missing="$$missing libopenblas-dev"; \
+	pkg-config --exists check 2>/dev/null || missing="$$missing check"; \
+	[ -f /usr/include/dnnl.h ] || missing="$$missing libdnnl-dev"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "duet: installing missing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null || exit 1; \
+	  else \
+	    echo "duet: missing packages:$$missing"; \
+	    echo "duet: install them with: sudo apt-get install $(DEB_PKGS)"; exit 1; \
+	  fi; \
+	fi
+	@touch $@
+
+deps: $(DEPS_STAMP)
+
+# ---- library --------------------------------------------------------------------
+$(BUILD)/obj/lib/kernels/avx2/%.o: lib/kernels/avx2/%.c $(LIB_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(AVX2_FLAGS) $(BLAS_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(LIB_HDR) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(BLAS_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
+	ln -sf libduet.so.$(VERSION) $(BUILD)/libduet.so.$(SOMAJOR)
+	ln -sf libduet.so.$(SOMAJOR) $(BUILD)/libduet.so
+
+# Programs link the static library so they run from the tree without LD_LIBRARY_PATH.
+LINK_LIBS = $(STATIC) $(BLAS_LIBS) -lm -lpthread
+
+# ---- tests --------------------------------------------------------------------------
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
+
+# Each test binary runs under both kernel paths. AVX2 is skipped, loudly, only
+# on a machine that lacks it.
+test: $(TEST_BIN)
+	@set -e; for isa in scalar avx2; do \
+	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
+	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_RUNNER) $$t; done; \
+	done
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+sanitize:
+	$(MAKE) BUILD=build/san EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" test
+
+valgrind:
+	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+
+# ---- examples, demo, bench ----------------------------------------------------------------
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(EXTRA_CFLAGS) $< -o $@ $(LINK_LIBS) $(EXTRA_LDFLAGS)
+
+examples: $(EX_BIN)
+
+demo: $(EX_BIN)
+	$(BUILD)/examples/hello
+
+$(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Ilib $(BLAS_CFLAGS) $(EXTRA_CFLAGS) $(BENCH_SRC) -o $@ $(LINK_LIBS)
+
+bench: $(BUILD)/bench/duet-bench
+	@mkdir -p bench/results
+	$(BUILD)/bench/duet-bench $(BENCH_ARGS)
+
+# ---- install --------------------------------------------------------------------------
+install: $(STATIC) $(SHARED)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/duet.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libduet.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libduet.so.$(SOMAJOR)
+	ln -sf libduet.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libduet.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' duet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/duet.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/duet.h $(DESTDIR)$(PREFIX)/lib/libduet.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/duet.pc
+
+clean:
+	rm -rf build

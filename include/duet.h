@@ -1,0 +1,357 @@
+/*
+ * duet.h — the whole public API of duet, a small C11 tensor runtime with an
+ * eager (immediate) mode and a graph mode over one kernel backend.
+ *
+ * Conventions that hold for every function below unless it says otherwise:
+ *
+ *  - Every function takes the context first. A context (duet_ctx) owns the
+ *    allocator, every tensor made in it, the error state and the run-time
+ *    choices (ISA, threads). One context must not be used by two threads at
+ *    the same time; separate contexts are independent and may be used from
+ *    separate threads.
+ *
+ *  - Errors. Functions that make a tensor return NULL on failure; functions
+ *    that return duet_status return DUET_OK or an error code. After a
+ *    failure, duet_last_error(ctx) gives the code and duet_error_message(ctx)
+ *    a message that names the function and the shapes involved, e.g.
+ *    "duet_add: shapes [2,3] and [4] cannot be broadcast". A success does not
+ *    clear the error state (call duet_clear_error). A failed call changes
+ *    nothing and leaks nothing. duet never aborts, exits or prints because
+ *    of something a caller did. A NULL ctx makes any function fail with NULL
+ *    or DUET_ERR_NULL and nothing is recorded (there is nowhere to record it).
+ *
+ *  - Tensors and ownership. A duet_tensor * is an opaque handle, never a
+ *    pointer to dereference. Every function that returns a tensor returns a
+ *    NEW handle that the caller owns; the caller ends it with duet_release
+ *    or lets a scope end it (see duet_scope_begin). Views (reshape, permute,
+ *    slice, expand, ...) are new handles that share their source's memory;
+ *    the memory lives until the last handle that sees it is released, so a
+ *    source may be released before its views. Handles carry a generation:
+ *    using a released handle, releasing twice, or passing a handle to a
+ *    context that did not make it fails with DUET_ERR_HANDLE instead of
+ *    touching freed memory. (The check is exact unless one slot is reused
+ *    2^24 times in between, or two contexts' 15-bit tags collide.)
+ *
+ *  - Shapes are int64_t arrays of up to DUET_MAX_DIMS dimensions, row-major.
+ *    Dimensions may be 0. Axis arguments may be negative (counted from the
+ *    end, as in NumPy).
+ *
+ *  - Binary elementwise ops broadcast as NumPy does: shapes are aligned at
+ *    the right and a dimension of 1 stretches to match.
+ */
+#ifndef DUET_H
+#define DUET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define DUET_API __attribute__((visibility("default")))
+#else
+#define DUET_API
+#endif
+
+#define DUET_VERSION_MAJOR 0
+#define DUET_VERSION_MINOR 1
+#define DUET_VERSION_PATCH 0
+
+/** The most dimensions a tensor may have. */
+#define DUET_MAX_DIMS 8
+
+typedef struct duet_ctx duet_ctx;
+typedef struct duet_tensor duet_tensor;
+
+/** Element types. f32 for data, i32 for labels and indices. */
+typedef enum duet_dtype {
+    DUET_F32 = 0,
+    DUET_I32 = 1
+} duet_dtype;
+
+/** Result codes. DUET_OK is 0; every error is positive. */
+typedef enum duet_status {
+    DUET_OK = 0,
+    DUET_ERR_NULL,        /* a required pointer argument was NULL */
+    DUET_ERR_SHAPE,       /* shapes do not fit the op (broadcast, matmul, concat, reshape) */
+    DUET_ERR_DTYPE,       /* wrong element type for the op */
+    DUET_ERR_AXIS,        /* an axis or permutation is out of range or repeated */
+    DUET_ERR_OVERFLOW,    /* an element count or byte size does not fit size_t */
+    DUET_ERR_HANDLE,      /* released, stale or foreign tensor handle */
+    DUET_ERR_NOMEM,       /* an allocation failed */
+    DUET_ERR_ARG,         /* another invalid argument (rank, negative dim, bad value) */
+    DUET_ERR_LAYOUT,      /* the op needs a layout the tensor does not have (e.g. reshape of a non-contiguous view) */
+    DUET_ERR_UNSUPPORTED, /* valid request this build or CPU cannot do (e.g. AVX2 on a CPU without it) */
+    DUET_ERR_BACKEND      /* OpenBLAS or oneDNN reported a failure */
+} duet_status;
+
+/** Instruction-set paths of the kernel backend. */
+typedef enum duet_isa {
+    DUET_ISA_AUTO = 0, /* the best the CPU and OS support (or $DUET_ISA) */
+    DUET_ISA_SCALAR,   /* portable C kernels, any x86-64 */
+    DUET_ISA_AVX2      /* AVX2 + FMA kernels; needs CPU support and OS-enabled YMM state */
+} duet_isa;
+
+/* ------------------------------------------------------------------ */
+/* Library and context                                                 */
+/* ------------------------------------------------------------------ */
+
+/** "MAJOR.MINOR.PATCH" of the library that is linked. Static string. */
+DUET_API const char *duet_version(void);
+
+/** Options for duet_ctx_create. Zero-initialise and set what you need. */
+typedef struct duet_ctx_options {
+    /* DUET_ISA_AUTO: use $DUET_ISA if set ("scalar" or "avx2"), else the
+     * best the machine supports. An explicit choice overrides $DUET_ISA. */
+    duet_isa isa;
+    /* Bytes of freed tensor memory the context keeps for reuse; 0 means no
+     * limit (everything freed is kept until duet_ctx_trim or destroy). */
+    size_t cache_limit;
+} duet_ctx_options;
+
+/**
+ * Create a context. opts may be NULL for the defaults. Returns NULL if memory
+ * runs out, if $DUET_ISA names an unknown path, or if the ISA asked for is
+ * not supported by this machine (there is no context to report into, so
+ * these are the only failures reported by NULL alone).
+ */
+DUET_API duet_ctx *duet_ctx_create(const duet_ctx_options *opts);
+
+/** Destroy a context and everything it owns: all tensors, all cached memory.
+ *  Handles made in it must not be used afterwards. NULL is a no-op. */
+DUET_API void duet_ctx_destroy(duet_ctx *ctx);
+
+/** Give cached (freed, kept-for-reuse) tensor memory back to the system. */
+DUET_API void duet_ctx_trim(duet_ctx *ctx);
+
+/** Memory figures of a context, in bytes unless named otherwise. */
+typedef struct duet_mem_stats {
+    size_t bytes_in_use;     /* held by live tensors (rounded to size classes) */
+    size_t bytes_cached;     /* freed and kept for reuse */
+    size_t peak_bytes_in_use;
+    uint64_t system_allocs;  /* calls the context made to the system allocator for tensor memory */
+    uint64_t system_frees;
+    size_t live_tensors;     /* handles not yet released */
+} duet_mem_stats;
+
+/** Fill *out with the context's memory figures. */
+DUET_API duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/** Code of the last failure in ctx (DUET_OK if none since the last clear). */
+DUET_API duet_status duet_last_error(const duet_ctx *ctx);
+/** Message of the last failure, "" if none. Owned by ctx; valid until the
+ *  next failure or duet_clear_error. */
+DUET_API const char *duet_error_message(const duet_ctx *ctx);
+/** Reset the error state to DUET_OK. */
+DUET_API void duet_clear_error(duet_ctx *ctx);
+/** A static name for a code, e.g. "DUET_ERR_SHAPE". */
+DUET_API const char *duet_status_name(duet_status s);
+
+/* ------------------------------------------------------------------ */
+/* Kernel backend: ISA                                                 */
+/* ------------------------------------------------------------------ */
+
+/** The best path this CPU and OS support (CPUID + XGETBV), ignoring $DUET_ISA. */
+DUET_API duet_isa duet_isa_best(void);
+/** The path ctx's kernels run on now: DUET_ISA_SCALAR or DUET_ISA_AVX2. */
+DUET_API duet_isa duet_ctx_isa(const duet_ctx *ctx);
+/** Switch ctx's kernels to isa (DUET_ISA_AUTO: back to the machine's best,
+ *  ignoring $DUET_ISA). Fails with DUET_ERR_UNSUPPORTED if the machine lacks it. */
+DUET_API duet_status duet_ctx_set_isa(duet_ctx *ctx, duet_isa isa);
+/** "auto", "scalar" or "avx2". */
+DUET_API const char *duet_isa_name(duet_isa isa);
+
+/* ------------------------------------------------------------------ */
+/* Tensor lifetime                                                     */
+/* ------------------------------------------------------------------ */
+
+/** End a handle. Its memory returns to the context's cache when no other
+ *  view sees it. Releasing NULL is a no-op that succeeds; releasing a
+ *  stale handle fails with DUET_ERR_HANDLE. */
+DUET_API duet_status duet_release(duet_ctx *ctx, duet_tensor *t);
+
+/**
+ * Scopes free temporaries in bulk. duet_scope_begin opens a scope; every
+ * tensor made while it is the innermost open scope belongs to it. 
+ * duet_scope_end(ctx) releases every tensor of the innermost scope that is
+ * still alive, except those passed to duet_keep, which move to the enclosing
+ * scope (or, at the outermost level, become plain caller-owned tensors).
+ * Tensors made outside any scope live until duet_release or
+ * duet_ctx_destroy. Scopes nest up to 64 deep.
+ */
+DUET_API duet_status duet_scope_begin(duet_ctx *ctx);
+DUET_API duet_status duet_scope_end(duet_ctx *ctx);
+/** Exempt t from the end of the innermost scope. Returns t (NULL on error),
+ *  so `return duet_keep(ctx, y);` reads naturally. */
+DUET_API duet_tensor *duet_keep(duet_ctx *ctx, duet_tensor *t);
+
+/* ------------------------------------------------------------------ */
+/* Making tensors and reading them back                                */
+/* ------------------------------------------------------------------ */
+
+/** New contiguous tensor holding a copy of data (numel elements of dtype in
+ *  row-major order). data may be NULL only if the shape has no elements. */
+DUET_API duet_tensor *duet_from_data(duet_ctx *ctx, duet_dtype dtype, int ndim,
+                                     const int64_t *shape, const void *data);
+DUET_API duet_tensor *duet_zeros(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape);
+DUET_API duet_tensor *duet_ones(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape);
+/** Every element set to value (converted to dtype; for i32, value is truncated). */
+DUET_API duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape,
+                                double value);
+/** 1-D f32 tensor start, start+step, ... while < stop (> stop for step < 0). */
+DUET_API duet_tensor *duet_arange(duet_ctx *ctx, double start, double stop, double step);
+
+/** Options of the random initialisers. The same seed gives the same values
+ *  on every machine and ISA. */
+typedef struct duet_random_options {
+    uint64_t seed;
+    float a; /* uniform: low bound;  normal: mean */
+    float b; /* uniform: high bound (exclusive); normal: standard deviation */
+} duet_random_options;
+/** f32 uniform in [a, b). opts NULL means seed 0, [0, 1). */
+DUET_API duet_tensor *duet_rand_uniform(duet_ctx *ctx, int ndim, const int64_t *shape,
+                                        const duet_random_options *opts);
+/** f32 normal with mean a and standard deviation b. opts NULL means seed 0, N(0, 1). */
+DUET_API duet_tensor *duet_rand_normal(duet_ctx *ctx, int ndim, const int64_t *shape,
+                                       const duet_random_options *opts);
+
+/** Copy t's elements, in row-major logical order (views included), into dst,
+ *  which holds dst_bytes bytes. Fails with DUET_ERR_ARG if dst is too small. */
+DUET_API duet_status duet_read(duet_ctx *ctx, const duet_tensor *t, void *dst, size_t dst_bytes);
+
+/** Number of dimensions, or -1 on error. */
+DUET_API int duet_ndim(duet_ctx *ctx, const duet_tensor *t);
+/** Copy the shape into shape[0..ndim-1] (room for DUET_MAX_DIMS); *ndim may be NULL. */
+DUET_API duet_status duet_shape(duet_ctx *ctx, const duet_tensor *t, int *ndim, int64_t *shape);
+/** Element count, or -1 on error. */
+DUET_API int64_t duet_numel(duet_ctx *ctx, const duet_tensor *t);
+/** Element type, or -1 cast to duet_dtype on error. */
+DUET_API duet_dtype duet_get_dtype(duet_ctx *ctx, const duet_tensor *t);
+/** Element strides (not bytes); same room as duet_shape. */
+DUET_API duet_status duet_strides(duet_ctx *ctx, const duet_tensor *t, int64_t *strides);
+/** True if t's elements are laid out row-major with no gaps. false on error. */
+DUET_API bool duet_is_contiguous(duet_ctx *ctx, const duet_tensor *t);
+
+/* ------------------------------------------------------------------ */
+/* Views and copies                                                    */
+/* ------------------------------------------------------------------ */
+
+/** View with a new shape (one dimension may be -1, inferred). Needs t to be
+ *  contiguous (DUET_ERR_LAYOUT otherwise: use duet_contiguous first). */
+DUET_API duet_tensor *duet_reshape(duet_ctx *ctx, duet_tensor *t, int ndim, const int64_t *shape);
+/** View with dimensions reordered: output dim i is input dim axes[i]. */
+DUET_API duet_tensor *duet_permute(duet_ctx *ctx, duet_tensor *t, const int *axes);
+/** View with two dimensions swapped. */
+DUET_API duet_tensor *duet_transpose(duet_ctx *ctx, duet_tensor *t, int axis0, int axis1);
+/** View of elements start, start+step, ... < stop along axis (step >= 1;
+ *  start and stop are clamped to [0, dim], negative ones count from the end). */
+DUET_API duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *t, int axis, int64_t start,
+                                 int64_t stop, int64_t step);
+/** View of length elements from start along axis (no clamping: must fit). */
+DUET_API duet_tensor *duet_narrow(duet_ctx *ctx, duet_tensor *t, int axis, int64_t start,
+                                  int64_t length);
+/** View broadcast to shape (NumPy rules; no copy: stretched dims get stride 0). */
+DUET_API duet_tensor *duet_expand(duet_ctx *ctx, duet_tensor *t, int ndim, const int64_t *shape);
+/** View with a dimension of 1 inserted at axis (0..ndim). */
+DUET_API duet_tensor *duet_unsqueeze(duet_ctx *ctx, duet_tensor *t, int axis);
+/** View with dimension axis (which must be 1) removed. */
+DUET_API duet_tensor *duet_squeeze(duet_ctx *ctx, duet_tensor *t, int axis);
+/** t itself (a new handle to the same memory) if already contiguous, else a
+ *  contiguous copy. */
+DUET_API duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *t);
+/** Always a new contiguous copy. */
+DUET_API duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *t);
+/** Join n tensors of equal dtype along axis; all other dimensions must match. */
+DUET_API duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis);
+
+/* ------------------------------------------------------------------ */
+/* Elementwise ops (f32). Output: a new contiguous tensor.             */
+/* ------------------------------------------------------------------ */
+
+DUET_API duet_tensor *duet_neg(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_abs(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_sqrt(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_exp(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_log(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_tanh(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_sigmoid(duet_ctx *ctx, duet_tensor *x);
+DUET_API duet_tensor *duet_relu(duet_ctx *ctx, duet_tensor *x);
+/** GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+DUET_API duet_tensor *duet_gelu(duet_ctx *ctx, duet_tensor *x);
+/** SiLU (swish): x * sigmoid(x). */
+DUET_API duet_tensor *duet_silu(duet_ctx *ctx, duet_tensor *x);
+
+DUET_API duet_tensor *duet_add(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_sub(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_mul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_div(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_maximum(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_minimum(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+
+/** Tensor-scalar forms: a OP s for every element of a. */
+DUET_API duet_tensor *duet_add_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_sub_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_mul_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_div_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_maximum_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_minimum_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+
+/* ------------------------------------------------------------------ */
+/* Reductions, normalisation                                           */
+/* ------------------------------------------------------------------ */
+
+/** Which axes a reduction folds. naxes == 0 folds all of them. keepdims
+ *  leaves each folded axis as a dimension of 1. */
+typedef struct duet_reduce_options {
+    int naxes;
+    int axes[DUET_MAX_DIMS];
+    bool keepdims;
+} duet_reduce_options;
+
+/** opts NULL: fold every axis, no keepdims. Reducing an empty set gives
+ *  0 (sum), NaN (mean); max and argmax of an empty set fail (DUET_ERR_SHAPE). */
+DUET_API duet_tensor *duet_sum(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
+DUET_API duet_tensor *duet_mean(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
+DUET_API duet_tensor *duet_max(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
+/** Index (i32) of the first maximum along ONE axis (opts->naxes must be 1),
+ *  or, with opts NULL / naxes 0, the flat row-major index over all elements. */
+DUET_API duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
+
+/** softmax along axis: exp(x - max) / sum(exp(x - max)). */
+DUET_API duet_tensor *duet_softmax(duet_ctx *ctx, duet_tensor *x, int axis);
+/** log_softmax along axis: x - max - log(sum(exp(x - max))). */
+DUET_API duet_tensor *duet_log_softmax(duet_ctx *ctx, duet_tensor *x, int axis);
+
+/** Layer normalisation over the last axis (length n):
+ *  y = (x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance.
+ *  gamma and beta are 1-D of length n, or NULL for 1 and 0. */
+typedef struct duet_layer_norm_options {
+    duet_tensor *gamma;
+    duet_tensor *beta;
+    float eps; /* 0 means the default, 1e-5 */
+} duet_layer_norm_options;
+DUET_API duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *x, const duet_layer_norm_options *opts);
+
+/* ------------------------------------------------------------------ */
+/* Matrix multiply (OpenBLAS)                                          */
+/* ------------------------------------------------------------------ */
+
+/**
+ * a [..., m, k] times b [..., k, n] -> [..., m, n]. Both need at least 2
+ * dimensions; leading (batch) dimensions broadcast. Transposed views (e.g.
+ * duet_transpose of the last two dims) go to cblas_sgemm as a transpose flag
+ * without a copy; other layouts are copied first.
+ */
+DUET_API duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DUET_H */

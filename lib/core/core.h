@@ -1,0 +1,187 @@
+/*
+ * Private core of duet: the context, tensor slots and handles, storage
+ * blocks, the caching allocator and error reporting. Everything in lib/
+ * includes this; nothing outside lib/ may.
+ */
+#ifndef DUET_CORE_H
+#define DUET_CORE_H
+
+#include "duet.h"
+#include "../kernels/kernels.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define DUET_LIKELY(x) __builtin_expect(!!(x), 1)
+#define DUET_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define DUET_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define DUET_LIKELY(x) (x)
+#define DUET_UNLIKELY(x) (x)
+#define DUET_PRINTF(f, a)
+#endif
+
+#define DUET_ALIGN 64
+#define DUET_MAX_SCOPES 64
+
+/* ---- storage blocks and the caching pool ------------------------------ */
+
+/* A block of tensor memory. The header sits in front of the data so one
+ * allocation serves both; data starts DUET_ALIGN bytes after the header. */
+typedef struct duet_block {
+    struct duet_block *next_free; /* free-list link while cached */
+    size_t cap;                   /* usable bytes (the size class) */
+    uint32_t refs;                /* tensors (views) that see this block */
+    uint32_t cls;                 /* size-class index */
+} duet_block;
+
+#define DUET_BLOCK_DATA(b) ((void *)((char *)(b) + DUET_ALIGN))
+
+/* Size classes: four per power of two from 64 bytes up. */
+#define DUET_POOL_CLASSES 256
+
+typedef struct duet_pool {
+    duet_block *free[DUET_POOL_CLASSES];
+    size_t cache_limit;
+    duet_mem_stats st;
+} duet_pool;
+
+/* ---- tensors ------------------------------------------------------------ */
+
+enum { DUET_TF_LIVE = 1, DUET_TF_KEEP = 2 };
+
+typedef struct duet_tensor_impl {
+    duet_block *blk;   /* NULL when free */
+    int64_t offset;    /* in elements, from DUET_BLOCK_DATA(blk) */
+    int64_t shape[DUET_MAX_DIMS];
+    int64_t strides[DUET_MAX_DIMS]; /* in elements */
+    uint32_t gen;      /* bumped at every release; part of the handle */
+    uint32_t next_free;/* slot free list (index + 1, 0 = end) */
+    uint32_t idx;      /* this slot's own index */
+    uint8_t ndim;
+    uint8_t dtype;
+    uint8_t flags;
+    uint8_t scope;     /* scope depth that owns it (0: no scope) */
+} duet_tensor_impl;
+
+#define DUET_SLOT_CHUNK_BITS 10
+#define DUET_SLOT_CHUNK (1u << DUET_SLOT_CHUNK_BITS)
+#define DUET_MAX_SLOTS (1u << 24)
+
+/* ---- the context ----------------------------------------------------------- */
+
+struct duet_ctx {
+    const duet_kernels *kt; /* the active kernel table */
+    duet_isa isa;
+    uint32_t tag;           /* 15-bit context tag carried by handles */
+
+    duet_pool pool;
+
+    duet_tensor_impl **chunks; /* slot storage, DUET_SLOT_CHUNK per chunk */
+    uint32_t nchunks, nslots;
+    uint32_t free_head;        /* slot free list (index + 1, 0 = empty) */
+
+    /* Scopes: handles made inside a scope, in creation order. */
+    duet_tensor **scoped;
+    size_t nscoped, capscoped;
+    size_t scope_mark[DUET_MAX_SCOPES];
+    int depth;
+
+    duet_status err;
+    char msg[512];
+};
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Record a failure in ctx and return the code. Formats only on failure. */
+duet_status duet_fail(duet_ctx *ctx, duet_status s, const char *fmt, ...) DUET_PRINTF(3, 4);
+/* Write "[2,3]" for a shape into buf (always terminated); returns buf. */
+char *duet_fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape);
+#define DUET_SHAPE_STR 160
+
+/* ---- handles --------------------------------------------------------------- */
+
+static inline duet_tensor_impl *duet_slot(const duet_ctx *ctx, uint32_t idx)
+{
+    return &ctx->chunks[idx >> DUET_SLOT_CHUNK_BITS][idx & (DUET_SLOT_CHUNK - 1)];
+}
+
+static inline duet_tensor *duet_handle_make(const duet_ctx *ctx, uint32_t idx, uint32_t gen)
+{
+    uint64_t h = ((uint64_t)ctx->tag << 48) | ((uint64_t)(gen & 0xFFFFFFu) << 24) | (uint64_t)(idx + 1);
+    return (duet_tensor *)(uintptr_t)h;
+}
+
+/* Decode a handle; NULL if it is not a live tensor of ctx. Sets no error. */
+static inline duet_tensor_impl *duet_lookup(const duet_ctx *ctx, const duet_tensor *h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    uint32_t idx = (uint32_t)(v & 0xFFFFFFu) - 1u;
+    if (DUET_UNLIKELY((v >> 48) != ctx->tag || idx >= ctx->nslots))
+        return NULL;
+    duet_tensor_impl *t = duet_slot(ctx, idx);
+    if (DUET_UNLIKELY(!(t->flags & DUET_TF_LIVE) || (t->gen & 0xFFFFFFu) != ((v >> 24) & 0xFFFFFFu)))
+        return NULL;
+    return t;
+}
+
+/* Decode with error reporting: op names the calling function, what the argument. */
+duet_tensor_impl *duet_get(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what);
+
+/* Make a tensor over blk (taking one reference) with the given shape and
+ * strides (strides NULL: contiguous). Returns the handle, or NULL with
+ * ctx's error set (the reference is then not taken). */
+duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int64_t offset,
+                             duet_dtype dtype, int ndim, const int64_t *shape,
+                             const int64_t *strides, duet_tensor_impl **out);
+
+/* Allocate a fresh contiguous tensor of the shape. NULL with error set. */
+duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, int ndim,
+                               const int64_t *shape, duet_tensor_impl **out);
+
+/* ---- blocks and pool ------------------------------------------------------- */
+
+duet_block *duet_pool_get(duet_ctx *ctx, size_t bytes); /* NULL: out of memory (no error set) */
+void duet_pool_put(duet_ctx *ctx, duet_block *b);
+void duet_pool_destroy(duet_ctx *ctx);
+void duet_pool_trim(duet_ctx *ctx);
+
+static inline void duet_block_unref(duet_ctx *ctx, duet_block *b)
+{
+    if (--b->refs == 0)
+        duet_pool_put(ctx, b);
+}
+
+/* ---- shapes ---------------------------------------------------------------- */
+
+static inline size_t duet_dtype_size(duet_dtype d) { (void)d; return 4; }
+
+/* Validate a user shape; on success *numel is the element count. */
+duet_status duet_check_shape(duet_ctx *ctx, const char *op, int ndim, const int64_t *shape,
+                             int64_t *numel);
+/* Row-major contiguous strides. */
+void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides);
+bool duet_impl_is_contiguous(const duet_tensor_impl *t);
+int64_t duet_impl_numel(const duet_tensor_impl *t);
+/* Normalise a possibly negative axis into [0, ndim); -1 if out of range. */
+static inline int duet_axis(int axis, int ndim)
+{
+    if (axis < 0)
+        axis += ndim;
+    return (axis >= 0 && axis < ndim) ? axis : -1;
+}
+
+static inline float *duet_impl_f32(const duet_tensor_impl *t)
+{
+    return (float *)DUET_BLOCK_DATA(t->blk) + t->offset;
+}
+
+/* ---- ISA -------------------------------------------------------------------- */
+
+/* The table for an ISA that the machine supports (never AUTO). */
+const duet_kernels *duet_kernels_for(duet_isa isa);
+
+#endif

@@ -1,0 +1,197 @@
+/* The context: creation, destruction, error state, ISA choice. */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *duet_version(void)
+{
+#define DUET_STR2(x) #x
+#define DUET_STR(x) DUET_STR2(x)
+    return DUET_STR(DUET_VERSION_MAJOR) "." DUET_STR(DUET_VERSION_MINOR) "." DUET_STR(DUET_VERSION_PATCH);
+}
+
+/* A tag that differs between contexts with high probability, so a handle
+ * passed to the wrong context is refused. Mixed from the context's address
+ * and the clock: no global counter is needed. */
+static uint32_t make_tag(const void *p)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    uint64_t x = (uint64_t)(uintptr_t)p ^ ((uint64_t)ts.tv_nsec << 17) ^ (uint64_t)ts.tv_sec;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    uint32_t tag = (uint32_t)(x & 0x7FFF);
+    return tag ? tag : 1;
+}
+
+/* Resolve AUTO through $DUET_ISA; 0 on an unknown name. */
+static duet_isa isa_from_env(bool *bad)
+{
+    const char *e = getenv("DUET_ISA");
+    *bad = false;
+    if (!e || !*e || strcmp(e, "auto") == 0)
+        return duet_isa_best();
+    if (strcmp(e, "scalar") == 0)
+        return DUET_ISA_SCALAR;
+    if (strcmp(e, "avx2") == 0)
+        return DUET_ISA_AVX2;
+    *bad = true;
+    return DUET_ISA_AUTO;
+}
+
+duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
+{
+    duet_ctx_options o = {0};
+    if (opts)
+        o = *opts;
+    duet_isa isa = o.isa;
+    if (isa == DUET_ISA_AUTO) {
+        bool bad;
+        isa = isa_from_env(&bad);
+        if (bad)
+            return NULL;
+    }
+    if (isa != DUET_ISA_SCALAR && isa != DUET_ISA_AVX2)
+        return NULL;
+    if (isa == DUET_ISA_AVX2 && duet_isa_best() != DUET_ISA_AVX2)
+        return NULL;
+
+    duet_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    ctx->isa = isa;
+    ctx->kt = duet_kernels_for(isa);
+    ctx->tag = make_tag(ctx);
+    ctx->pool.cache_limit = o.cache_limit;
+    return ctx;
+}
+
+void duet_ctx_destroy(duet_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    /* Drop every live tensor's reference, then free all blocks. */
+    for (uint32_t i = 0; i < ctx->nslots; i++) {
+        duet_tensor_impl *t = duet_slot(ctx, i);
+        if (t->flags & DUET_TF_LIVE)
+            duet_block_unref(ctx, t->blk);
+    }
+    duet_pool_destroy(ctx);
+    for (uint32_t c = 0; c < ctx->nchunks; c++)
+        free(ctx->chunks[c]);
+    free(ctx->chunks);
+    free(ctx->scoped);
+    free(ctx);
+}
+
+void duet_ctx_trim(duet_ctx *ctx)
+{
+    if (ctx)
+        duet_pool_trim(ctx);
+}
+
+duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (!out)
+        return duet_fail(ctx, DUET_ERR_NULL, "duet_ctx_mem_stats: out is NULL");
+    *out = ctx->pool.st;
+    return DUET_OK;
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+duet_status duet_fail(duet_ctx *ctx, duet_status s, const char *fmt, ...)
+{
+    if (!ctx)
+        return s;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+    va_end(ap);
+    ctx->err = s;
+    return s;
+}
+
+char *duet_fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    n += (size_t)snprintf(buf + n, cap - n, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (n < cap)
+        snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+duet_status duet_last_error(const duet_ctx *ctx) { return ctx ? ctx->err : DUET_ERR_NULL; }
+
+const char *duet_error_message(const duet_ctx *ctx)
+{
+    if (!ctx)
+        return "duet: context is NULL";
+    return ctx->err ? ctx->msg : "";
+}
+
+void duet_clear_error(duet_ctx *ctx)
+{
+    if (ctx) {
+        ctx->err = DUET_OK;
+        ctx->msg[0] = '\0';
+    }
+}
+
+const char *duet_status_name(duet_status s)
+{
+    switch (s) {
+    case DUET_OK: return "DUET_OK";
+    case DUET_ERR_NULL: return "DUET_ERR_NULL";
+    case DUET_ERR_SHAPE: return "DUET_ERR_SHAPE";
+    case DUET_ERR_DTYPE: return "DUET_ERR_DTYPE";
+    case DUET_ERR_AXIS: return "DUET_ERR_AXIS";
+    case DUET_ERR_OVERFLOW: return "DUET_ERR_OVERFLOW";
+    case DUET_ERR_HANDLE: return "DUET_ERR_HANDLE";
+    case DUET_ERR_NOMEM: return "DUET_ERR_NOMEM";
+    case DUET_ERR_ARG: return "DUET_ERR_ARG";
+    case DUET_ERR_LAYOUT: return "DUET_ERR_LAYOUT";
+    case DUET_ERR_UNSUPPORTED: return "DUET_ERR_UNSUPPORTED";
+    case DUET_ERR_BACKEND: return "DUET_ERR_BACKEND";
+    }
+    return "DUET_ERR_UNKNOWN";
+}
+
+/* ---- ISA -------------------------------------------------------------------- */
+
+duet_isa duet_ctx_isa(const duet_ctx *ctx) { return ctx ? ctx->isa : DUET_ISA_AUTO; }
+
+duet_status duet_ctx_set_isa(duet_ctx *ctx, duet_isa isa)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (isa == DUET_ISA_AUTO)
+        isa = duet_isa_best();
+    if (isa != DUET_ISA_SCALAR && isa != DUET_ISA_AVX2)
+        return duet_fail(ctx, DUET_ERR_ARG, "duet_ctx_set_isa: unknown ISA %d", (int)isa);
+    if (isa == DUET_ISA_AVX2 && duet_isa_best() != DUET_ISA_AVX2)
+        return duet_fail(ctx, DUET_ERR_UNSUPPORTED,
+                         "duet_ctx_set_isa: this CPU or OS does not support AVX2+FMA");
+    ctx->isa = isa;
+    ctx->kt = duet_kernels_for(isa);
+    return DUET_OK;
+}
+
+const char *duet_isa_name(duet_isa isa)
+{
+    switch (isa) {
+    case DUET_ISA_AUTO: return "auto";
+    case DUET_ISA_SCALAR: return "scalar";
+    case DUET_ISA_AVX2: return "avx2";
+    }
+    return "unknown";
+}

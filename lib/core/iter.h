@@ -1,0 +1,63 @@
+/*
+ * Strided N-d iteration shared by every op that walks tensors elementwise:
+ * dimensions are coalesced (merged where every operand is contiguous across
+ * them, dropped where they are 1) so the innermost loop is as long as
+ * possible and a contiguous tensor is one kernel call.
+ */
+#ifndef DUET_ITER_H
+#define DUET_ITER_H
+
+#include "core.h"
+
+#define DUET_ITER_MAX_OPS 4
+
+typedef struct duet_iter {
+    int ndim; /* after coalescing; >= 1 */
+    int nops;
+    int64_t shape[DUET_MAX_DIMS];
+    int64_t st[DUET_ITER_MAX_OPS][DUET_MAX_DIMS]; /* element strides per operand */
+} duet_iter;
+
+/* Build an iterator over shape for nops operands with the given strides,
+ * and coalesce it. */
+void duet_iter_init(duet_iter *it, int ndim, const int64_t *shape, int nops,
+                    const int64_t *const *strides);
+
+/* Advance the outer index (all dims but the innermost) and the per-operand
+ * element offsets; false when the iteration is complete. */
+static inline bool duet_iter_next(const duet_iter *it, int64_t *idx, int64_t *off)
+{
+    for (int d = it->ndim - 2; d >= 0; d--) {
+        if (++idx[d] < it->shape[d]) {
+            for (int o = 0; o < it->nops; o++)
+                off[o] += it->st[o][d];
+            return true;
+        }
+        idx[d] = 0;
+        for (int o = 0; o < it->nops; o++)
+            off[o] -= it->st[o][d] * (it->shape[d] - 1);
+    }
+    return false;
+}
+
+/* Total number of elements the iterator covers. */
+static inline int64_t duet_iter_numel(const duet_iter *it)
+{
+    int64_t n = 1;
+    for (int d = 0; d < it->ndim; d++)
+        n *= it->shape[d];
+    return n;
+}
+
+/* NumPy broadcasting of two shapes. On success fills the output shape and
+ * each input's strides aligned to it (0 on broadcast dims). On failure sets
+ * "op: shapes [..] and [..] cannot be broadcast" and returns the code. */
+duet_status duet_broadcast2(duet_ctx *ctx, const char *op, const duet_tensor_impl *a,
+                            const duet_tensor_impl *b, int *ndim, int64_t *shape,
+                            int64_t *sa, int64_t *sb);
+
+/* Copy the strided 32-bit elements of src (shape, strides) into contiguous dst. */
+void duet_gather32(int ndim, const int64_t *shape, const uint32_t *src, const int64_t *strides,
+                   uint32_t *dst);
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * Tensor slots and handles, lifetime (release, scopes) and shape helpers.
+ * A handle encodes (context tag, generation, slot index); a slot's
+ * generation is bumped when it is released, so a stale handle is refused.
+ */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- shapes ---------------------------------------------------------------- */
+
+duet_status duet_check_shape(duet_ctx *ctx, const char *op, int ndim, const int64_t *shape,
+                             int64_t *numel)
+{
+    if (ndim < 0 || ndim > DUET_MAX_DIMS)
+        return duet_fail(ctx, DUET_ERR_ARG, "%s: rank %d is outside 0..%d", op, ndim, DUET_MAX_DIMS);
+    if (ndim > 0 && !shape)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: shape is NULL", op);
+    int64_t n = 1;
+    bool overflow = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            char s[DUET_SHAPE_STR];
+            return duet_fail(ctx, DUET_ERR_ARG, "%s: negative dimension in shape %s", op,
+                             duet_fmt_shape(s, sizeof s, ndim, shape));
+        }
+        if (__builtin_mul_overflow(n, shape[i], &n))
+            overflow = true;
+    }
+    /* A zero dimension makes the product 0 even if a partial product overflowed. */
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0) {
+            overflow = false;
+            n = 0;
+        }
+    size_t bytes;
+    if (overflow || n > (int64_t)(SIZE_MAX / 8) ||
+        __builtin_mul_overflow((size_t)n, (size_t)4, &bytes) || bytes > ((size_t)1 << 60)) {
+        char s[DUET_SHAPE_STR];
+        return duet_fail(ctx, DUET_ERR_OVERFLOW, "%s: shape %s has too many elements", op,
+                         duet_fmt_shape(s, sizeof s, ndim, shape));
+    }
+    *numel = n;
+    return DUET_OK;
+}
+
+void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= shape[i] ? shape[i] : 1;
+    }
+}
+
+int64_t duet_impl_numel(const duet_tensor_impl *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+bool duet_impl_is_contiguous(const duet_tensor_impl *t)
+{
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != s)
+            return t->shape[i] == 0 ? true : false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+/* ---- slots ----------------------------------------------------------------- */
+
+static bool grow_slots(duet_ctx *ctx)
+{
+    if (ctx->nslots >= DUET_MAX_SLOTS - 1)
+        return false;
+    if (ctx->nslots == ctx->nchunks * DUET_SLOT_CHUNK) {
+        duet_tensor_impl **c = realloc(ctx->chunks, (ctx->nchunks + 1) * sizeof *c);
+        if (!c)
+            return false;
+        ctx->chunks = c;
+        c[ctx->nchunks] = calloc(DUET_SLOT_CHUNK, sizeof(duet_tensor_impl));
+        if (!c[ctx->nchunks])
+            return false;
+        ctx->nchunks++;
+    }
+    return true;
+}
+
+duet_tensor_impl *duet_get(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what)
+{
+    if (DUET_UNLIKELY(!h)) {
+        duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL", op, what);
+        return NULL;
+    }
+    duet_tensor_impl *t = duet_lookup(ctx, h);
+    if (DUET_UNLIKELY(!t)) {
+        uint64_t v = (uint64_t)(uintptr_t)h;
+        if ((v >> 48) != ctx->tag)
+            duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s is not a tensor of this context", op, what);
+        else
+            duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s was released (stale handle)", op, what);
+    }
+    return t;
+}
+
+duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int64_t offset,
+                             duet_dtype dtype, int ndim, const int64_t *shape,
+                             const int64_t *strides, duet_tensor_impl **out)
+{
+    uint32_t idx;
+    if (ctx->free_head) {
+        idx = ctx->free_head - 1;
+    } else {
+        if (!grow_slots(ctx)) {
+            duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for a tensor handle", op);
+            return NULL;
+        }
+        idx = ctx->nslots;
+    }
+    if (ctx->depth > 0 && ctx->nscoped == ctx->capscoped) {
+        size_t cap = ctx->capscoped ? ctx->capscoped * 2 : 256;
+        duet_tensor **s = realloc(ctx->scoped, cap * sizeof *s);
+        if (!s) {
+            duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for the scope list", op);
+            return NULL;
+        }
+        ctx->scoped = s;
+        ctx->capscoped = cap;
+    }
+    duet_tensor_impl *t = duet_slot(ctx, idx);
+    if (ctx->free_head)
+        ctx->free_head = t->next_free;
+    else
+        ctx->nslots++;
+    t->idx = idx;
+    t->blk = blk;
+    blk->refs++;
+    t->offset = offset;
+    t->ndim = (uint8_t)ndim;
+    t->dtype = (uint8_t)dtype;
+    t->flags = DUET_TF_LIVE;
+    t->scope = (uint8_t)ctx->depth;
+    t->next_free = 0;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    if (strides)
+        for (int i = 0; i < ndim; i++)
+            t->strides[i] = strides[i];
+    else
+        duet_contig_strides(ndim, shape, t->strides);
+    duet_tensor *h = duet_handle_make(ctx, idx, t->gen);
+    if (ctx->depth > 0)
+        ctx->scoped[ctx->nscoped++] = h;
+    ctx->pool.st.live_tensors++;
+    if (out)
+        *out = t;
+    return h;
+}
+
+duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, int ndim,
+                               const int64_t *shape, duet_tensor_impl **out)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    duet_block *b = duet_pool_get(ctx, (size_t)n * duet_dtype_size(dtype));
+    if (DUET_UNLIKELY(!b)) {
+        char s[DUET_SHAPE_STR];
+        duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for a tensor of shape %s", op,
+                  duet_fmt_shape(s, sizeof s, ndim, shape));
+        return NULL;
+    }
+    duet_tensor *h = duet_tensor_new(ctx, op, b, 0, dtype, ndim, shape, NULL, out);
+    if (DUET_UNLIKELY(!h))
+        duet_pool_put(ctx, b);
+    return h;
+}
+
+static void release_slot(duet_ctx *ctx, duet_tensor_impl *t)
+{
+    uint32_t idx = t->idx;
+    duet_block_unref(ctx, t->blk);
+    t->blk = NULL;
+    t->flags = 0;
+    t->gen++;
+    t->next_free = ctx->free_head;
+    ctx->free_head = idx + 1;
+    ctx->pool.st.live_tensors--;
+}
+
+duet_status duet_release(duet_ctx *ctx, duet_tensor *h)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (!h)
+        return DUET_OK;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_release", "tensor");
+    if (!t)
+        return ctx->err;
+    /* Keep the scope list short in the common make-then-release pattern. */
+    if (ctx->depth > 0 && ctx->nscoped > ctx->scope_mark[ctx->depth - 1] &&
+        ctx->scoped[ctx->nscoped - 1] == h)
+        ctx->nscoped--;
+    release_slot(ctx, t);
+    return DUET_OK;
+}
+
+/* ---- scopes ---------------------------------------------------------------- */
+
+duet_status duet_scope_begin(duet_ctx *ctx)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (ctx->depth >= DUET_MAX_SCOPES)
+        return duet_fail(ctx, DUET_ERR_ARG, "duet_scope_begin: scopes nest at most %d deep",
+                         DUET_MAX_SCOPES);
+    ctx->scope_mark[ctx->depth++] = ctx->nscoped;
+    return DUET_OK;
+}
+
+duet_status duet_scope_end(duet_ctx *ctx)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (ctx->depth == 0)
+        return duet_fail(ctx, DUET_ERR_ARG, "duet_scope_end: no scope is open");
+    size_t mark = ctx->scope_mark[ctx->depth - 1];
+    size_t kept = mark;
+    for (size_t i = mark; i < ctx->nscoped; i++) {
+        duet_tensor *h = ctx->scoped[i];
+        duet_tensor_impl *t = duet_lookup(ctx, h);
+        if (!t || t->scope != ctx->depth)
+            continue;
+        if (t->flags & DUET_TF_KEEP) {
+            t->flags &= (uint8_t)~DUET_TF_KEEP;
+            t->scope = (uint8_t)(ctx->depth - 1);
+            ctx->scoped[kept++] = h;
+        } else {
+            release_slot(ctx, t);
+        }
+    }
+    ctx->depth--;
+    ctx->nscoped = ctx->depth > 0 ? kept : 0;
+    return DUET_OK;
+}
+
+duet_tensor *duet_keep(duet_ctx *ctx, duet_tensor *h)
+{
+    if (!ctx)
+        return NULL;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_keep", "tensor");
+    if (!t)
+        return NULL;
+    if (ctx->depth > 0 && t->scope == ctx->depth)
+        t->flags |= DUET_TF_KEEP;
+    return h;
+}
+
+/* ---- queries --------------------------------------------------------------- */
+
+int duet_ndim(duet_ctx *ctx, const duet_tensor *h)
+{
+    if (!ctx)
+        return -1;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_ndim", "tensor");
+    return t ? t->ndim : -1;
+}
+
+duet_status duet_shape(duet_ctx *ctx, const duet_tensor *h, int *ndim, int64_t *shape)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_shape", "tensor");
+    if (!t)
+        return ctx->err;
+    if (!shape && t->ndim > 0)
+        return duet_fail(ctx, DUET_ERR_NULL, "duet_shape: shape is NULL");
+    for (int i = 0; i < t->ndim; i++)
+        shape[i] = t->shape[i];
+    if (ndim)
+        *ndim = t->ndim;
+    return DUET_OK;
+}
+
+duet_status duet_strides(duet_ctx *ctx, const duet_tensor *h, int64_t *strides)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_strides", "tensor");
+    if (!t)
+        return ctx->err;
+    if (!strides && t->ndim > 0)
+        return duet_fail(ctx, DUET_ERR_NULL, "duet_strides: strides is NULL");
+    for (int i = 0; i < t->ndim; i++)
+        strides[i] = t->strides[i];
+    return DUET_OK;
+}
+
+int64_t duet_numel(duet_ctx *ctx, const duet_tensor *h)
+{
+    if (!ctx)
+        return -1;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_numel", "tensor");
+    return t ? duet_impl_numel(t) : -1;
+}
+
+duet_dtype duet_get_dtype(duet_ctx *ctx, const duet_tensor *h)
+{
+    if (!ctx)
+        return (duet_dtype)-1;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_get_dtype", "tensor");
+    return t ? (duet_dtype)t->dtype : (duet_dtype)-1;
+}
+
+bool duet_is_contiguous(duet_ctx *ctx, const duet_tensor *h)
+{
+    if (!ctx)
+        return false;
+    duet_tensor_impl *t = duet_get(ctx, h, "duet_is_contiguous", "tensor");
+    return t ? duet_impl_is_contiguous(t) : false;
+}

@@ -1,0 +1,119 @@
+/* Copies: contiguous, copy, concat. */
+#include "eager.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static duet_tensor *copy_of(duet_ctx *ctx, const char *op, duet_tensor_impl *x)
+{
+    duet_tensor_impl *y;
+    duet_tensor *hy = duet_tensor_alloc(ctx, op, (duet_dtype)x->dtype, x->ndim, x->shape, &y);
+    if (hy && duet_impl_numel(x) > 0)
+        duet_gather32(x->ndim, x->shape, (const uint32_t *)DUET_BLOCK_DATA(x->blk) + x->offset,
+                      x->strides, DUET_BLOCK_DATA(y->blk));
+    return hy;
+}
+
+duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *h)
+{
+    if (!ctx)
+        return NULL;
+    duet_tensor_impl *x = duet_get(ctx, h, "duet_copy", "x");
+    return x ? copy_of(ctx, "duet_copy", x) : NULL;
+}
+
+duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *h)
+{
+    if (!ctx)
+        return NULL;
+    duet_tensor_impl *x = duet_get(ctx, h, "duet_contiguous", "x");
+    if (!x)
+        return NULL;
+    if (duet_impl_is_contiguous(x))
+        return duet_tensor_new(ctx, "duet_contiguous", x->blk, x->offset, (duet_dtype)x->dtype,
+                               x->ndim, x->shape, x->strides, NULL);
+    return copy_of(ctx, "duet_contiguous", x);
+}
+
+duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
+{
+    static const char op[] = "duet_concat";
+    if (!ctx)
+        return NULL;
+    if (n < 1) {
+        duet_fail(ctx, DUET_ERR_ARG, "%s: needs at least one tensor, got %d", op, n);
+        return NULL;
+    }
+    if (!ts) {
+        duet_fail(ctx, DUET_ERR_NULL, "%s: ts is NULL", op);
+        return NULL;
+    }
+    duet_tensor_impl *first = duet_get(ctx, ts[0], op, "ts[0]");
+    if (!first)
+        return NULL;
+    int a = duet_axis(axis, first->ndim);
+    char s1[DUET_SHAPE_STR], s2[DUET_SHAPE_STR];
+    if (a < 0) {
+        duet_fail(ctx, DUET_ERR_AXIS, "%s: axis %d out of range for %s", op, axis,
+                  duet_fmt_shape(s1, sizeof s1, first->ndim, first->shape));
+        return NULL;
+    }
+    int64_t shape[DUET_MAX_DIMS];
+    for (int d = 0; d < first->ndim; d++)
+        shape[d] = first->shape[d];
+    shape[a] = 0;
+    for (int i = 0; i < n; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "ts[%d]", i);
+        duet_tensor_impl *t = duet_get(ctx, ts[i], op, what);
+        if (!t)
+            return NULL;
+        if (t->dtype != first->dtype) {
+            duet_fail(ctx, DUET_ERR_DTYPE, "%s: ts[%d] has dtype %s, ts[0] has %s", op, i,
+                      duet_dtype_name(t->dtype), duet_dtype_name(first->dtype));
+            return NULL;
+        }
+        bool ok = t->ndim == first->ndim;
+        for (int d = 0; ok && d < t->ndim; d++)
+            if (d != a && t->shape[d] != first->shape[d])
+                ok = false;
+        if (!ok || __builtin_add_overflow(shape[a], t->shape[a], &shape[a])) {
+            duet_fail(ctx, DUET_ERR_SHAPE, "%s: shapes %s and %s differ outside axis %d", op,
+                      duet_fmt_shape(s1, sizeof s1, first->ndim, first->shape),
+                      duet_fmt_shape(s2, sizeof s2, t->ndim, t->shape), a);
+            return NULL;
+        }
+    }
+    int64_t numel;
+    if (duet_check_shape(ctx, op, first->ndim, shape, &numel) != DUET_OK)
+        return NULL;
+    duet_tensor_impl *y;
+    duet_tensor *hy = duet_tensor_alloc(ctx, op, (duet_dtype)first->dtype, first->ndim, shape, &y);
+    if (!hy)
+        return NULL;
+    /* Gather each input into its window of y: the window is y viewed with
+     * y's strides, offset along the axis. */
+    int64_t ys[DUET_MAX_DIMS];
+    duet_contig_strides(y->ndim, y->shape, ys);
+    uint32_t *base = DUET_BLOCK_DATA(y->blk);
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        duet_tensor_impl *t = duet_lookup(ctx, ts[i]);
+        if (duet_impl_numel(t) > 0) {
+            const int64_t *st[2] = {ys, t->strides};
+            duet_iter it;
+            duet_iter_init(&it, t->ndim, t->shape, 2, st);
+            int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+            uint32_t *dst = base + at * ys[a];
+            const uint32_t *src = (const uint32_t *)DUET_BLOCK_DATA(t->blk) + t->offset;
+            int64_t len = it.shape[it.ndim - 1], sd = it.st[0][it.ndim - 1],
+                    ss = it.st[1][it.ndim - 1];
+            do {
+                for (int64_t k = 0; k < len; k++)
+                    dst[off[0] + k * sd] = src[off[1] + k * ss];
+            } while (duet_iter_next(&it, idx, off));
+        }
+        at += t->shape[a];
+    }
+    return hy;
+}

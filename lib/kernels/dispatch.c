@@ -1,0 +1,58 @@
+/*
+ * Run-time ISA detection and the kernel tables. Detection asks the CPU
+ * (CPUID: AVX, FMA, AVX2, OSXSAVE) and the OS (XGETBV: XMM and YMM state
+ * saved on context switch); how the library was compiled plays no part.
+ * Nothing here is mutable: each context points at one of the const tables.
+ */
+#include "kernels.h"
+#include "../core/core.h"
+#include "avx2/avx2.h"
+#include "scalar/scalar.h"
+
+#include <cpuid.h>
+
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+duet_isa duet_isa_best(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return DUET_ISA_SCALAR;
+    if (!(c & bit_OSXSAVE) || !(c & bit_AVX) || !(c & bit_FMA))
+        return DUET_ISA_SCALAR;
+    if ((xgetbv0() & 0x6) != 0x6) /* XMM (bit 1) and YMM (bit 2) state enabled by the OS */
+        return DUET_ISA_SCALAR;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & bit_AVX2))
+        return DUET_ISA_SCALAR;
+    return DUET_ISA_AVX2;
+}
+
+const duet_kernels duet_kernels_scalar = {
+    .name = "scalar",
+#define X(name) [DUET_UNARY_##name] = duet_scalar_##name,
+    .unary = {DUET_UNARY_OPS(X)},
+#undef X
+#define X(name) [DUET_BINARY_##name] = duet_scalar_##name,
+    .binary = {DUET_BINARY_OPS(X)},
+#undef X
+};
+
+const duet_kernels duet_kernels_avx2 = {
+    .name = "avx2",
+#define X(name) [DUET_UNARY_##name] = duet_avx2_##name,
+    .unary = {DUET_UNARY_OPS(X)},
+#undef X
+#define X(name) [DUET_BINARY_##name] = duet_avx2_##name,
+    .binary = {DUET_BINARY_OPS(X)},
+#undef X
+};
+
+const duet_kernels *duet_kernels_for(duet_isa isa)
+{
+    return isa == DUET_ISA_AVX2 ? &duet_kernels_avx2 : &duet_kernels_scalar;
+}

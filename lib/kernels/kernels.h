@@ -1,0 +1,80 @@
+/*
+ * The kernel backend's one interface: a table of function pointers per ISA.
+ * Eager and graph mode both call kernels only through a duet_kernels table;
+ * a kernel never knows which mode called it.
+ *
+ * Conventions for every kernel:
+ *  - n elements; outputs are contiguous (stride 1) unless a stride is given;
+ *  - input strides are in elements and may be 1, 0 (a broadcast value) or
+ *    anything else (the kernel must handle all three; 1 and 0 fast);
+ *  - kernels never allocate, never fail, never print.
+ *
+ * The op lists are X-macros so the dispatch tables, the tests and the
+ * benches can be generated from one list: a new elementwise kernel is one
+ * line here plus its per-ISA code.
+ */
+#ifndef DUET_KERNELS_H
+#define DUET_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* X(name) — unary elementwise f32 ops, in enum order. */
+#define DUET_UNARY_OPS(X) \
+    X(neg) X(abs) X(sqrt) X(exp) X(log) X(tanh) X(sigmoid) X(relu) X(gelu) X(silu)
+
+/* X(name) — binary elementwise f32 ops, in enum order. */
+#define DUET_BINARY_OPS(X) \
+    X(add) X(sub) X(mul) X(div) X(maximum) X(minimum)
+
+typedef enum {
+#define X(name) DUET_UNARY_##name,
+    DUET_UNARY_OPS(X)
+#undef X
+    DUET_UNARY_COUNT
+} duet_unary_op;
+
+typedef enum {
+#define X(name) DUET_BINARY_##name,
+    DUET_BINARY_OPS(X)
+#undef X
+    DUET_BINARY_COUNT
+} duet_binary_op;
+
+/* y[i] = f(x[i * sx]), i < n. */
+typedef void (*duet_unary_fn)(size_t n, const float *x, ptrdiff_t sx, float *y);
+/* y[i] = f(a[i * sa], b[i * sb]), i < n. */
+typedef void (*duet_binary_fn)(size_t n, const float *a, ptrdiff_t sa,
+                               const float *b, ptrdiff_t sb, float *y);
+
+typedef struct duet_kernels {
+    const char *name; /* "scalar" or "avx2" */
+    duet_unary_fn unary[DUET_UNARY_COUNT];
+    duet_binary_fn binary[DUET_BINARY_COUNT];
+
+    /* Reductions of one contiguous row of n elements. */
+    float (*sum_row)(size_t n, const float *x);
+    float (*max_row)(size_t n, const float *x);      /* n >= 1 */
+    size_t (*argmax_row)(size_t n, const float *x);  /* n >= 1; first max; NaN counts as max */
+    /* Column-wise accumulation for reducing an outer axis: acc[i] op= x[i]. */
+    void (*acc_add)(size_t n, const float *x, float *acc);
+    void (*acc_max)(size_t n, const float *x, float *acc);
+
+    /* One row of n >= 1 elements, contiguous in and out. */
+    void (*softmax_row)(size_t n, const float *x, float *y);
+    void (*log_softmax_row)(size_t n, const float *x, float *y);
+    /* gamma/beta may be NULL (1 and 0). */
+    void (*layer_norm_row)(size_t n, const float *x, const float *gamma,
+                           const float *beta, float eps, float *y);
+
+    /* Small row-major matmul done without BLAS: C[m,n] = A[m,k] B[k,n], with
+     * element strides for A (sam, sak) and B (sbk, sbn); C contiguous. */
+    void (*small_gemm)(size_t m, size_t n, size_t k,
+                       const float *a, ptrdiff_t sam, ptrdiff_t sak,
+                       const float *b, ptrdiff_t sbk, ptrdiff_t sbn, float *c);
+} duet_kernels;
+
+extern const duet_kernels duet_kernels_scalar;
+extern const duet_kernels duet_kernels_avx2;
+
+#endif

@@ -1,0 +1,15 @@
+/* Declarations of the scalar (portable C) kernels. */
+#ifndef DUET_SCALAR_H
+#define DUET_SCALAR_H
+
+#include "../kernels.h"
+
+#define X(name) void duet_scalar_##name(size_t n, const float *x, ptrdiff_t sx, float *y);
+DUET_UNARY_OPS(X)
+#undef X
+#define X(name) void duet_scalar_##name(size_t n, const float *a, ptrdiff_t sa, const float *b, \
+                                        ptrdiff_t sb, float *y);
+DUET_BINARY_OPS(X)
+#undef X
+
+#endif
