@@ -102,12 +102,13 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC
 test: $(TEST_BIN)
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
-	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_RUNNER) $$t; done; \
+	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_ENV) $(TEST_RUNNER) $$t; done; \
 	done
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize:
-	$(MAKE) BUILD=build/san EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" test
+	$(MAKE) BUILD=build/san EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" \
+	  TEST_ENV="ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1" test
 
 valgrind:
 	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect"

@@ -7,6 +7,14 @@ void duet_iter_init(duet_iter *it, int ndim, const int64_t *shape, int nops,
                     const int64_t *const *strides)
 {
     it->nops = nops;
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] == 0) { /* nothing to visit; also keeps products below from overflowing */
+            it->ndim = 1;
+            it->shape[0] = 0;
+            for (int o = 0; o < nops; o++)
+                it->st[o][0] = 0;
+            return;
+        }
     int n = 0;
     /* Drop size-1 dims (their stride never matters); keep 0-size dims. */
     for (int d = 0; d < ndim; d++) {

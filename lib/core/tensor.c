@@ -50,7 +50,9 @@ void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides)
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         strides[i] = s;
-        s *= shape[i] ? shape[i] : 1;
+        /* Only a tensor with a zero dim can overflow here; its strides are moot. */
+        if (__builtin_mul_overflow(s, shape[i] ? shape[i] : 1, &s))
+            s = 0;
     }
 }
 
@@ -58,16 +60,20 @@ int64_t duet_impl_numel(const duet_tensor_impl *t)
 {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++)
-        n *= t->shape[i];
+        if (__builtin_mul_overflow(n, t->shape[i], &n))
+            return 0; /* validated shapes overflow only when a later dim is 0 */
     return n;
 }
 
 bool duet_impl_is_contiguous(const duet_tensor_impl *t)
 {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0)
+            return true; /* no elements: any strides describe them */
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != s)
-            return t->shape[i] == 0 ? true : false;
+            return false;
         s *= t->shape[i];
     }
     return true;
@@ -168,7 +174,8 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++)
-        n *= shape[i];
+        if (__builtin_mul_overflow(n, shape[i], &n))
+            n = 0; /* only when a later dim is 0 (shapes are validated) */
     duet_block *b = duet_pool_get(ctx, (size_t)n * duet_dtype_size(dtype));
     if (DUET_UNLIKELY(!b)) {
         char s[DUET_SHAPE_STR];
