@@ -51,11 +51,12 @@ typedef struct duet_pool {
 
 /* ---- tensors ------------------------------------------------------------ */
 
-enum { DUET_TF_LIVE = 1, DUET_TF_KEEP = 2 };
+enum { DUET_TF_LIVE = 1, DUET_TF_KEEP = 2, DUET_TF_CONTIG = 4 };
 
 typedef struct duet_tensor_impl {
     duet_block *blk;   /* NULL when free */
     int64_t offset;    /* in elements, from DUET_BLOCK_DATA(blk) */
+    int64_t numel;     /* cached: product of shape */
     int64_t shape[DUET_MAX_DIMS];
     int64_t strides[DUET_MAX_DIMS]; /* in elements */
     uint32_t gen;      /* bumped at every release; part of the handle */
@@ -128,8 +129,18 @@ static inline duet_tensor_impl *duet_lookup(const duet_ctx *ctx, const duet_tens
     return t;
 }
 
+/* Record why h could not be decoded (NULL, stale or foreign). */
+void duet_get_fail(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what);
+
 /* Decode with error reporting: op names the calling function, what the argument. */
-duet_tensor_impl *duet_get(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what);
+static inline duet_tensor_impl *duet_get(duet_ctx *ctx, const duet_tensor *h, const char *op,
+                                         const char *what)
+{
+    duet_tensor_impl *t = DUET_LIKELY(h != NULL) ? duet_lookup(ctx, h) : NULL;
+    if (DUET_UNLIKELY(!t))
+        duet_get_fail(ctx, h, op, what);
+    return t;
+}
 
 /* Make a tensor over blk (taking one reference) with the given shape and
  * strides (strides NULL: contiguous). Returns the handle, or NULL with
@@ -164,8 +175,12 @@ duet_status duet_check_shape(duet_ctx *ctx, const char *op, int ndim, const int6
                              int64_t *numel);
 /* Row-major contiguous strides. */
 void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides);
-bool duet_impl_is_contiguous(const duet_tensor_impl *t);
-int64_t duet_impl_numel(const duet_tensor_impl *t);
+/* Row-major with no gaps (cached at creation). */
+static inline bool duet_impl_is_contiguous(const duet_tensor_impl *t)
+{
+    return (t->flags & DUET_TF_CONTIG) != 0;
+}
+static inline int64_t duet_impl_numel(const duet_tensor_impl *t) { return t->numel; }
 /* Normalise a possibly negative axis into [0, ndim); -1 if out of range. */
 static inline int duet_axis(int axis, int ndim)
 {

@@ -56,16 +56,16 @@ void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides)
     }
 }
 
-int64_t duet_impl_numel(const duet_tensor_impl *t)
+static int64_t shape_numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++)
-        if (__builtin_mul_overflow(n, t->shape[i], &n))
+    for (int i = 0; i < ndim; i++)
+        if (__builtin_mul_overflow(n, shape[i], &n))
             return 0; /* validated shapes overflow only when a later dim is 0 */
     return n;
 }
 
-bool duet_impl_is_contiguous(const duet_tensor_impl *t)
+static bool compute_contig(const duet_tensor_impl *t)
 {
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] == 0)
@@ -98,21 +98,15 @@ static bool grow_slots(duet_ctx *ctx)
     return true;
 }
 
-duet_tensor_impl *duet_get(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what)
+void duet_get_fail(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what)
 {
-    if (DUET_UNLIKELY(!h)) {
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    if (!h)
         duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL", op, what);
-        return NULL;
-    }
-    duet_tensor_impl *t = duet_lookup(ctx, h);
-    if (DUET_UNLIKELY(!t)) {
-        uint64_t v = (uint64_t)(uintptr_t)h;
-        if ((v >> 48) != ctx->tag)
-            duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s is not a tensor of this context", op, what);
-        else
-            duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s was released (stale handle)", op, what);
-    }
-    return t;
+    else if ((v >> 48) != ctx->tag)
+        duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s is not a tensor of this context", op, what);
+    else
+        duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s was released (stale handle)", op, what);
 }
 
 duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int64_t offset,
@@ -155,11 +149,16 @@ duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int
     t->next_free = 0;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
-    if (strides)
+    t->numel = shape_numel(ndim, shape);
+    if (strides) {
         for (int i = 0; i < ndim; i++)
             t->strides[i] = strides[i];
-    else
+        if (compute_contig(t))
+            t->flags |= DUET_TF_CONTIG;
+    } else {
         duet_contig_strides(ndim, shape, t->strides);
+        t->flags |= DUET_TF_CONTIG;
+    }
     duet_tensor *h = duet_handle_make(ctx, idx, t->gen);
     if (ctx->depth > 0)
         ctx->scoped[ctx->nscoped++] = h;
@@ -172,10 +171,7 @@ duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int
 duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, int ndim,
                                const int64_t *shape, duet_tensor_impl **out)
 {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        if (__builtin_mul_overflow(n, shape[i], &n))
-            n = 0; /* only when a later dim is 0 (shapes are validated) */
+    int64_t n = shape_numel(ndim, shape);
     duet_block *b = duet_pool_get(ctx, (size_t)n * duet_dtype_size(dtype));
     if (DUET_UNLIKELY(!b)) {
         char s[DUET_SHAPE_STR];
