@@ -8,13 +8,15 @@
 #   make bench      benchmarks: tables on stdout, CSV in bench/results/
 #   make install PREFIX=/usr/local
 #
-# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS.
+# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS, V=1 (show commands).
 
 CC      ?= cc
 BUILD   ?= build
 PREFIX  ?= /usr/local
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
+
+Q := $(if $(V),,@)
 
 VERSION := 0.1.0
 SOMAJOR := 0
@@ -74,20 +76,24 @@ deps: $(DEPS_STAMP)
 # ---- library --------------------------------------------------------------------
 $(BUILD)/obj/lib/kernels/avx2/%.o: lib/kernels/avx2/%.c $(LIB_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(AVX2_FLAGS) $(BLAS_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+	@echo "  CC [avx2] $<"
+	$(Q)$(CC) $(CFLAGS_BASE) $(AVX2_FLAGS) $(BLAS_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c $(LIB_HDR) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(BLAS_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
+	@echo "  CC $<"
+	$(Q)$(CC) $(CFLAGS_BASE) $(BLAS_CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR $@"
+	$(Q)ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
-	ln -sf libduet.so.$(VERSION) $(BUILD)/libduet.so.$(SOMAJOR)
-	ln -sf libduet.so.$(SOMAJOR) $(BUILD)/libduet.so
+	@echo "  LD $@"
+	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
+	$(Q)ln -sf libduet.so.$(VERSION) $(BUILD)/libduet.so.$(SOMAJOR)
+	$(Q)ln -sf libduet.so.$(SOMAJOR) $(BUILD)/libduet.so
 
 # Programs link the static library so they run from the tree without LD_LIBRARY_PATH.
 LINK_LIBS = $(STATIC) $(BLAS_LIBS) -lm -lpthread
@@ -95,7 +101,8 @@ LINK_LIBS = $(STATIC) $(BLAS_LIBS) -lm -lpthread
 # ---- tests --------------------------------------------------------------------------
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
+	@echo "  CC $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
 
 # Each test binary runs under both kernel paths. AVX2 is skipped, loudly, only
 # on a machine that lacks it.
@@ -116,7 +123,8 @@ valgrind:
 # ---- examples, demo, bench ----------------------------------------------------------------
 $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(EXTRA_CFLAGS) $< -o $@ $(LINK_LIBS) $(EXTRA_LDFLAGS)
+	@echo "  CC $@"
+	$(Q)$(CC) $(CFLAGS_BASE) $(EXTRA_CFLAGS) $< -o $@ $(LINK_LIBS) $(EXTRA_LDFLAGS)
 
 examples: $(EX_BIN)
 
@@ -125,7 +133,8 @@ demo: $(EX_BIN)
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Ilib $(BLAS_CFLAGS) $(EXTRA_CFLAGS) $(BENCH_SRC) -o $@ $(LINK_LIBS)
+	@echo "  CC $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Ilib $(BLAS_CFLAGS) $(EXTRA_CFLAGS) $(BENCH_SRC) -o $@ $(LINK_LIBS)
 
 bench: $(BUILD)/bench/duet-bench
 	@mkdir -p bench/results

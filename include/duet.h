@@ -15,7 +15,11 @@
  *    failure, duet_last_error(ctx) gives the code and duet_error_message(ctx)
  *    a message that names the function and the shapes involved, e.g.
  *    "duet_add: shapes [2,3] and [4] cannot be broadcast". A success does not
- *    clear the error state (call duet_clear_error). A failed call changes
+ *    clear the error state (call duet_clear_error). A NULL tensor argument
+ *    fails with DUET_ERR_NULL; if an error was already pending, the message
+ *    goes on to quote it ("...is NULL; first error: ..."), so a chain such as
+ *    duet_relu(ctx, duet_add(ctx, a, b)) can be checked once at the end and
+ *    still names the op that failed first. A failed call changes
  *    nothing and leaks nothing. duet never aborts, exits or prints because
  *    of something a caller did. A NULL ctx makes any function fail with NULL
  *    or DUET_ERR_NULL and nothing is recorded (there is nowhere to record it).

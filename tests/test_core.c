@@ -121,6 +121,24 @@ START_TEST(t_errors_messages)
 }
 END_TEST
 
+START_TEST(t_error_chain)
+{
+    duet_ctx *ctx = tu_ctx();
+    duet_tensor *a = duet_zeros(ctx, DUET_F32, 2, (int64_t[]){2, 3});
+    duet_tensor *b = duet_zeros(ctx, DUET_F32, 1, (int64_t[]){4});
+    ck_assert_ptr_null(duet_exp(ctx, duet_relu(ctx, duet_add(ctx, a, b))));
+    TU_ASSERT_ERR(ctx, DUET_ERR_NULL);
+    ck_assert_str_eq(duet_error_message(ctx), "duet_relu: x is NULL; first error: "
+                                              "duet_add: shapes [2,3] and [4] cannot be broadcast");
+    duet_clear_error(ctx);
+    ck_assert_ptr_null(duet_exp(ctx, NULL));
+    ck_assert_str_eq(duet_error_message(ctx), "duet_exp: x is NULL");
+    duet_release(ctx, a);
+    duet_release(ctx, b);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 START_TEST(t_handles)
 {
     duet_ctx *ctx = tu_ctx();
@@ -352,6 +370,7 @@ int main(void)
     tcase_add_test(tc, t_env_isa);
     tcase_add_test(tc, t_errors_null_ctx);
     tcase_add_test(tc, t_errors_messages);
+    tcase_add_test(tc, t_error_chain);
     tcase_add_test(tc, t_handles);
     tcase_add_test(tc, t_scopes);
     tcase_add_test(tc, t_pool_steady_state);

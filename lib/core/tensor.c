@@ -101,8 +101,19 @@ static bool grow_slots(duet_ctx *ctx)
 void duet_get_fail(duet_ctx *ctx, const duet_tensor *h, const char *op, const char *what)
 {
     uint64_t v = (uint64_t)(uintptr_t)h;
-    if (!h)
-        duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL", op, what);
+    if (!h) {
+        /* A NULL argument is usually the result of an earlier failed op in a
+         * chain: carry that first, more telling message along. */
+        if (ctx->err != DUET_OK && strstr(ctx->msg, "is NULL; first error: ") == NULL) {
+            char prev[sizeof ctx->msg];
+            memcpy(prev, ctx->msg, sizeof prev);
+            duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL; first error: %s", op, what, prev);
+        } else if (ctx->err != DUET_OK) {
+            ctx->err = DUET_ERR_NULL; /* keep the message that names the first error */
+        } else {
+            duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL", op, what);
+        }
+    }
     else if ((v >> 48) != ctx->tag)
         duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s is not a tensor of this context", op, what);
     else
