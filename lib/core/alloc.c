@@ -2,65 +2,32 @@
  * The caching pool behind eager tensors. Freed blocks are kept on per-class
  * free lists (four classes per power of two, so at most 25 % is wasted) and
  * handed out again, so a steady-state loop of eager ops makes no calls to
- * the system allocator once warm.
+ * the system allocator once warm. The fast paths (a free-list pop or push)
+ * are inline in core.h; this file holds the calls to the system allocator.
  */
 #include "core.h"
 
 #include <stdlib.h>
 
-/* Class index and capacity for a request of bytes (> 0, <= 2^60). */
-static uint32_t size_class(size_t bytes, size_t *cap)
+duet_block *duet_pool_get_slow(duet_ctx *ctx, size_t cap, uint32_t cls)
 {
-    if (bytes <= 64) {
-        *cap = 64;
-        return 0;
-    }
-    unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(bytes - 1));
-    unsigned sub = (unsigned)((bytes - 1) >> (e - 2)) & 3u;
-    *cap = (size_t)(5 + sub) << (e - 2);
-    return 1u + (e - 6u) * 4u + sub;
-}
-
-duet_block *duet_pool_get(duet_ctx *ctx, size_t bytes)
-{
-    duet_pool *p = &ctx->pool;
-    if (bytes > ((size_t)1 << 60))
+    size_t total = (DUET_ALIGN + cap + DUET_ALIGN - 1) & ~(size_t)(DUET_ALIGN - 1);
+    duet_block *b = aligned_alloc(DUET_ALIGN, total);
+    if (!b)
         return NULL;
-    size_t cap;
-    uint32_t c = size_class(bytes, &cap);
-    duet_block *b = p->free[c];
-    if (DUET_LIKELY(b != NULL)) {
-        p->free[c] = b->next_free;
-        p->st.bytes_cached -= cap;
-    } else {
-        size_t total = (DUET_ALIGN + cap + DUET_ALIGN - 1) & ~(size_t)(DUET_ALIGN - 1);
-        b = aligned_alloc(DUET_ALIGN, total);
-        if (!b)
-            return NULL;
-        p->st.system_allocs++;
-        b->cap = cap;
-        b->cls = c;
-    }
+    ctx->pool.st.system_allocs++;
+    b->cap = cap;
+    b->cls = cls;
     b->refs = 0;
     b->next_free = NULL;
-    p->st.bytes_in_use += cap;
-    if (p->st.bytes_in_use > p->st.peak_bytes_in_use)
-        p->st.peak_bytes_in_use = p->st.bytes_in_use;
+    duet_pool_taken(&ctx->pool, cap);
     return b;
 }
 
-void duet_pool_put(duet_ctx *ctx, duet_block *b)
+void duet_pool_release_slow(duet_ctx *ctx, duet_block *b)
 {
-    duet_pool *p = &ctx->pool;
-    p->st.bytes_in_use -= b->cap;
-    if (p->cache_limit && p->st.bytes_cached + b->cap > p->cache_limit) {
-        p->st.system_frees++;
-        free(b);
-        return;
-    }
-    b->next_free = p->free[b->cls];
-    p->free[b->cls] = b;
-    p->st.bytes_cached += b->cap;
+    ctx->pool.st.system_frees++;
+    free(b);
 }
 
 void duet_pool_trim(duet_ctx *ctx)
@@ -71,8 +38,7 @@ void duet_pool_trim(duet_ctx *ctx)
         while (b) {
             duet_block *n = b->next_free;
             p->st.bytes_cached -= b->cap;
-            p->st.system_frees++;
-            free(b);
+            duet_pool_release_slow(ctx, b);
             b = n;
         }
         p->free[c] = NULL;

@@ -155,8 +155,65 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
 
 /* ---- blocks and pool ------------------------------------------------------- */
 
-duet_block *duet_pool_get(duet_ctx *ctx, size_t bytes); /* NULL: out of memory (no error set) */
-void duet_pool_put(duet_ctx *ctx, duet_block *b);
+/* Size class of a request of bytes (> 0, <= 2^60): four classes per power
+ * of two from 64 bytes up; *cap is the class's capacity. */
+static inline uint32_t duet_size_class(size_t bytes, size_t *cap)
+{
+    if (bytes <= 64) {
+        *cap = 64;
+        return 0;
+    }
+    unsigned e = 63u - (unsigned)__builtin_clzll((unsigned long long)(bytes - 1));
+    unsigned sub = (unsigned)((bytes - 1) >> (e - 2)) & 3u;
+    *cap = (size_t)(5 + sub) << (e - 2);
+    return 1u + (e - 6u) * 4u + sub;
+}
+
+static inline void duet_pool_taken(duet_pool *p, size_t cap)
+{
+    p->st.bytes_in_use += cap;
+    if (p->st.bytes_in_use > p->st.peak_bytes_in_use)
+        p->st.peak_bytes_in_use = p->st.bytes_in_use;
+}
+
+/* A block from the system for class cls (the free list was empty). */
+duet_block *duet_pool_get_slow(duet_ctx *ctx, size_t cap, uint32_t cls);
+/* Free a block to the system (the cache is over its limit). */
+void duet_pool_release_slow(duet_ctx *ctx, duet_block *b);
+
+/* A block of at least bytes; NULL when out of memory (no error set). Inline
+ * because every eager op takes one: the steady state is a free-list pop. */
+static inline duet_block *duet_pool_get(duet_ctx *ctx, size_t bytes)
+{
+    if (DUET_UNLIKELY(bytes > ((size_t)1 << 60)))
+        return NULL;
+    size_t cap;
+    uint32_t c = duet_size_class(bytes, &cap);
+    duet_pool *p = &ctx->pool;
+    duet_block *b = p->free[c];
+    if (DUET_UNLIKELY(!b))
+        return duet_pool_get_slow(ctx, cap, c);
+    p->free[c] = b->next_free;
+    p->st.bytes_cached -= cap;
+    b->refs = 0;
+    b->next_free = NULL;
+    duet_pool_taken(p, cap);
+    return b;
+}
+
+static inline void duet_pool_put(duet_ctx *ctx, duet_block *b)
+{
+    duet_pool *p = &ctx->pool;
+    p->st.bytes_in_use -= b->cap;
+    if (DUET_UNLIKELY(p->cache_limit && p->st.bytes_cached + b->cap > p->cache_limit)) {
+        duet_pool_release_slow(ctx, b);
+        return;
+    }
+    b->next_free = p->free[b->cls];
+    p->free[b->cls] = b;
+    p->st.bytes_cached += b->cap;
+}
+
 void duet_pool_destroy(duet_ctx *ctx);
 void duet_pool_trim(duet_ctx *ctx);
 

@@ -120,35 +120,46 @@ void duet_get_fail(duet_ctx *ctx, const duet_tensor *h, const char *op, const ch
         duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s was released (stale handle)", op, what);
 }
 
-duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int64_t offset,
-                             duet_dtype dtype, int ndim, const int64_t *shape,
-                             const int64_t *strides, duet_tensor_impl **out)
+/* Make room for one more slot and one more scope entry; false (error set)
+ * when memory runs out. The steady state never comes here. */
+static bool reserve_slow(duet_ctx *ctx, const char *op)
 {
-    uint32_t idx;
-    if (ctx->free_head) {
-        idx = ctx->free_head - 1;
-    } else {
-        if (!grow_slots(ctx)) {
-            duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for a tensor handle", op);
-            return NULL;
-        }
-        idx = ctx->nslots;
+    if (!ctx->free_head && !grow_slots(ctx)) {
+        duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for a tensor handle", op);
+        return false;
     }
     if (ctx->depth > 0 && ctx->nscoped == ctx->capscoped) {
         size_t cap = ctx->capscoped ? ctx->capscoped * 2 : 256;
-        duet_tensor **s = realloc(ctx->scoped, cap * sizeof *s);
-        if (!s) {
+        duet_tensor **sc = realloc(ctx->scoped, cap * sizeof *sc);
+        if (!sc) {
             duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for the scope list", op);
-            return NULL;
+            return false;
         }
-        ctx->scoped = s;
+        ctx->scoped = sc;
         ctx->capscoped = cap;
     }
-    duet_tensor_impl *t = duet_slot(ctx, idx);
-    if (ctx->free_head)
+    return true;
+}
+
+/* Take a slot for a tensor over blk (one reference taken) and register it
+ * with the innermost scope. Shape and strides are the caller's to fill. */
+static inline __attribute__((always_inline)) duet_tensor *take_slot(duet_ctx *ctx, const char *op, duet_block *blk,
+                                     int64_t offset, duet_dtype dtype, int ndim,
+                                     duet_tensor_impl **out)
+{
+    if (DUET_UNLIKELY(!ctx->free_head || (ctx->depth > 0 && ctx->nscoped == ctx->capscoped)) &&
+        !reserve_slow(ctx, op))
+        return NULL;
+    uint32_t idx;
+    duet_tensor_impl *t;
+    if (DUET_LIKELY(ctx->free_head != 0)) {
+        idx = ctx->free_head - 1;
+        t = duet_slot(ctx, idx);
         ctx->free_head = t->next_free;
-    else
-        ctx->nslots++;
+    } else {
+        idx = ctx->nslots++;
+        t = duet_slot(ctx, idx);
+    }
     t->idx = idx;
     t->blk = blk;
     blk->refs++;
@@ -158,6 +169,22 @@ duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int
     t->flags = DUET_TF_LIVE;
     t->scope = (uint8_t)ctx->depth;
     t->next_free = 0;
+    duet_tensor *h = duet_handle_make(ctx, idx, t->gen);
+    if (ctx->depth > 0)
+        ctx->scoped[ctx->nscoped++] = h;
+    ctx->pool.st.live_tensors++;
+    *out = t;
+    return h;
+}
+
+duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int64_t offset,
+                             duet_dtype dtype, int ndim, const int64_t *shape,
+                             const int64_t *strides, duet_tensor_impl **out)
+{
+    duet_tensor_impl *t;
+    duet_tensor *h = take_slot(ctx, op, blk, offset, dtype, ndim, &t);
+    if (!h)
+        return NULL;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     t->numel = shape_numel(ndim, shape);
@@ -170,10 +197,6 @@ duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int
         duet_contig_strides(ndim, shape, t->strides);
         t->flags |= DUET_TF_CONTIG;
     }
-    duet_tensor *h = duet_handle_make(ctx, idx, t->gen);
-    if (ctx->depth > 0)
-        ctx->scoped[ctx->nscoped++] = h;
-    ctx->pool.st.live_tensors++;
     if (out)
         *out = t;
     return h;
@@ -190,9 +213,28 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
                   duet_fmt_shape(s, sizeof s, ndim, shape));
         return NULL;
     }
-    duet_tensor *h = duet_tensor_new(ctx, op, b, 0, dtype, ndim, shape, NULL, out);
-    if (DUET_UNLIKELY(!h))
+    duet_tensor_impl *t;
+    duet_tensor *h = take_slot(ctx, op, b, 0, dtype, ndim, &t);
+    if (DUET_UNLIKELY(!h)) {
         duet_pool_put(ctx, b);
+        return NULL;
+    }
+    t->numel = n;
+    t->flags |= DUET_TF_CONTIG;
+    if (DUET_LIKELY(n > 0)) {
+        int64_t st = 1; /* no overflow: the product of all dims fits */
+        for (int i = ndim - 1; i >= 0; i--) {
+            t->shape[i] = shape[i];
+            t->strides[i] = st;
+            st *= shape[i];
+        }
+    } else {
+        for (int i = 0; i < ndim; i++)
+            t->shape[i] = shape[i];
+        duet_contig_strides(ndim, shape, t->strides);
+    }
+    if (out)
+        *out = t;
     return h;
 }
 

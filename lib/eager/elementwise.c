@@ -11,16 +11,11 @@ const char *duet_dtype_name(int dtype)
     return dtype == DUET_F32 ? "f32" : dtype == DUET_I32 ? "i32" : "unknown";
 }
 
-duet_tensor_impl *duet_eager_f32(duet_ctx *ctx, const duet_tensor *h, const char *op,
-                                 const char *what)
+void duet_eager_dtype_fail(duet_ctx *ctx, const duet_tensor_impl *t, const char *op,
+                           const char *what)
 {
-    duet_tensor_impl *t = duet_get(ctx, h, op, what);
-    if (DUET_UNLIKELY(t && t->dtype != DUET_F32)) {
-        duet_fail(ctx, DUET_ERR_DTYPE, "%s: %s has dtype %s, the op needs f32", op, what,
-                  duet_dtype_name(t->dtype));
-        return NULL;
-    }
-    return t;
+    duet_fail(ctx, DUET_ERR_DTYPE, "%s: %s has dtype %s, the op needs f32", op, what,
+              duet_dtype_name(t->dtype));
 }
 
 static duet_tensor *unary(duet_ctx *ctx, duet_unary_op op, const char *name, duet_tensor *hx)

@@ -1,0 +1,46 @@
+/*
+ * Eager matmul: validate and plan (lib/ops/matmul.c), take scratch for any
+ * operand that must be copied, allocate the output, run. Scratch comes from
+ * the context's pool and goes back before returning, so a steady loop of
+ * matmuls on views makes no system allocations.
+ */
+#include "eager.h"
+
+duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
+{
+    static const char op[] = "duet_matmul";
+    if (DUET_UNLIKELY(!ctx))
+        return NULL;
+    duet_tensor_impl *a = duet_eager_f32(ctx, ha, op, "a");
+    if (DUET_UNLIKELY(!a))
+        return NULL;
+    duet_tensor_impl *b = duet_eager_f32(ctx, hb, op, "b"), *y;
+    if (DUET_UNLIKELY(!b))
+        return NULL;
+    duet_matmul_desc d;
+    int nd;
+    int64_t shape[DUET_MAX_DIMS];
+    if (DUET_UNLIKELY(duet_matmul_plan(ctx, op, a->ndim, a->shape, a->strides, b->ndim, b->shape,
+                                       b->strides, &d, &nd, shape) != DUET_OK))
+        return NULL;
+    size_t nscratch = duet_matmul_scratch(ctx->kt, &d);
+    duet_block *scratch = NULL;
+    if (nscratch) {
+        scratch = duet_pool_get(ctx, nscratch * sizeof(float));
+        if (DUET_UNLIKELY(!scratch)) {
+            char s1[DUET_SHAPE_STR], s2[DUET_SHAPE_STR];
+            duet_fail(ctx, DUET_ERR_NOMEM,
+                      "%s: shapes %s and %s: out of memory for a %zu-byte copy of an operand", op,
+                      duet_fmt_shape(s1, sizeof s1, a->ndim, a->shape),
+                      duet_fmt_shape(s2, sizeof s2, b->ndim, b->shape), nscratch * sizeof(float));
+            return NULL;
+        }
+    }
+    duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
+    if (DUET_LIKELY(hy != NULL))
+        duet_exec_matmul(ctx->kt, &d, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y),
+                         scratch ? (float *)DUET_BLOCK_DATA(scratch) : NULL);
+    if (scratch)
+        duet_pool_put(ctx, scratch);
+    return hy;
+}
