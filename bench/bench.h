@@ -28,6 +28,35 @@ FILE *bench_csv(const bench_opts *o, const char *name);
 /* A line naming the machine: CPU model, ISA best, duet and OpenBLAS versions. */
 void bench_machine_line(FILE *f, const char *prefix);
 
+/* What else ran on the machine: taken before a suite and reported after it
+ * as the CPUs other processes kept busy (from /proc/stat minus this
+ * process's CPU time), so a figure measured next to a busy neighbour says so. */
+typedef struct bench_load {
+    double wall_ns, busy_s, self_s, steal_s;
+} bench_load;
+bench_load bench_load_now(void);
+void bench_load_report(FILE *f, bench_load since);
+
+/* Median, min and max of n samples (v is sorted in place). */
+typedef struct bench_stat {
+    double med, min, max;
+} bench_stat;
+bench_stat bench_stats(double *v, int n);
+/* Keeps the compiler from proving a result unused or a buffer unchanged. */
+#define BENCH_CLOBBER(p) __asm__ volatile("" : : "g"(p) : "memory")
+/* 64-byte aligned buffer of n floats, every page touched; NULL with a message. */
+float *bench_alloc_f32(size_t n);
+/* Fill x[0..n) with reproducible pseudo-random floats in [lo, hi). */
+void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
+/* A context on the machine's best ISA; NULL with a message. */
+duet_ctx *bench_ctx(void);
+
+/* One STREAM triad pass a = b + s*c over n floats (single thread, regular
+ * stores, arrays 64-byte aligned); returns GB/s with bytes = 12 n. Shared
+ * so the kernels suite can interleave it with an eager op and relate the
+ * two in the same run. */
+double bench_triad_pass(size_t n, float *a, const float *b, const float *c);
+
 /* The suites. Each returns 0 on success. */
 int bench_dispatch(const bench_opts *o); /* eager per-op overhead on tiny tensors */
 int bench_kernels(const bench_opts *o);  /* scalar vs AVX2 throughput per kernel */

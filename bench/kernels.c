@@ -1,0 +1,308 @@
+/*
+ * kernels: throughput of every elementwise kernel in the table, scalar vs
+ * AVX2, called straight from duet_kernels_scalar / duet_kernels_avx2, and
+ * the same op end to end through the eager API (duet_exp, duet_add, ...)
+ * on the machine's best ISA.
+ *
+ * Bytes count what the op must move: inputs read plus output written
+ * (unary 8, binary 12 per element), as STREAM counts, so the GB/s columns
+ * sit directly next to the stream suite's limits.
+ *
+ * Steady state: kernel outputs go to one reused buffer, and the eager
+ * result is released after every call, so the context's pool hands the
+ * same block back next time. Neither path pays first-touch page faults in
+ * the timed loop; an eager loop that allocated fresh memory each time would
+ * be slower at 16M, and that is not what these figures show.
+ */
+#include "bench.h"
+#include "kernels/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kop {
+    const char *name;
+    int binary;
+    int idx; /* duet_unary_op or duet_binary_op */
+    duet_tensor *(*eager1)(duet_ctx *, duet_tensor *);
+    duet_tensor *(*eager2)(duet_ctx *, duet_tensor *, duet_tensor *);
+} kop;
+
+static const kop ops[] = {
+#define X(name) {#name, 0, DUET_UNARY_##name, duet_##name, NULL},
+    DUET_UNARY_OPS(X)
+#undef X
+#define X(name) {#name, 1, DUET_BINARY_##name, NULL, duet_##name},
+    DUET_BINARY_OPS(X)
+#undef X
+};
+#define NOPS ((int)(sizeof ops / sizeof ops[0]))
+
+/* Inputs inside each op's domain (sqrt, log: positive; div: b away from 0)
+ * and wide enough to exercise the range reduction of exp/tanh/... */
+static void fill_inputs(const kop *op, float *x, float *x2, size_t n)
+{
+    int positive = !op->binary && (op->idx == DUET_UNARY_sqrt || op->idx == DUET_UNARY_log);
+    if (positive)
+        bench_fill(x, n, 0.01f, 100.0f, 1);
+    else
+        bench_fill(x, n, -8.0f, 8.0f, 1);
+    if (op->binary)
+        bench_fill(x2, n, 0.5f, 8.0f, 2);
+}
+
+/* The table the eager path uses (the context is made on the best ISA). */
+static const duet_kernels *ctx_kernels(void)
+{
+    return duet_isa_best() == DUET_ISA_AVX2 ? &duet_kernels_avx2 : &duet_kernels_scalar;
+}
+
+typedef struct kbuf {
+    float *x, *x2, *y, *chk;
+    size_t n;
+    long iters; /* calls per sample, so small sizes still time >= ~10 ms */
+} kbuf;
+
+static double time_kernel(const duet_kernels *kt, const kop *op, const kbuf *b)
+{
+    double t0 = bench_now_ns();
+    for (long i = 0; i < b->iters; i++) {
+        if (op->binary)
+            kt->binary[op->idx](b->n, b->x, 1, b->x2, 1, b->y);
+        else
+            kt->unary[op->idx](b->n, b->x, 1, b->y);
+        BENCH_CLOBBER(b->y);
+    }
+    return bench_now_ns() - t0;
+}
+
+/* Returns ns for b->iters calls, or -1 if an op failed. */
+static double time_eager(duet_ctx *ctx, const kop *op, duet_tensor *tx, duet_tensor *tx2,
+                         long iters)
+{
+    double t0 = bench_now_ns();
+    for (long i = 0; i < iters; i++) {
+        duet_tensor *y = op->binary ? op->eager2(ctx, tx, tx2) : op->eager1(ctx, tx);
+        if (!y || duet_release(ctx, y) != DUET_OK)
+            return -1.0;
+    }
+    return bench_now_ns() - t0;
+}
+
+/* Samples are converted to GB/s as they come, so the stats are of GB/s. */
+static double gbs(const kop *op, const kbuf *b, double ns)
+{
+    return (op->binary ? 12.0 : 8.0) * (double)b->n * (double)b->iters / ns;
+}
+
+static void fmt_size(char *buf, size_t cap, size_t n)
+{
+    if (n % (1u << 20) == 0)
+        snprintf(buf, cap, "%zuM", n >> 20);
+    else
+        snprintf(buf, cap, "%zuK", n >> 10);
+}
+
+/* Eager add over n elements interleaved rep by rep with the triad and with
+ * the add kernel run on the triad's own arrays, so drift hits all three
+ * alike. The kernel-on-the-same-arrays figure separates what is the kernel
+ * from what is physical page placement, which on this VM moves one-thread
+ * bandwidth by ~10 % between two sets of arrays. Fills GB/s stats. */
+static int add_vs_triad(duet_ctx *ctx, kbuf *b, int reps, double *s1, double *s2, double *s3,
+                        bench_stat *add, bench_stat *triad, bench_stat *kadd,
+                        unsigned long long *allocs)
+{
+    const kop *op = NULL;
+    for (int i = 0; i < NOPS; i++)
+        if (ops[i].binary && ops[i].idx == DUET_BINARY_add)
+            op = &ops[i];
+    fill_inputs(op, b->x, b->x2, b->n);
+    int64_t shape[1] = {(int64_t)b->n};
+    duet_tensor *ta = duet_from_data(ctx, DUET_F32, 1, shape, b->x);
+    duet_tensor *tb = duet_from_data(ctx, DUET_F32, 1, shape, b->x2);
+    int rc = -1;
+    if (!ta || !tb)
+        goto out;
+    long saved = b->iters;
+    b->iters = 1;
+    duet_mem_stats m0, m1;
+    if (time_eager(ctx, op, ta, tb, 1) < 0)
+        goto out;
+    bench_triad_pass(b->n, b->y, b->x, b->x2);
+    duet_ctx_mem_stats(ctx, &m0);
+    for (int r = 0; r < reps; r++) {
+        double t = time_eager(ctx, op, ta, tb, 1);
+        if (t < 0)
+            goto out;
+        s1[r] = gbs(op, b, t);
+        s2[r] = bench_triad_pass(b->n, b->y, b->x, b->x2);
+        s3[r] = gbs(op, b, time_kernel(ctx_kernels(), op, b));
+    }
+    duet_ctx_mem_stats(ctx, &m1);
+    b->iters = saved;
+    *allocs = (unsigned long long)(m1.system_allocs - m0.system_allocs);
+    *add = bench_stats(s1, reps);
+    *triad = bench_stats(s2, reps);
+    *kadd = bench_stats(s3, reps);
+    rc = 0;
+out:
+    duet_release(ctx, ta);
+    duet_release(ctx, tb);
+    return rc;
+}
+
+int bench_kernels(const bench_opts *o)
+{
+    const size_t big = (size_t)16 << 20;
+    size_t sizes[2] = {(size_t)1 << 20, big};
+    int nsizes = o->quick ? 1 : 2;
+    int reps = o->reps;
+    int have_avx2 = duet_isa_best() == DUET_ISA_AVX2;
+    kbuf b = {0};
+    b.x = bench_alloc_f32(big);
+    b.x2 = bench_alloc_f32(big);
+    b.y = bench_alloc_f32(big);
+    b.chk = bench_alloc_f32(big);
+    double *s1 = malloc((size_t)reps * sizeof *s1), *s2 = malloc((size_t)reps * sizeof *s2),
+           *s3 = malloc((size_t)reps * sizeof *s3);
+    duet_ctx *ctx = bench_ctx();
+    FILE *csv = NULL;
+    int rc = 1, bad = 0;
+    if (!b.x || !b.x2 || !b.y || !b.chk || !s1 || !s2 || !s3 || !ctx)
+        goto out;
+    if (!(csv = bench_csv(o, "kernels.csv")))
+        goto out;
+
+    /* The headline first (its triad is the reference for every row). */
+    bench_stat add16, triad, kadd16;
+    unsigned long long add_allocs = 0;
+    b.n = big;
+    if (add_vs_triad(ctx, &b, reps, s1, s2, s3, &add16, &triad, &kadd16, &add_allocs) != 0) {
+        fprintf(stderr, "kernels: eager add failed: %s\n", duet_error_message(ctx));
+        goto out;
+    }
+
+    fprintf(csv, "op,n,bytes_per_elem,iters_per_sample,"
+                 "scalar_gbs_median,scalar_gbs_min,scalar_gbs_max,scalar_gelems,"
+                 "avx2_gbs_median,avx2_gbs_min,avx2_gbs_max,avx2_gelems,avx2_over_scalar,"
+                 "eager_isa,eager_gbs_median,eager_gbs_min,eager_gbs_max,eager_gelems,"
+                 "eager_over_kernel,eager_system_allocs_timed,eager_pct_of_triad,triad_gbs\n");
+    printf("1 thread; GB/s = (bytes read + written) / time, Gel/s = 1e9 elements/s; eager = "
+           "duet_<op> + duet_release on ctx ISA %s,\nsteady state (the pool reuses the output "
+           "block: no page faults or mallocs in the timed loop); eag/krn = eager / %s kernel\n",
+           duet_isa_name(duet_isa_best()), duet_isa_name(duet_isa_best()));
+    printf("%-8s %4s %20s %6s %20s %6s %6s %20s %6s %7s\n", "op", "n", "scalar GB/s (min-max)",
+           "Gel/s", "avx2 GB/s (min-max)", "Gel/s", "ratio", "eager GB/s (min-max)", "Gel/s",
+           "eag/krn");
+
+    for (int si = 0; si < nsizes; si++) {
+        b.n = sizes[si];
+        /* ~16M elements per sample at every size. */
+        b.iters = (long)(big / b.n);
+        if (o->quick && b.iters > 4)
+            b.iters = 4;
+        char nb[24];
+        fmt_size(nb, sizeof nb, b.n);
+        for (int oi = 0; oi < NOPS; oi++) {
+            const kop *op = &ops[oi];
+            fill_inputs(op, b.x, b.x2, b.n);
+            bench_stat st[2] = {{-1, -1, -1}, {-1, -1, -1}};
+            const duet_kernels *kts[2] = {&duet_kernels_scalar, &duet_kernels_avx2};
+            for (int k = 0; k < 1 + have_avx2; k++) {
+                time_kernel(kts[k], op, &b);
+                for (int r = 0; r < reps; r++)
+                    s1[r] = gbs(op, &b, time_kernel(kts[k], op, &b));
+                st[k] = bench_stats(s1, reps);
+            }
+            /* b.y now holds the best ISA's output: the eager result must match it bit for bit. */
+            int64_t shape[1] = {(int64_t)b.n};
+            duet_tensor *tx = duet_from_data(ctx, DUET_F32, 1, shape, b.x);
+            duet_tensor *tx2 = op->binary ? duet_from_data(ctx, DUET_F32, 1, shape, b.x2) : NULL;
+            duet_mem_stats m0, m1;
+            double t = tx && (!op->binary || tx2) ? time_eager(ctx, op, tx, tx2, b.iters) : -1;
+            duet_ctx_mem_stats(ctx, &m0);
+            for (int r = 0; r < reps && t >= 0; r++) {
+                t = time_eager(ctx, op, tx, tx2, b.iters);
+                s2[r] = gbs(op, &b, t);
+            }
+            duet_ctx_mem_stats(ctx, &m1);
+            duet_tensor *y = t >= 0 ? (op->binary ? op->eager2(ctx, tx, tx2) : op->eager1(ctx, tx))
+                                    : NULL;
+            int same = y && duet_read(ctx, y, b.chk, b.n * sizeof(float)) == DUET_OK &&
+                       memcmp(b.chk, b.y, b.n * sizeof(float)) == 0;
+            duet_release(ctx, y);
+            duet_release(ctx, tx);
+            duet_release(ctx, tx2);
+            if (t < 0) {
+                fprintf(stderr, "kernels: eager %s failed: %s\n", op->name,
+                        duet_error_message(ctx));
+                goto out;
+            }
+            if (!same) {
+                fprintf(stderr, "kernels: eager %s differs from the %s kernel's output\n",
+                        op->name, duet_isa_name(duet_isa_best()));
+                bad = 1;
+            }
+            bench_stat e = bench_stats(s2, reps);
+            unsigned long long allocs = (unsigned long long)(m1.system_allocs - m0.system_allocs);
+            double bpe = op->binary ? 12.0 : 8.0;
+            const bench_stat *kb = &st[have_avx2];
+            double ratio = have_avx2 ? st[1].med / st[0].med : 0.0;
+            char sc[32], av[32] = "-", avg[16] = "-", rt[16] = "-", eg[32];
+            snprintf(sc, sizeof sc, "%6.1f (%5.1f-%5.1f)", st[0].med, st[0].min, st[0].max);
+            snprintf(eg, sizeof eg, "%6.1f (%5.1f-%5.1f)", e.med, e.min, e.max);
+            if (have_avx2) {
+                snprintf(av, sizeof av, "%6.1f (%5.1f-%5.1f)", st[1].med, st[1].min, st[1].max);
+                snprintf(avg, sizeof avg, "%.2f", st[1].med / bpe);
+                snprintf(rt, sizeof rt, "%.1fx", ratio);
+            }
+            printf("%-8s %4s %20s %6.2f %20s %6s %6s %20s %6.2f %6.0f%%%s\n", op->name, nb, sc,
+                   st[0].med / bpe, av, avg, rt, eg, e.med / bpe, 100.0 * e.med / kb->med,
+                   allocs ? "  ALLOCS!" : "");
+            fprintf(csv, "%s,%zu,%d,%ld,%.3f,%.3f,%.3f,%.4f,", op->name, b.n, (int)bpe, b.iters,
+                    st[0].med, st[0].min, st[0].max, st[0].med / bpe);
+            if (have_avx2)
+                fprintf(csv, "%.3f,%.3f,%.3f,%.4f,%.3f,", st[1].med, st[1].min, st[1].max,
+                        st[1].med / bpe, ratio);
+            else
+                fprintf(csv, ",,,,,");
+            fprintf(csv, "%s,%.3f,%.3f,%.3f,%.4f,%.3f,%llu,%.1f,%.3f\n",
+                    duet_isa_name(duet_isa_best()), e.med, e.min, e.max, e.med / bpe,
+                    e.med / kb->med, allocs, 100.0 * e.med / triad.med, triad.med);
+            fflush(stdout);
+            if (allocs)
+                bad = 1;
+        }
+    }
+
+    double pct = 100.0 * add16.med / triad.med, kpct = 100.0 * kadd16.med / triad.med;
+    printf("\nlarge add vs STREAM triad, 16M floats per array (64 MiB), 12 bytes/element, "
+           "interleaved, %d reps:\n"
+           "  triad (regular stores)                %5.1f GB/s (%.1f-%.1f)\n"
+           "  eager duet_add + release, pool memory %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad "
+           "(target >= 80 %%: %s; system allocs in loop: %llu)\n"
+           "  %s add kernel on the triad's arrays   %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad\n",
+           reps, triad.med, triad.min, triad.max, add16.med, add16.min, add16.max, pct,
+           pct >= 80.0 ? "met" : "MISSED", add_allocs, duet_isa_name(duet_isa_best()),
+           kadd16.med, kadd16.min, kadd16.max, kpct);
+    fprintf(csv, "# add vs triad, n %zu: triad_gbs %.3f (%.3f-%.3f); eager_add_gbs %.3f "
+                 "(%.3f-%.3f) pct %.1f system_allocs %llu; kernel_add_same_arrays_gbs %.3f "
+                 "(%.3f-%.3f) pct %.1f\n",
+            big, triad.med, triad.min, triad.max, add16.med, add16.min, add16.max, pct,
+            add_allocs, kadd16.med, kadd16.min, kadd16.max, kpct);
+    if (add_allocs)
+        bad = 1;
+    rc = bad;
+out:
+    if (csv)
+        fclose(csv);
+    duet_ctx_destroy(ctx);
+    free(b.x);
+    free(b.x2);
+    free(b.y);
+    free(b.chk);
+    free(s1);
+    free(s2);
+    free(s3);
+    return rc;
+}

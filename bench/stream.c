@@ -1,0 +1,165 @@
+/*
+ * STREAM-like bandwidth, one thread: the physical limit every elementwise
+ * figure is compared against. Bytes follow STREAM's convention (each array
+ * read or written counts once; the write-allocate read of the destination
+ * is not counted), so an eager add (2 reads + 1 write) is directly
+ * comparable with triad.
+ *
+ * The AVX2 loops carry a target attribute and are chosen at run time, so
+ * the bench needs no -mavx2 and still runs on a CPU without AVX2.
+ */
+#include "bench.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+
+#define STREAM_N ((size_t)16 << 20) /* floats per array: 64 MiB */
+#define SCALAR_S 3.0f
+
+enum { K_COPY, K_TRIAD, K_COPY_NT, K_TRIAD_NT, K_COUNT };
+static const char *const kname[K_COUNT] = {"copy", "triad", "copy-nt", "triad-nt"};
+static const char *const kdesc[K_COUNT] = {
+    "b = a", "a = b + s*c", "b = a, streaming stores", "a = b + s*c, streaming stores"};
+static const int kbytes[K_COUNT] = {8, 12, 8, 12}; /* per element */
+
+/* Portable versions, for a CPU without AVX2 (gcc vectorises them for SSE2). */
+static void copy_plain(size_t n, const float *restrict a, float *restrict b)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = a[i];
+}
+
+static void triad_plain(size_t n, float *restrict a, const float *restrict b,
+                        const float *restrict c, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] + s * c[i];
+}
+
+/* n is a multiple of 32 and the arrays are 64-byte aligned here. */
+__attribute__((target("avx2,fma"))) static void copy_avx2(size_t n, const float *a, float *b,
+                                                           int nt)
+{
+    if (nt) {
+        for (size_t i = 0; i < n; i += 16) {
+            _mm256_stream_ps(b + i, _mm256_load_ps(a + i));
+            _mm256_stream_ps(b + i + 8, _mm256_load_ps(a + i + 8));
+        }
+        _mm_sfence();
+    } else {
+        for (size_t i = 0; i < n; i += 16) {
+            _mm256_store_ps(b + i, _mm256_load_ps(a + i));
+            _mm256_store_ps(b + i + 8, _mm256_load_ps(a + i + 8));
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void triad_avx2(size_t n, float *a, const float *b,
+                                                            const float *c, float s, int nt)
+{
+    __m256 vs = _mm256_set1_ps(s);
+    if (nt) {
+        for (size_t i = 0; i < n; i += 16) {
+            _mm256_stream_ps(a + i, _mm256_fmadd_ps(vs, _mm256_load_ps(c + i), _mm256_load_ps(b + i)));
+            _mm256_stream_ps(a + i + 8,
+                             _mm256_fmadd_ps(vs, _mm256_load_ps(c + i + 8), _mm256_load_ps(b + i + 8)));
+        }
+        _mm_sfence();
+    } else {
+        for (size_t i = 0; i < n; i += 16) {
+            _mm256_store_ps(a + i, _mm256_fmadd_ps(vs, _mm256_load_ps(c + i), _mm256_load_ps(b + i)));
+            _mm256_store_ps(a + i + 8,
+                            _mm256_fmadd_ps(vs, _mm256_load_ps(c + i + 8), _mm256_load_ps(b + i + 8)));
+        }
+    }
+}
+
+static int use_avx2(void) { return duet_isa_best() == DUET_ISA_AVX2; }
+
+/* One pass of kernel k: dst = x (copy) or dst = x + s*y (triad). ns. */
+static double pass(int k, size_t n, float *dst, const float *x, const float *y)
+{
+    int avx2 = use_avx2() && n % 32 == 0;
+    double t0 = bench_now_ns();
+    switch (k) {
+    case K_COPY:
+    case K_COPY_NT:
+        if (avx2)
+            copy_avx2(n, x, dst, k == K_COPY_NT);
+        else
+            copy_plain(n, x, dst);
+        break;
+    default:
+        if (avx2)
+            triad_avx2(n, dst, x, y, SCALAR_S, k == K_TRIAD_NT);
+        else
+            triad_plain(n, dst, x, y, SCALAR_S);
+        break;
+    }
+    double t = bench_now_ns() - t0;
+    BENCH_CLOBBER(dst);
+    return t;
+}
+
+/* GB/s of kernel k over reps passes after one warm-up pass. */
+static bench_stat measure(int k, size_t n, int reps, float *dst, const float *x, const float *y)
+{
+    double *v = malloc((size_t)reps * sizeof *v);
+    bench_stat s = {0, 0, 0};
+    if (!v)
+        return s;
+    pass(k, n, dst, x, y);
+    for (int r = 0; r < reps; r++)
+        v[r] = (double)kbytes[k] * (double)n / pass(k, n, dst, x, y); /* bytes/ns = GB/s */
+    s = bench_stats(v, reps);
+    free(v);
+    return s;
+}
+
+double bench_triad_pass(size_t n, float *a, const float *b, const float *c)
+{
+    return 12.0 * (double)n / pass(K_TRIAD, n, a, b, c);
+}
+
+int bench_stream(const bench_opts *o)
+{
+    size_t n = STREAM_N;
+    float *a = bench_alloc_f32(n), *b = bench_alloc_f32(n), *c = bench_alloc_f32(n);
+    FILE *csv = NULL;
+    int rc = 1;
+    if (!a || !b || !c)
+        goto out;
+    bench_fill(a, n, -1.0f, 1.0f, 1);
+    bench_fill(b, n, -1.0f, 1.0f, 2);
+    bench_fill(c, n, -1.0f, 1.0f, 3);
+    if (!(csv = bench_csv(o, "stream.csv")))
+        goto out;
+    fprintf(csv, "kernel,path,mib_per_array,bytes_per_elem,gbs_median,gbs_min,gbs_max,ms_median\n");
+
+    const char *path = use_avx2() ? "avx2" : "plain C";
+    printf("%zu floats (%zu MiB) per array, 1 thread, %s loops; GB/s = 1e9 bytes/s, "
+           "bytes = arrays read + written (no write-allocate)\n",
+           n, n * sizeof(float) >> 20, path);
+    printf("%-9s %-30s %6s %22s %9s\n", "kernel", "what", "B/elem", "GB/s median (min-max)",
+           "ms/pass");
+    for (int k = 0; k < K_COUNT; k++) {
+        /* copy: b = a; triad: a = b + s*c, as STREAM names them. */
+        bench_stat s = k == K_COPY || k == K_COPY_NT ? measure(k, n, o->reps, b, a, NULL)
+                                                     : measure(k, n, o->reps, a, b, c);
+        double ms = (double)kbytes[k] * (double)n / s.med * 1e-6;
+        printf("%-9s %-30s %6d %8.1f (%5.1f-%5.1f) %9.2f\n", kname[k], kdesc[k], kbytes[k],
+               s.med, s.min, s.max, ms);
+        fprintf(csv, "%s,%s,%zu,%d,%.3f,%.3f,%.3f,%.3f\n", kname[k], path,
+                n * sizeof(float) >> 20, kbytes[k], s.med, s.min, s.max, ms);
+    }
+    printf("copy and triad (regular stores) are the limits the kernels suite compares against;\n"
+           "the -nt rows show what streaming stores would add on outputs that leave the cache.\n");
+    rc = 0;
+out:
+    if (csv)
+        fclose(csv);
+    free(a);
+    free(b);
+    free(c);
+    return rc;
+}

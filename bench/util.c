@@ -1,0 +1,226 @@
+/*
+ * Shared helpers of duet-bench: the clock, order statistics, CSV files and
+ * the machine line that heads every table and CSV, so a figure never
+ * travels without the machine that produced it.
+ */
+#include "bench.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+double bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n)
+{
+    if (n <= 0)
+        return 0.0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double bench_min(const double *v, int n)
+{
+    double m = n > 0 ? v[0] : 0.0;
+    for (int i = 1; i < n; i++)
+        if (v[i] < m)
+            m = v[i];
+    return m;
+}
+
+double bench_max(const double *v, int n)
+{
+    double m = n > 0 ? v[0] : 0.0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > m)
+            m = v[i];
+    return m;
+}
+
+bench_stat bench_stats(double *v, int n)
+{
+    bench_stat s;
+    s.min = bench_min(v, n);
+    s.max = bench_max(v, n);
+    s.med = bench_median(v, n);
+    return s;
+}
+
+/* mkdir -p: the out dir may be nested and may not exist yet. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+FILE *bench_csv(const bench_opts *o, const char *name)
+{
+    const char *dir = o->out_dir ? o->out_dir : "bench/results";
+    char path[4096];
+    if (make_dirs(dir) != 0) {
+        fprintf(stderr, "duet-bench: cannot create %s: %s\n", dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "duet-bench: cannot write %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    bench_machine_line(f, "# ");
+    return f;
+}
+
+/* "AMD EPYC (family 25 model 17)": some VMs hide the marketing name, and
+ * family/model still tell the core generation apart. */
+static void cpu_model(char *buf, size_t cap)
+{
+    char name[256] = "unknown CPU";
+    int family = -1, model = -1;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            const char *p = strchr(line, ':');
+            if (!p)
+                continue;
+            p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (strncmp(line, "model name", 10) == 0) {
+                snprintf(name, sizeof name, "%s", p);
+                name[strcspn(name, "\n")] = '\0';
+            } else if (strncmp(line, "cpu family", 10) == 0) {
+                family = atoi(p);
+            } else if (strncmp(line, "model", 5) == 0 && (line[5] == ' ' || line[5] == '\t')) {
+                model = atoi(p);
+            } else if (line[0] == '\n') {
+                break; /* end of the first processor's block */
+            }
+        }
+        fclose(f);
+    }
+    if (family >= 0)
+        snprintf(buf, cap, "%s (family %d model %d)", name, family, model);
+    else
+        snprintf(buf, cap, "%s", name);
+}
+
+void bench_machine_line(FILE *f, const char *prefix)
+{
+    char cpu[300], date[32], blas[256];
+    cpu_model(cpu, sizeof cpu);
+    const char *cfg = openblas_get_config();
+    snprintf(blas, sizeof blas, "%s", cfg ? cfg : "?");
+    /* The config string ends with a space in some builds. */
+    size_t bl = strlen(blas);
+    while (bl && blas[bl - 1] == ' ')
+        blas[--bl] = '\0';
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tmv);
+    fprintf(f, "%smachine: %s, %ld cpus | isa_best %s | duet %s | %s, %d threads | cc %s | %s\n",
+            prefix ? prefix : "", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+            duet_isa_name(duet_isa_best()), duet_version(), blas, openblas_get_num_threads(),
+            __VERSION__, date);
+}
+
+bench_load bench_load_now(void)
+{
+    bench_load l = {bench_now_ns(), 0.0, 0.0, 0.0};
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+        l.self_s = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    FILE *f = fopen("/proc/stat", "r");
+    if (f) {
+        unsigned long long v[8] = {0};
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]) == 8) {
+            double hz = (double)sysconf(_SC_CLK_TCK);
+            /* user nice system idle iowait irq softirq steal */
+            l.busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+            l.steal_s = (double)v[7] / hz;
+        }
+        fclose(f);
+    }
+    return l;
+}
+
+void bench_load_report(FILE *f, bench_load since)
+{
+    bench_load now = bench_load_now();
+    double wall = (now.wall_ns - since.wall_ns) * 1e-9;
+    if (wall <= 0 || now.busy_s == 0.0)
+        return;
+    double other = (now.busy_s - since.busy_s - (now.self_s - since.self_s)) / wall;
+    double steal = (now.steal_s - since.steal_s) / wall;
+    if (other < 0)
+        other = 0; /* jiffy granularity */
+    fprintf(f, "   other processes kept %.2f CPUs busy meanwhile, hypervisor steal %.2f CPUs%s\n",
+            other, steal,
+            other > 0.2 || steal > 0.1 ? "  <- machine not quiet: these figures are noisy" : "");
+}
+
+float *bench_alloc_f32(size_t n)
+{
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) {
+        fprintf(stderr, "duet-bench: out of memory (%zu bytes)\n", bytes);
+        return NULL;
+    }
+    /* Fault every page in now so no timed loop pays for first touch. */
+    memset(p, 0, bytes);
+    return p;
+}
+
+void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
+    }
+}
+
+duet_ctx *bench_ctx(void)
+{
+    duet_ctx_options opts = {0};
+    /* Explicit, so a stray $DUET_ISA cannot silently change what is measured. */
+    opts.isa = duet_isa_best();
+    duet_ctx *ctx = duet_ctx_create(&opts);
+    if (!ctx)
+        fprintf(stderr, "duet-bench: duet_ctx_create failed\n");
+    return ctx;
+}
