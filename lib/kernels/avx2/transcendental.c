@@ -1,8 +1,63 @@
-/* PLACEHOLDER until the vectorised approximations land: the transcendental
- * AVX2 kernels forward to the scalar ones. */
+/*
+ * AVX2 kernels of the transcendental unary ops: the per-vector math of
+ * vmath.h driven over unit-stride (2 x 8 lanes per iteration so two
+ * independent dependency chains overlap, then one vector, then a masked
+ * tail), broadcast (stride 0: one value) and strided inputs. Strided input
+ * is gathered 8 at a time into a small buffer and runs the same vector code,
+ * so an element's result never depends on the layout it came from.
+ */
 #include "avx2.h"
-#include "../scalar/scalar.h"
+#include "vmath.h"
 
-#define FWD(name) \
-    void duet_avx2_##name(size_t n, const float *x, ptrdiff_t sx, float *y) { duet_scalar_##name(n, x, sx, y); }
-FWD(exp) FWD(log) FWD(tanh) FWD(sigmoid) FWD(gelu) FWD(silu)
+static inline __m256i tail_mask(size_t r)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), idx);
+}
+
+#define VKERNEL(name)                                                                 \
+    void duet_avx2_##name(size_t n, const float *x, ptrdiff_t sx, float *y)           \
+    {                                                                                 \
+        size_t i = 0;                                                                 \
+        if (sx == 1) {                                                                \
+            for (; i + 16 <= n; i += 16) {                                            \
+                __m256 v0 = duet_v8_##name(_mm256_loadu_ps(x + i));                   \
+                __m256 v1 = duet_v8_##name(_mm256_loadu_ps(x + i + 8));               \
+                _mm256_storeu_ps(y + i, v0);                                          \
+                _mm256_storeu_ps(y + i + 8, v1);                                      \
+            }                                                                         \
+            for (; i + 8 <= n; i += 8)                                                \
+                _mm256_storeu_ps(y + i, duet_v8_##name(_mm256_loadu_ps(x + i)));     \
+            if (i < n) {                                                              \
+                __m256i m = tail_mask(n - i);                                         \
+                _mm256_maskstore_ps(y + i, m, duet_v8_##name(_mm256_maskload_ps(x + i, m))); \
+            }                                                                         \
+        } else if (sx == 0) {                                                         \
+            if (n == 0)                                                               \
+                return;                                                               \
+            __m256 v = duet_v8_##name(_mm256_set1_ps(x[0]));                          \
+            for (; i + 8 <= n; i += 8)                                                \
+                _mm256_storeu_ps(y + i, v);                                           \
+            if (i < n)                                                                \
+                _mm256_maskstore_ps(y + i, tail_mask(n - i), v);                      \
+        } else {                                                                      \
+            float buf[8];                                                             \
+            for (; i < n; i += 8) {                                                   \
+                size_t m = n - i < 8 ? n - i : 8;                                     \
+                for (size_t j = 0; j < 8; j++)                                        \
+                    buf[j] = j < m ? x[(ptrdiff_t)(i + j) * sx] : 0.0f;               \
+                __m256 v = duet_v8_##name(_mm256_loadu_ps(buf));                      \
+                if (m == 8)                                                           \
+                    _mm256_storeu_ps(y + i, v);                                       \
+                else                                                                  \
+                    _mm256_maskstore_ps(y + i, tail_mask(m), v);                      \
+            }                                                                         \
+        }                                                                             \
+    }
+
+VKERNEL(exp)
+VKERNEL(log)
+VKERNEL(tanh)
+VKERNEL(sigmoid)
+VKERNEL(gelu)
+VKERNEL(silu)

@@ -1,0 +1,234 @@
+/*
+ * AVX2+FMA f32 transcendental math, 8 lanes per call: exp, log, tanh,
+ * sigmoid, silu, gelu. Static inline so that the elementwise kernels
+ * (transcendental.c) and, later, fused graph-mode loops compile them into
+ * their own loops. Include only from files built with -mavx2 -mfma.
+ *
+ * The algorithms are those of scalar/smath.h, step for step and with the
+ * constants of ../mathcoef.h; every step rounds as the scalar one does
+ * except the polynomial steps, which use FMA (the scalar mirror rounds
+ * a*b and +c separately). Range reduction deliberately avoids FMA so the
+ * reduced argument is bit-identical in both ISAs. Special values (NaN,
+ * +-inf, +-0, subnormals, overflow) give the same results as the scalar
+ * code. No libm, no branches on data except whole-vector shortcuts.
+ */
+#ifndef DUET_VMATH_H
+#define DUET_VMATH_H
+
+#include "../mathcoef.h"
+
+#include <immintrin.h>
+#include <math.h> /* INFINITY, NAN only: no libm calls here */
+
+#define DUET_V8(c) _mm256_set1_ps(c)
+
+
+/* 2^k for k in [-126, 127] (each lane). */
+static inline __m256 duet_v8_pow2i(__m256i k)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+
+/* v * 2^n, n in [-240, 128], one rounding (see duet_sf_ldexp). */
+static inline __m256 duet_v8_ldexp(__m256 v, __m256i n)
+{
+    __m256i a = _mm256_min_epi32(_mm256_max_epi32(n, _mm256_set1_epi32(-126)), _mm256_set1_epi32(127));
+    __m256i b = _mm256_sub_epi32(n, a);
+    return _mm256_mul_ps(_mm256_mul_ps(v, duet_v8_pow2i(b)), duet_v8_pow2i(a));
+}
+
+/* 2^max(n, -126): for factors whose underflow does not matter. */
+static inline __m256 duet_v8_pow2_flush(__m256i n)
+{
+    return duet_v8_pow2i(_mm256_max_epi32(n, _mm256_set1_epi32(-126)));
+}
+
+/* x clamped to [lo, hi]; NaN lanes stay NaN (max/min return their second
+ * operand when either is NaN). */
+static inline __m256 duet_v8_clamp(__m256 x, float lo, float hi)
+{
+    return _mm256_max_ps(DUET_V8(lo), _mm256_min_ps(DUET_V8(hi), x));
+}
+
+/* r = x - n ln2 and n, as duet_sf_exp_reduce (no FMA: bit-identical). */
+static inline __m256 duet_v8_exp_reduce(__m256 x, __m256i *n)
+{
+    __m256 t = _mm256_add_ps(_mm256_mul_ps(x, DUET_V8(DUET_LOG2E)), DUET_V8(DUET_ROUND_MAGIC));
+    *n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32((int)DUET_ROUND_MAGIC_BITS));
+    __m256 nf = _mm256_sub_ps(t, DUET_V8(DUET_ROUND_MAGIC));
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(nf, DUET_V8(DUET_LN2_HI)));
+    return _mm256_sub_ps(r, _mm256_mul_ps(nf, DUET_V8(DUET_LN2_LO)));
+}
+
+/* e^r for |r| <= ln2/2 + 2^-15, with FMA: may differ from the scalar
+ * polynomial by 1 ULP. Used where e^r is the result (exp). */
+static inline __m256 duet_v8_exp_poly(__m256 r)
+{
+    __m256 q = _mm256_fmadd_ps(DUET_V8(DUET_EXP_C6), r, DUET_V8(DUET_EXP_C5));
+    q = _mm256_fmadd_ps(q, r, DUET_V8(DUET_EXP_C4));
+    q = _mm256_fmadd_ps(q, r, DUET_V8(DUET_EXP_C3));
+    q = _mm256_fmadd_ps(q, r, DUET_V8(DUET_EXP_C2));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    return _mm256_add_ps(DUET_V8(1.0f), _mm256_fmadd_ps(r2, q, r));
+}
+
+/* The same polynomial rounded step for step as duet_sf_exp_poly, so it is
+ * bit-identical to the scalar one. Used where e^r feeds 1 + e or 1 - e
+ * (tanh, sigmoid, silu, gelu): there the rounding of 1 + e would turn a
+ * 1-ULP difference in e into 2-3 ULP between the ISAs (measured). */
+static inline __m256 duet_v8_exp_poly_mirror(__m256 r)
+{
+    __m256 q = _mm256_add_ps(_mm256_mul_ps(DUET_V8(DUET_EXP_C6), r), DUET_V8(DUET_EXP_C5));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), DUET_V8(DUET_EXP_C4));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), DUET_V8(DUET_EXP_C3));
+    q = _mm256_add_ps(_mm256_mul_ps(q, r), DUET_V8(DUET_EXP_C2));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    return _mm256_add_ps(DUET_V8(1.0f), _mm256_add_ps(_mm256_mul_ps(r2, q), r));
+}
+
+/* True if every lane has |x| < lim (false for any NaN lane). */
+static inline int duet_v8_all_below(__m256 x, float lim)
+{
+    __m256 ax = _mm256_andnot_ps(DUET_V8(-0.0f), x);
+    return _mm256_movemask_ps(_mm256_cmp_ps(ax, DUET_V8(lim), _CMP_LT_OQ)) == 0xff;
+}
+
+/* Below this |argument| 2^n is a normal float, so exp needs neither clamp
+ * nor two-step scaling (the results are the same either way). */
+#define DUET_V8_EXP_SAFE 87.0f
+
+/* exp: +inf on overflow, gradual underflow, NaN -> NaN. */
+static inline __m256 duet_v8_exp(__m256 x)
+{
+    __m256i n;
+    if (duet_v8_all_below(x, DUET_V8_EXP_SAFE)) {
+        __m256 r = duet_v8_exp_reduce(x, &n);
+        return _mm256_mul_ps(duet_v8_exp_poly(r), duet_v8_pow2i(n));
+    }
+    __m256 r = duet_v8_exp_reduce(duet_v8_clamp(x, DUET_EXP_ARG_LO, DUET_EXP_ARG_HI), &n);
+    return duet_v8_ldexp(duet_v8_exp_poly(r), n);
+}
+
+/* log: -inf at +-0, NaN below 0 and for NaN, +inf at +inf. */
+static inline __m256 duet_v8_log(__m256 x)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 sub = _mm256_cmp_ps(x, DUET_V8(0x1p-126f), _CMP_LT_OQ);
+    __m256 xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, DUET_V8(0x1p23f)), sub);
+    __m256i k = _mm256_and_si256(_mm256_castps_si256(sub), _mm256_set1_epi32(-23));
+    __m256i ix = _mm256_sub_epi32(_mm256_castps_si256(xs), _mm256_set1_epi32((int)DUET_LOG_SQRTHALF_BITS));
+    k = _mm256_add_epi32(k, _mm256_srai_epi32(ix, 23));
+    __m256i mb = _mm256_add_epi32(_mm256_and_si256(ix, _mm256_set1_epi32(0x7fffff)),
+                                  _mm256_set1_epi32((int)DUET_LOG_SQRTHALF_BITS));
+    __m256 f = _mm256_sub_ps(_mm256_castsi256_ps(mb), DUET_V8(1.0f));
+    __m256 q = _mm256_fmadd_ps(DUET_V8(DUET_LOG_L10), f, DUET_V8(DUET_LOG_L9));
+    q = _mm256_fmadd_ps(q, f, DUET_V8(DUET_LOG_L8));
+    q = _mm256_fmadd_ps(q, f, DUET_V8(DUET_LOG_L7));
+    q = _mm256_fmadd_ps(q, f, DUET_V8(DUET_LOG_L6));
+    q = _mm256_fmadd_ps(q, f, DUET_V8(DUET_LOG_L5));
+    q = _mm256_fmadd_ps(q, f, DUET_V8(DUET_LOG_L4));
+    q = _mm256_fmadd_ps(q, f, DUET_V8(DUET_LOG_L3));
+    __m256 f2 = _mm256_mul_ps(f, f);
+    __m256 kf = _mm256_cvtepi32_ps(k);
+    __m256 y = _mm256_mul_ps(f2, _mm256_mul_ps(f, q));
+    y = _mm256_add_ps(y, _mm256_mul_ps(kf, DUET_V8(DUET_LN2_LO)));
+    y = _mm256_sub_ps(y, _mm256_mul_ps(DUET_V8(0.5f), f2));
+    y = _mm256_add_ps(y, f);
+    y = _mm256_add_ps(y, _mm256_mul_ps(kf, DUET_V8(DUET_LN2_HI)));
+    /* Lanes outside (0, inf): 0 -> -inf, < 0 -> NaN, +inf and NaN -> x + x. */
+    __m256 ok = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ),
+                              _mm256_cmp_ps(x, DUET_V8(INFINITY), _CMP_LT_OQ));
+    if (_mm256_movemask_ps(ok) != 0xff) {
+        __m256 s = _mm256_blendv_ps(_mm256_add_ps(x, x), DUET_V8(NAN), _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+        s = _mm256_blendv_ps(s, DUET_V8(-INFINITY), _mm256_cmp_ps(x, zero, _CMP_EQ_OQ));
+        y = _mm256_blendv_ps(s, y, ok);
+    }
+    return y;
+}
+
+/* tanh on |x| with the sign put back last; the exp branch only runs when a
+ * lane needs it. */
+static inline __m256 duet_v8_tanh(__m256 x)
+{
+    const __m256 signbit = DUET_V8(-0.0f);
+    __m256 sign = _mm256_and_ps(x, signbit);
+    __m256 ax = _mm256_andnot_ps(signbit, x);
+    __m256 x2 = _mm256_mul_ps(ax, ax);
+    __m256 q = _mm256_fmadd_ps(DUET_V8(DUET_TANH_T11), x2, DUET_V8(DUET_TANH_T9));
+    q = _mm256_fmadd_ps(q, x2, DUET_V8(DUET_TANH_T7));
+    q = _mm256_fmadd_ps(q, x2, DUET_V8(DUET_TANH_T5));
+    q = _mm256_fmadd_ps(q, x2, DUET_V8(DUET_TANH_T3));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(ax, x2), q, ax);
+    /* NaN lanes compare false: they take the exp branch, which keeps NaN. */
+    __m256 small = _mm256_cmp_ps(ax, DUET_V8(DUET_TANH_SMALL), _CMP_LT_OQ);
+    if (_mm256_movemask_ps(small) != 0xff) {
+        __m256i n;
+        __m256 v = duet_v8_clamp(_mm256_mul_ps(DUET_V8(-2.0f), ax), DUET_EXP_ARG_LO, 0.0f);
+        __m256 r = duet_v8_exp_reduce(v, &n);
+        __m256 e = _mm256_mul_ps(duet_v8_exp_poly_mirror(r), duet_v8_pow2_flush(n));
+        __m256 big = _mm256_div_ps(_mm256_sub_ps(DUET_V8(1.0f), e), _mm256_add_ps(DUET_V8(1.0f), e));
+        y = _mm256_blendv_ps(big, y, small);
+    }
+    return _mm256_or_ps(y, sign);
+}
+
+/* x * sigmoid(uh + ul), as duet_sf_xsigmoid. */
+static inline __m256 duet_v8_xsigmoid(__m256 x, __m256 uh, __m256 ul)
+{
+    const __m256 signbit = DUET_V8(-0.0f);
+    __m256 neg = _mm256_cmp_ps(uh, _mm256_setzero_ps(), _CMP_LT_OQ);
+    /* v = -|u|: flip both parts where u >= 0. */
+    __m256 flip = _mm256_andnot_ps(neg, signbit);
+    __m256 vh = _mm256_xor_ps(uh, flip), vl = _mm256_xor_ps(ul, flip);
+    __m256i n;
+    if (duet_v8_all_below(uh, DUET_V8_EXP_SAFE)) {
+        /* n in [-126, 0]: no clamp, no underflow to zero, one-step scaling. */
+        __m256 r = _mm256_add_ps(duet_v8_exp_reduce(vh, &n), vl);
+        __m256 p = duet_v8_exp_poly_mirror(r);
+        __m256 s = duet_v8_pow2i(n);
+        __m256 d = _mm256_add_ps(DUET_V8(1.0f), _mm256_mul_ps(p, s));
+        __m256 num = _mm256_blendv_ps(x, _mm256_mul_ps(x, p), neg);
+        return _mm256_mul_ps(_mm256_div_ps(num, d), _mm256_blendv_ps(DUET_V8(1.0f), s, neg));
+    }
+    __m256 tiny = _mm256_and_ps(neg, _mm256_cmp_ps(vh, DUET_V8(DUET_EXP_ARG_LO), _CMP_LT_OQ));
+    vh = _mm256_max_ps(DUET_V8(DUET_EXP_ARG_LO), vh);
+    __m256 r = _mm256_add_ps(duet_v8_exp_reduce(vh, &n), vl);
+    __m256 p = duet_v8_exp_poly_mirror(r);
+    __m256 e = _mm256_mul_ps(p, duet_v8_pow2_flush(n));
+    __m256 d = _mm256_add_ps(DUET_V8(1.0f), e);
+    __m256 num = _mm256_blendv_ps(x, _mm256_mul_ps(x, p), neg);
+    __m256i k = _mm256_and_si256(n, _mm256_castps_si256(neg));
+    __m256 y = duet_v8_ldexp(_mm256_div_ps(num, d), k);
+    return _mm256_blendv_ps(y, _mm256_and_ps(x, signbit), tiny);
+}
+
+static inline __m256 duet_v8_sigmoid(__m256 x)
+{
+    return duet_v8_xsigmoid(DUET_V8(1.0f), x, _mm256_setzero_ps());
+}
+
+static inline __m256 duet_v8_silu(__m256 x) { return duet_v8_xsigmoid(x, x, _mm256_setzero_ps()); }
+
+/* u = x (G1 + G2 x^2) in double (4 lanes), split into float hi + lo. */
+static inline void duet_v4_gelu_arg(__m128 x, __m128 *uh, __m128 *ul)
+{
+    __m256d xd = _mm256_cvtps_pd(x);
+    __m256d u = _mm256_mul_pd(xd, _mm256_add_pd(_mm256_set1_pd(DUET_GELU_G1),
+                                                _mm256_mul_pd(_mm256_set1_pd(DUET_GELU_G2),
+                                                              _mm256_mul_pd(xd, xd))));
+    u = _mm256_max_pd(_mm256_set1_pd(-DUET_GELU_U_MAX), _mm256_min_pd(_mm256_set1_pd(DUET_GELU_U_MAX), u));
+    *uh = _mm256_cvtpd_ps(u);
+    *ul = _mm256_cvtpd_ps(_mm256_sub_pd(u, _mm256_cvtps_pd(*uh)));
+}
+
+static inline __m256 duet_v8_gelu(__m256 x)
+{
+    __m128 h0, l0, h1, l1;
+    duet_v4_gelu_arg(_mm256_castps256_ps128(x), &h0, &l0);
+    duet_v4_gelu_arg(_mm256_extractf128_ps(x, 1), &h1, &l1);
+    __m256 uh = _mm256_insertf128_ps(_mm256_castps128_ps256(h0), h1, 1);
+    __m256 ul = _mm256_insertf128_ps(_mm256_castps128_ps256(l0), l1, 1);
+    return duet_v8_xsigmoid(x, uh, ul);
+}
+
+#endif
