@@ -348,10 +348,28 @@ DUET_API duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *x, const duet_
 /* ------------------------------------------------------------------ */
 
 /**
- * a [..., m, k] times b [..., k, n] -> [..., m, n]. Both need at least 2
- * dimensions; leading (batch) dimensions broadcast. Transposed views (e.g.
- * duet_transpose of the last two dims) go to cblas_sgemm as a transpose flag
- * without a copy; other layouts are copied first.
+ * a [..., m, k] times b [..., k, n] -> [..., m, n], f32. Both need at least 2
+ * dimensions; leading (batch) dimensions broadcast (NumPy matmul rules), a
+ * batch dimension of stride 0 included. Any of m, n, k may be 0 (k == 0
+ * gives zeros).
+ *
+ * Layouts: a matrix whose rows are unit-stride (contiguous, or a slice of
+ * columns: rows further apart than their length) and a transposed view
+ * (e.g. duet_transpose of the last two dims) go to cblas_sgemm in place, the
+ * latter as a transpose flag; any other layout (a step-2 slice of the last
+ * dim, a stride-0 broadcast inside a matrix) is first copied into scratch
+ * memory from the context's cache. Tiny products (m*n*k up to 32768 on AVX2,
+ * see docs/kernels.md) run on duet's own kernel instead of OpenBLAS and
+ * read any layout in place. Results agree with an exact product within
+ * k * 2^-23 * sum|a||b| per element; the summation order is not specified.
+ *
+ * Errors: DUET_ERR_SHAPE if either operand has fewer than 2 dimensions, the
+ * inner dimensions differ ("duet_matmul: shapes [2,3] and [4,5]: inner
+ * dimensions 3 and 4 differ") or the batch dimensions do not broadcast;
+ * DUET_ERR_DTYPE for i32 operands; DUET_ERR_OVERFLOW if the output is too
+ * large to address or, with a non-empty output, m, n or k exceeds INT_MAX
+ * (the largest size OpenBLAS takes); DUET_ERR_NOMEM; DUET_ERR_NULL,
+ * DUET_ERR_HANDLE for bad handles.
  */
 DUET_API duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 

@@ -17,6 +17,22 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
     duet_tensor_impl *b = duet_eager_f32(ctx, hb, op, "b"), *y;
     if (DUET_UNLIKELY(!b))
         return NULL;
+    /* Two small matrices: straight to the small kernel, skipping the general
+     * planner. The same kernel with the same arguments duet_exec_matmul would
+     * use, so the result is bitwise the same. */
+    if (a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[0]) {
+        const int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+        if (m > 0 && n > 0 && k > 0 && duet_matmul_small_mnk(ctx->kt, m, n, k)) {
+            const int64_t shape[2] = {m, n};
+            duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, 2, shape, &y);
+            if (DUET_LIKELY(hy != NULL))
+                ctx->kt->small_gemm((size_t)m, (size_t)n, (size_t)k, duet_impl_f32(a),
+                                    (ptrdiff_t)a->strides[0], (ptrdiff_t)a->strides[1],
+                                    duet_impl_f32(b), (ptrdiff_t)b->strides[0],
+                                    (ptrdiff_t)b->strides[1], duet_impl_f32(y));
+            return hy;
+        }
+    }
     duet_matmul_desc d;
     int nd;
     int64_t shape[DUET_MAX_DIMS];

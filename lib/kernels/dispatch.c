@@ -40,6 +40,7 @@ const duet_kernels duet_kernels_scalar = {
 #define X(name) [DUET_BINARY_##name] = duet_scalar_##name,
     .binary = {DUET_BINARY_OPS(X)},
 #undef X
+    .small_gemm = duet_scalar_small_gemm, .small_gemm_max_mnk = 32,
 };
 
 const duet_kernels duet_kernels_avx2 = {
@@ -50,6 +51,7 @@ const duet_kernels duet_kernels_avx2 = {
 #define X(name) [DUET_BINARY_##name] = duet_avx2_##name,
     .binary = {DUET_BINARY_OPS(X)},
 #undef X
+    .small_gemm = duet_avx2_small_gemm, .small_gemm_max_mnk = 32768,
 };
 
 const duet_kernels *duet_kernels_for(duet_isa isa)

@@ -72,7 +72,18 @@ typedef struct duet_kernels {
     void (*small_gemm)(size_t m, size_t n, size_t k,
                        const float *a, ptrdiff_t sam, ptrdiff_t sak,
                        const float *b, ptrdiff_t sbk, ptrdiff_t sbn, float *c);
+    /* Largest m*n*k this ISA's small_gemm takes instead of OpenBLAS: the
+     * measured crossover (docs/kernels.md, "Matmul"). */
+    uint32_t small_gemm_max_mnk;
 } duet_kernels;
+
+/* C[m,n] = A[m,k] B[k,n] + beta C through cblas_sgemm, row-major, A and B
+ * transposed when trans_a / trans_b (then stored [k,m] / [n,k]). Callers
+ * keep every size within int and lda/ldb/ldc valid for BLAS (>= the stored
+ * row length) so OpenBLAS never reports an argument error (it would print).
+ * ISA-independent: OpenBLAS picks its own kernels. */
+void duet_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc);
 
 extern const duet_kernels duet_kernels_scalar;
 extern const duet_kernels duet_kernels_avx2;

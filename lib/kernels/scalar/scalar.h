@@ -12,4 +12,7 @@ DUET_UNARY_OPS(X)
 DUET_BINARY_OPS(X)
 #undef X
 
+void duet_scalar_small_gemm(size_t m, size_t n, size_t k, const float *a, ptrdiff_t sam,
+                            ptrdiff_t sak, const float *b, ptrdiff_t sbk, ptrdiff_t sbn, float *c);
+
 #endif
