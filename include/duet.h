@@ -312,7 +312,9 @@ DUET_API duet_tensor *duet_minimum_scalar(duet_ctx *ctx, duet_tensor *a, float s
 /* ------------------------------------------------------------------ */
 
 /** Which axes a reduction folds. naxes == 0 folds all of them. keepdims
- *  leaves each folded axis as a dimension of 1. */
+ *  leaves each folded axis as a dimension of 1. Axes may be negative and
+ *  given in any order; a repeated or out-of-range axis fails with
+ *  DUET_ERR_AXIS, naxes outside 0..DUET_MAX_DIMS with DUET_ERR_ARG. */
 typedef struct duet_reduce_options {
     int naxes;
     int axes[DUET_MAX_DIMS];
@@ -320,22 +322,36 @@ typedef struct duet_reduce_options {
 } duet_reduce_options;
 
 /** opts NULL: fold every axis, no keepdims. Reducing an empty set gives
- *  0 (sum), NaN (mean); max and argmax of an empty set fail (DUET_ERR_SHAPE). */
+ *  0 (sum), NaN (mean); max and argmax of an empty set (a folded axis of
+ *  length 0) fail (DUET_ERR_SHAPE). f32 in, f32 out; views are read in
+ *  place. max propagates NaN. Sums are accumulated in f32 in a fixed
+ *  blocked order whose error does not grow with the row length
+ *  (docs/kernels.md, "Reductions and normalisation"). */
 DUET_API duet_tensor *duet_sum(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
 DUET_API duet_tensor *duet_mean(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
 DUET_API duet_tensor *duet_max(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
-/** Index (i32) of the first maximum along ONE axis (opts->naxes must be 1),
- *  or, with opts NULL / naxes 0, the flat row-major index over all elements. */
+/** Index (i32) of the first maximum along ONE axis (opts->naxes must be 1,
+ *  else DUET_ERR_ARG), or, with opts NULL / naxes 0, the flat row-major
+ *  index over all elements (a 0-d tensor; all dims 1 with keepdims). A NaN
+ *  counts as greater than everything: the index of the first NaN wins. More
+ *  than INT32_MAX elements to index fails with DUET_ERR_OVERFLOW. */
 DUET_API duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts);
 
-/** softmax along axis: exp(x - max) / sum(exp(x - max)). */
+/** softmax along axis: exp(x - max) / sum(exp(x - max)). The max is
+ *  subtracted, so any finite input is safe. Per row along axis: a NaN or a
+ *  +inf in the row, or a row of only -inf, gives NaN for the whole row; a
+ *  -inf entry in an otherwise finite row gives 0. */
 DUET_API duet_tensor *duet_softmax(duet_ctx *ctx, duet_tensor *x, int axis);
-/** log_softmax along axis: x - max - log(sum(exp(x - max))). */
+/** log_softmax along axis: x - max - log(sum(exp(x - max))). Special rows as
+ *  softmax; a -inf entry of an otherwise finite row gives -inf. */
 DUET_API duet_tensor *duet_log_softmax(duet_ctx *ctx, duet_tensor *x, int axis);
 
 /** Layer normalisation over the last axis (length n):
- *  y = (x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance.
- *  gamma and beta are 1-D of length n, or NULL for 1 and 0. */
+ *  y = (x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance,
+ *  computed in two passes (mean, then the mean square of x - mean). gamma
+ *  and beta are f32 1-D of length n (else DUET_ERR_SHAPE / DUET_ERR_DTYPE),
+ *  or NULL for 1 and 0. eps must be finite and >= 0 (else DUET_ERR_ARG); x
+ *  needs at least one dimension. A row holding NaN or inf gives NaN. */
 typedef struct duet_layer_norm_options {
     duet_tensor *gamma;
     duet_tensor *beta;

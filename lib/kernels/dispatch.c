@@ -40,6 +40,11 @@ const duet_kernels duet_kernels_scalar = {
 #define X(name) [DUET_BINARY_##name] = duet_scalar_##name,
     .binary = {DUET_BINARY_OPS(X)},
 #undef X
+    .sum_row = duet_scalar_sum_row, .max_row = duet_scalar_max_row,
+    .argmax_row = duet_scalar_argmax_row,
+    .acc_add = duet_scalar_acc_add, .acc_max = duet_scalar_acc_max,
+    .softmax_row = duet_scalar_softmax_row, .log_softmax_row = duet_scalar_log_softmax_row,
+    .layer_norm_row = duet_scalar_layer_norm_row,
     .small_gemm = duet_scalar_small_gemm, .small_gemm_max_mnk = 32,
 };
 
@@ -51,6 +56,11 @@ const duet_kernels duet_kernels_avx2 = {
 #define X(name) [DUET_BINARY_##name] = duet_avx2_##name,
     .binary = {DUET_BINARY_OPS(X)},
 #undef X
+    .sum_row = duet_avx2_sum_row, .max_row = duet_avx2_max_row,
+    .argmax_row = duet_avx2_argmax_row,
+    .acc_add = duet_avx2_acc_add, .acc_max = duet_avx2_acc_max,
+    .softmax_row = duet_avx2_softmax_row, .log_softmax_row = duet_avx2_log_softmax_row,
+    .layer_norm_row = duet_avx2_layer_norm_row,
     .small_gemm = duet_avx2_small_gemm, .small_gemm_max_mnk = 32768,
 };
 

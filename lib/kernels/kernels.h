@@ -47,23 +47,44 @@ typedef void (*duet_unary_fn)(size_t n, const float *x, ptrdiff_t sx, float *y);
 typedef void (*duet_binary_fn)(size_t n, const float *a, ptrdiff_t sa,
                                const float *b, ptrdiff_t sb, float *y);
 
+/* The one summation order of sum_row (and of the sums inside softmax and
+ * layer norm), shared by every ISA: element i of a block goes to lane
+ * i % DUET_SUM_LANES; a row longer than DUET_SUM_BLOCK is split in two at a
+ * block boundary (the first half holding half the blocks, rounded down) and
+ * the halves' lanes are added pairwise; the 32 lanes are folded at the end as
+ * l[k] = (l[k] + l[k+8]) + (l[k+16] + l[k+24]), then k and k+4, then k and
+ * k+2, then k and k+1. Error bound: (DUET_SUM_BLOCK / DUET_SUM_LANES + 5 +
+ * ceil(log2(blocks))) * 2^-24 * sum |x|: only the log term grows with n. */
+#define DUET_SUM_LANES 32
+#define DUET_SUM_BLOCK 2048
+
 typedef struct duet_kernels {
     const char *name; /* "scalar" or "avx2" */
     duet_unary_fn unary[DUET_UNARY_COUNT];
     duet_binary_fn binary[DUET_BINARY_COUNT];
 
-    /* Reductions of one contiguous row of n elements. */
-    float (*sum_row)(size_t n, const float *x);
-    float (*max_row)(size_t n, const float *x);      /* n >= 1 */
-    size_t (*argmax_row)(size_t n, const float *x);  /* n >= 1; first max; NaN counts as max */
-    /* Column-wise accumulation for reducing an outer axis: acc[i] op= x[i]. */
-    void (*acc_add)(size_t n, const float *x, float *acc);
-    void (*acc_max)(size_t n, const float *x, float *acc);
+    /* Reductions of one row x[i * sx], i < n (sx 1 is the fast path; any
+     * other stride, 0 included, is correct). sum_row's accumulation order is
+     * fixed for every ISA (DUET_SUM_LANES / DUET_SUM_BLOCK below), so the
+     * scalar and AVX2 sums of the same row are bitwise equal. max_row and
+     * argmax_row need n >= 1. max_row returns NaN if the row holds one;
+     * argmax_row returns the index of the first maximum, a NaN counting as
+     * greater than everything (so: the first NaN if there is one). */
+    float (*sum_row)(size_t n, const float *x, ptrdiff_t sx);
+    float (*max_row)(size_t n, const float *x, ptrdiff_t sx);
+    size_t (*argmax_row)(size_t n, const float *x, ptrdiff_t sx);
+    /* Column-wise accumulation for reducing an outer axis: acc[i] op= x[i * sx],
+     * acc contiguous. acc_max propagates NaN (a NaN already in acc stays). */
+    void (*acc_add)(size_t n, const float *x, ptrdiff_t sx, float *acc);
+    void (*acc_max)(size_t n, const float *x, ptrdiff_t sx, float *acc);
 
-    /* One row of n >= 1 elements, contiguous in and out. */
+    /* One row of n >= 1 elements, contiguous in and out; y may equal x (in
+     * place). Max-subtracted, so stable for any finite input; a row holding
+     * NaN or +inf, or all -inf, comes out all NaN. */
     void (*softmax_row)(size_t n, const float *x, float *y);
     void (*log_softmax_row)(size_t n, const float *x, float *y);
-    /* gamma/beta may be NULL (1 and 0). */
+    /* Two-pass (mean, then the biased variance of x - mean). gamma/beta are
+     * contiguous or NULL (1 and 0); y may equal x. */
     void (*layer_norm_row)(size_t n, const float *x, const float *gamma,
                            const float *beta, float eps, float *y);
 

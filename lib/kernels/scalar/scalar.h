@@ -15,4 +15,15 @@ DUET_BINARY_OPS(X)
 void duet_scalar_small_gemm(size_t m, size_t n, size_t k, const float *a, ptrdiff_t sam,
                             ptrdiff_t sak, const float *b, ptrdiff_t sbk, ptrdiff_t sbn, float *c);
 
+/* Reductions and normalisation (reduce.c, norm.c). */
+float duet_scalar_sum_row(size_t n, const float *x, ptrdiff_t sx);
+float duet_scalar_max_row(size_t n, const float *x, ptrdiff_t sx);
+size_t duet_scalar_argmax_row(size_t n, const float *x, ptrdiff_t sx);
+void duet_scalar_acc_add(size_t n, const float *x, ptrdiff_t sx, float *acc);
+void duet_scalar_acc_max(size_t n, const float *x, ptrdiff_t sx, float *acc);
+void duet_scalar_softmax_row(size_t n, const float *x, float *y);
+void duet_scalar_log_softmax_row(size_t n, const float *x, float *y);
+void duet_scalar_layer_norm_row(size_t n, const float *x, const float *gamma, const float *beta,
+                                float eps, float *y);
+
 #endif
