@@ -11,7 +11,8 @@
  *  - softmax:     |got - ref| <= ref * u * (|d| + S + E + 4)
  *    (|d| u: the rounding of x - max is magnified by exp)
  *  - log_softmax: |got - ref| <= u * (2 |d| + |ref| + E |log sum| + S + E + 4)
- *  - layer_norm:  |got - ref| <= 2u * ((|z| (S + 8) + (S + 2) mean|x| rstd) |gamma| + |beta| + |ref|)
+ *  - layer_norm:  |got - ref| <= 2u * ((|z| (S + 8) + (S + 2) mean|x| rstd) |gamma|
+ *                                      + |beta| + |ref|)
  *    with z = (x - mean) rstd in double (the mean's rounding, S u mean|x|,
  *    is magnified by rstd).
  * Special rows (documented in kernels.h and duet.h): a row with a NaN or a
@@ -72,7 +73,8 @@ static void ref_softmax(bool log_, int nd, const int64_t *shape, const float *v,
                 double d = (double)v[j] - m;
                 if (log_) {
                     ref[j] = d - log(s);
-                    tol[j] = U * (2 * fabs(d) + fabs(ref[j]) + E_ULPS * fabs(log(s)) + S + E_ULPS + 4);
+                    tol[j] = U * (2 * fabs(d) + fabs(ref[j]) + E_ULPS * fabs(log(s)) + S +
+                                  E_ULPS + 4);
                 } else {
                     ref[j] = exp(d) / s;
                     tol[j] = isinf(d) ? 0.0 : ref[j] * U * (fabs(d) + S + E_ULPS + 4) + 0x1p-140;
@@ -113,7 +115,8 @@ static void check_softmax(duet_ctx *ctx, bool log_, duet_tensor *x, int nd, cons
                           const float *v, int axis, int axis_arg, const char *what)
 {
     int64_t n = tu_numel(nd, shape);
-    double *ref = malloc(sizeof(double) * (size_t)(n + 1)), *tol = malloc(sizeof(double) * (size_t)(n + 1));
+    double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+    double *tol = malloc(sizeof(double) * (size_t)(n + 1));
     ref_softmax(log_, nd, shape, v, axis, ref, tol);
     duet_tensor *y = log_ ? duet_log_softmax(ctx, x, axis_arg) : duet_softmax(ctx, x, axis_arg);
     ck_assert_msg(y != NULL, "%s: %s", what, duet_error_message(ctx));
@@ -259,7 +262,8 @@ static void ref_layer_norm(int nd, const int64_t *shape, const float *v, const f
             double z = ((double)x[i] - mean) * rstd, gi = g ? g[i] : 1.0, bi = b ? b[i] : 0.0;
             double y = z * gi + bi;
             ref[rw * len + i] = y;
-            tol[rw * len + i] = 2 * U * ((fabs(z) * (S + 8) + (S + 2) * absm * rstd) * fabs(gi) + fabs(bi) + fabs(y));
+            double spread = fabs(z) * (S + 8) + (S + 2) * absm * rstd;
+            tol[rw * len + i] = 2 * U * (spread * fabs(gi) + fabs(bi) + fabs(y));
         }
     }
 }
@@ -289,7 +293,8 @@ START_TEST(t_layer_norm_random)
         }
         int64_t len = shape[nd - 1];
         float *v = malloc(sizeof(float) * (size_t)(n + 1));
-        float *g = malloc(sizeof(float) * (size_t)(len + 1)), *b = malloc(sizeof(float) * (size_t)(len + 1));
+        float *g = malloc(sizeof(float) * (size_t)(len + 1));
+        float *b = malloc(sizeof(float) * (size_t)(len + 1));
         /* Offsets far from 0 relative to the spread: the two-pass variance
          * must not cancel. Some constant rows (var = 0). */
         double off = iter % 4 == 0 ? 1000.0 : 0.0;
@@ -310,7 +315,8 @@ START_TEST(t_layer_norm_random)
         duet_tensor *y = duet_layer_norm(ctx, x, pform ? &o : NULL);
         ck_assert_msg(y != NULL, "%s", duet_error_message(ctx));
         expect_shape(ctx, y, nd, shape);
-        double *ref = malloc(sizeof(double) * (size_t)(n + 1)), *tol = malloc(sizeof(double) * (size_t)(n + 1));
+        double *ref = malloc(sizeof(double) * (size_t)(n + 1));
+    double *tol = malloc(sizeof(double) * (size_t)(n + 1));
         ref_layer_norm(nd, shape, v, tg ? g : NULL, tb ? b : NULL,
                        (pform && eps != 0.0f) ? (double)eps : (double)1e-5f, ref, tol);
         float *got = tu_read(ctx, y, NULL);
@@ -456,7 +462,8 @@ START_TEST(t_norm_errors)
     ck_assert_ptr_null(duet_softmax(NULL, x, 0));
     ck_assert_ptr_null(duet_layer_norm(NULL, x, NULL));
     EXPECT_FAIL(ctx, duet_softmax(ctx, NULL, 0), DUET_ERR_NULL, "duet_softmax: x is NULL");
-    EXPECT_FAIL(ctx, duet_log_softmax(ctx, xi, 0), DUET_ERR_DTYPE, "duet_log_softmax: x has dtype i32");
+    EXPECT_FAIL(ctx, duet_log_softmax(ctx, xi, 0), DUET_ERR_DTYPE,
+                "duet_log_softmax: x has dtype i32");
     EXPECT_FAIL(ctx, duet_softmax(ctx, x, 2), DUET_ERR_AXIS,
                 "duet_softmax: axis 2 is out of range for shape [2,4]");
     EXPECT_FAIL(ctx, duet_log_softmax(ctx, x, -3), DUET_ERR_AXIS, "axis -3");

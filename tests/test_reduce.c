@@ -622,7 +622,8 @@ START_TEST(t_reduce_errors)
     duet_tensor *z = duet_zeros(ctx, DUET_F32, 2, (int64_t[]){3, 0});
     EXPECT_FAIL(ctx, duet_max(ctx, z, NULL), DUET_ERR_SHAPE,
                 "duet_max: reduces an empty set (axis 1 of shape [3,0] has length 0)");
-    EXPECT_FAIL(ctx, duet_argmax(ctx, z, NULL), DUET_ERR_SHAPE, "duet_argmax: reduces an empty set");
+    EXPECT_FAIL(ctx, duet_argmax(ctx, z, NULL), DUET_ERR_SHAPE,
+                "duet_argmax: reduces an empty set");
     o = (duet_reduce_options){.naxes = 1, .axes = {-1}};
     EXPECT_FAIL(ctx, duet_argmax(ctx, z, &o), DUET_ERR_SHAPE, "axis 1 of shape [3,0]");
     EXPECT_FAIL(ctx, duet_max(ctx, z, &o), DUET_ERR_SHAPE, "axis 1");
@@ -667,9 +668,11 @@ START_TEST(t_reduce_examples)
     duet_ctx *ctx = tu_ctx();
     float v[6] = {1, 5, 3, 4, 2, 6};
     duet_tensor *x = duet_from_data(ctx, DUET_F32, 2, (int64_t[]){2, 3}, v);
-    duet_reduce_options o0 = {.naxes = 1, .axes = {0}}, o1 = {.naxes = 1, .axes = {-1}, .keepdims = true};
-    duet_tensor *a = duet_sum(ctx, x, &o0), *b = duet_mean(ctx, x, &o1), *c = duet_max(ctx, x, NULL);
-    duet_tensor *d = duet_argmax(ctx, x, &o0), *e = duet_argmax(ctx, x, NULL), *f = duet_argmax(ctx, x, &o1);
+    duet_reduce_options o0 = {.naxes = 1, .axes = {0}};
+    duet_reduce_options o1 = {.naxes = 1, .axes = {-1}, .keepdims = true};
+    duet_tensor *a = duet_sum(ctx, x, &o0), *b = duet_mean(ctx, x, &o1);
+    duet_tensor *c = duet_max(ctx, x, NULL), *d = duet_argmax(ctx, x, &o0);
+    duet_tensor *e = duet_argmax(ctx, x, NULL), *f = duet_argmax(ctx, x, &o1);
     float g[3];
     int32_t k[3];
     ck_assert_int_eq(duet_read(ctx, a, g, sizeof g), DUET_OK);

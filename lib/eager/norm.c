@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-static duet_tensor *softmax(duet_ctx *ctx, bool log, const char *op, duet_tensor *hx, int axis)
+static duet_tensor *softmax(duet_ctx *ctx, bool logp, const char *op, duet_tensor *hx, int axis)
 {
     if (DUET_UNLIKELY(!ctx))
         return NULL;
@@ -22,7 +22,7 @@ static duet_tensor *softmax(duet_ctx *ctx, bool log, const char *op, duet_tensor
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_LIKELY(hy != NULL))
-        duet_exec_softmax(ctx->kt, log, x->ndim, x->shape, duet_impl_f32(x), x->strides, a,
+        duet_exec_softmax(ctx->kt, logp, x->ndim, x->shape, duet_impl_f32(x), x->strides, a,
                           duet_impl_f32(y));
     return hy;
 }

@@ -71,8 +71,9 @@ static duet_tensor *reduce(duet_ctx *ctx, duet_reduce_kind kind, const char *op,
     int e = kind == DUET_REDUCE_MAX ? empty_axis(x, mask) : -1;
     if (e >= 0) {
         char s[DUET_SHAPE_STR];
-        duet_fail(ctx, DUET_ERR_SHAPE, "%s: reduces an empty set (axis %d of shape %s has length 0)",
-                  op, e, duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
+        duet_fail(ctx, DUET_ERR_SHAPE,
+                  "%s: reduces an empty set (axis %d of shape %s has length 0)", op, e,
+                  duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
         return NULL;
     }
     int64_t shape[DUET_MAX_DIMS];
@@ -118,8 +119,9 @@ duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *hx, const duet_reduce_optio
         return NULL;
     int e = empty_axis(x, mask);
     if (e >= 0) {
-        duet_fail(ctx, DUET_ERR_SHAPE, "%s: reduces an empty set (axis %d of shape %s has length 0)",
-                  op, e, duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
+        duet_fail(ctx, DUET_ERR_SHAPE,
+                  "%s: reduces an empty set (axis %d of shape %s has length 0)", op, e,
+                  duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
         return NULL;
     }
     bool flat = !opts || opts->naxes == 0;

@@ -84,14 +84,14 @@ void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
 void duet_exec_argmax(const duet_kernels *kt, int ndim, const int64_t *shape, const float *x,
                       const int64_t *sx, int axis, int32_t *y);
 
-/* softmax (log_softmax when log) of x along axis (0..ndim-1) into
+/* softmax (log_softmax when logp) of x along axis (0..ndim-1) into
  * contiguous y. A last axis (or one followed only by size-1 dims) runs the
  * row kernels; any other axis is done column-wise through the elementwise
  * kernels on chunks of DUET_SOFTMAX_CHUNK columns, with 4 chunks of stack
  * scratch (16 KiB). A chunk that spans whole rows of the inner dims is read
  * as one contiguous run: 4-5x faster than 256 at [16384,1024] axis 0. */
 #define DUET_SOFTMAX_CHUNK 1024
-void duet_exec_softmax(const duet_kernels *kt, bool log, int ndim, const int64_t *shape,
+void duet_exec_softmax(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
                        const float *x, const int64_t *sx, int axis, float *y);
 
 /* Layer norm of x over its last axis (ndim >= 1) into contiguous y. gamma

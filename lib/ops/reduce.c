@@ -261,12 +261,12 @@ static void gather_row(size_t n, const float *x, ptrdiff_t sx, float *dst)
 
 /* Rows of `len` along axis: rows are contiguous in y; a strided row is first
  * copied to its place in y and the kernel runs there in place. */
-static void softmax_rows(const duet_kernels *kt, bool log, int ndim, const int64_t *shape,
+static void softmax_rows(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
                          const float *x, const int64_t *sx, int axis, float *y)
 {
     size_t len = (size_t)shape[axis];
     ptrdiff_t sa = (ptrdiff_t)sx[axis];
-    void (*row)(size_t, const float *, float *) = log ? kt->log_softmax_row : kt->softmax_row;
+    void (*row)(size_t, const float *, float *) = logp ? kt->log_softmax_row : kt->softmax_row;
     duet_iter it;
     outer_iter(&it, ndim, shape, sx, axis);
     int64_t w = it.shape[it.ndim - 1];
@@ -292,7 +292,7 @@ static void softmax_rows(const duet_kernels *kt, bool log, int ndim, const int64
  * (elementwise sub and exp, acc_add), then the scaling — all through the
  * kernel table, so the ISA's exp is used. No kernel writes over its own
  * input here: the per-row temporary is a stack chunk. */
-static void softmax_columns(const duet_kernels *kt, bool log, int ndim, const int64_t *shape,
+static void softmax_columns(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
                             const float *x, const int64_t *sx, int axis, float *y)
 {
     size_t len = (size_t)shape[axis];
@@ -320,7 +320,7 @@ static void softmax_columns(const duet_kernels *kt, bool log, int ndim, const in
                 kt->acc_max(c, xb + (ptrdiff_t)r * sa, xw, m);
             for (size_t r = 0; r < len; r++) {
                 float *yr = yb + (ptrdiff_t)r * ya;
-                if (log) {
+                if (logp) {
                     sub(c, xb + (ptrdiff_t)r * sa, xw, m, 1, yr); /* x - max, kept */
                     exp_(c, yr, 1, t);
                     kt->acc_add(c, t, 1, s);
@@ -333,17 +333,17 @@ static void softmax_columns(const duet_kernels *kt, bool log, int ndim, const in
             /* k: what every row of the column is scaled by (1/sum) or has
              * taken off (log sum); NaN for the rows the row kernels fill
              * with NaN (a NaN or +inf in the column, or all -inf). */
-            if (log)
+            if (logp)
                 log_(c, s, 1, k);
             for (size_t i = 0; i < c; i++) {
-                if (!log)
+                if (!logp)
                     k[i] = 1.0f / s[i];
                 if (!isfinite(m[i]))
                     k[i] = NAN;
             }
             for (size_t r = 0; r < len; r++) {
                 float *yr = yb + (ptrdiff_t)r * ya;
-                if (log)
+                if (logp)
                     sub(c, yr, 1, k, 1, t);
                 else
                     mul(c, yr, 1, k, 1, t);
@@ -353,7 +353,7 @@ static void softmax_columns(const duet_kernels *kt, bool log, int ndim, const in
     } while (duet_iter_next(&it, idx, off));
 }
 
-void duet_exec_softmax(const duet_kernels *kt, bool log, int ndim, const int64_t *shape,
+void duet_exec_softmax(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
                        const float *x, const int64_t *sx, int axis, float *y)
 {
     if (prod(ndim, shape) == 0)
@@ -363,9 +363,9 @@ void duet_exec_softmax(const duet_kernels *kt, bool log, int ndim, const int64_t
         if (shape[d] != 1)
             last = false;
     if (last)
-        softmax_rows(kt, log, ndim, shape, x, sx, axis, y);
+        softmax_rows(kt, logp, ndim, shape, x, sx, axis, y);
     else
-        softmax_columns(kt, log, ndim, shape, x, sx, axis, y);
+        softmax_columns(kt, logp, ndim, shape, x, sx, axis, y);
 }
 
 /* ---- layer norm ------------------------------------------------------------------ */

@@ -159,7 +159,8 @@ void duet_avx2_acc_add(size_t n, const float *x, ptrdiff_t sx, float *acc)
                 _mm256_storeu_ps(acc + i + k, _mm256_add_ps(_mm256_loadu_ps(acc + i + k),
                                                             _mm256_loadu_ps(x + i + k)));
         for (; i + 8 <= n; i += 8)
-            _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(acc + i), _mm256_loadu_ps(x + i)));
+            _mm256_storeu_ps(acc + i,
+                             _mm256_add_ps(_mm256_loadu_ps(acc + i), _mm256_loadu_ps(x + i)));
         if (i < n) {
             __m256i m = tail_mask(n - i);
             __m256 s = _mm256_add_ps(_mm256_maskload_ps(acc + i, m), _mm256_maskload_ps(x + i, m));

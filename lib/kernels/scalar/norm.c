@@ -57,10 +57,16 @@ static inline void leaf(int t, size_t n, const float *x, float c, float *y, floa
 /* One compiled leaf per term, so the hot loop has no branch on it. y is
  * only written for T_EXP_STORE; the other terms get y = x (never NULL: it is
  * offset along with x, and offsetting NULL is undefined). */
-static void leaf_plain(size_t n, const float *x, float c, float *y, float *acc) { leaf(T_PLAIN, n, x, c, y, acc); }
-static void leaf_sqdev(size_t n, const float *x, float c, float *y, float *acc) { leaf(T_SQDEV, n, x, c, y, acc); }
-static void leaf_exp(size_t n, const float *x, float c, float *y, float *acc) { leaf(T_EXP, n, x, c, y, acc); }
-static void leaf_exp_store(size_t n, const float *x, float c, float *y, float *acc) { leaf(T_EXP_STORE, n, x, c, y, acc); }
+#define LEAF(name, t)                                                                   \
+    static void leaf_##name(size_t n, const float *x, float c, float *y, float *acc) \
+    {                                                                                 \
+        leaf(t, n, x, c, y, acc);                                                     \
+    }
+LEAF(plain, T_PLAIN)
+LEAF(sqdev, T_SQDEV)
+LEAF(exp, T_EXP)
+LEAF(exp_store, T_EXP_STORE)
+#undef LEAF
 
 typedef void (*leaf_fn)(size_t, const float *, float, float *, float *);
 
