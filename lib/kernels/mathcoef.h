@@ -26,6 +26,10 @@
  * range keeps n in [-216, 128], which the two-step scaling handles. */
 #define DUET_EXP_ARG_HI 89.0f
 #define DUET_EXP_ARG_LO -150.0f
+/* Clamp of |u| in x sigmoid(u) (sigmoid, silu, gelu): past it 1 + e^-u is 1,
+ * and x e^u underflows to 0 for every x its callers pair with such a u
+ * (x = 1, x = u, or x ~ -12.6 for gelu). */
+#define DUET_EXP_SIG_MAX 150.0f
 /* e^r ~ 1 + r + r^2 (C2 + r (C3 + r (C4 + r (C5 + r C6)))), rel. error 3.3e-9 */
 #define DUET_EXP_C2 0x1.fffffap-2f
 #define DUET_EXP_C3 0x1.555492p-3f
@@ -45,14 +49,16 @@
 #define DUET_LOG_L9 0x1.015974p-3f
 #define DUET_LOG_L10 -0x1.2a6f78p-4f
 
-/* ---- tanh: |x| < T: x + x^3 (T3 + x^2 (T5 + ... + x^2 T11)), rel. error 1.2e-9;
- *      |x| >= T: (1 - e) / (1 + e) with e = e^(-2|x|); sign restored last. */
-#define DUET_TANH_SMALL 0.55f
+/* ---- tanh: |x| < T: x + x^3 (T3 + x^2 (T5 + ... + x^2 T13)), rel. error 1.7e-9;
+ *      |x| >= T: 1 - 2e / (1 + e) with e = e^(-2|x|); sign restored last.
+ *      T = 0.75 keeps 2e / (1 + e) <= 0.37, so its rounding costs < 1 ULP. */
+#define DUET_TANH_SMALL 0.75f
 #define DUET_TANH_T3 -0x1.55554ap-2f
-#define DUET_TANH_T5 0x1.110dp-3f
-#define DUET_TANH_T7 -0x1.b92358p-5f
-#define DUET_TANH_T9 0x1.5918a4p-6f
-#define DUET_TANH_T11 -0x1.9a79bap-8f
+#define DUET_TANH_T5 0x1.110ddap-3f
+#define DUET_TANH_T7 -0x1.b98108p-5f
+#define DUET_TANH_T9 0x1.5f9082p-6f
+#define DUET_TANH_T11 -0x1.f662fep-8f
+#define DUET_TANH_T13 0x1.c8975p-10f
 
 /* ---- gelu (tanh form) = x * sigmoid(u), u = x (G1 + G2 x^2), computed in
  *      double: G1 = 2 sqrt(2/pi), G2 = 2 sqrt(2/pi) 0.044715. The clamp keeps

@@ -62,8 +62,8 @@ static inline float duet_sf_ldexp(float v, int32_t n)
     return (v * duet_sf_pow2i(n - a)) * duet_sf_pow2i(a);
 }
 
-/* Range reduction of exp for x in [DUET_EXP_ARG_LO, DUET_EXP_ARG_HI]:
- * returns r = x - n ln2 and sets *n. */
+/* Range reduction of exp for |x| <= 150: returns r = x - n ln2 and sets *n
+ * (|n| <= 217). */
 static inline float duet_sf_exp_reduce(float x, int32_t *n)
 {
     float t = x * DUET_LOG2E + DUET_ROUND_MAGIC;
@@ -133,7 +133,7 @@ static inline float duet_sf_log(float x)
     return y + kf * DUET_LN2_HI; /* kf * HI exact: |k| < 256 */
 }
 
-/* tanh: odd polynomial below DUET_TANH_SMALL, (1 - e) / (1 + e) with
+/* tanh: odd polynomial below DUET_TANH_SMALL, 1 - 2e / (1 + e) with
  * e = e^(-2|x|) above, both on |x| with the sign put back last (so
  * tanh(-0) = -0); saturates to +-1 exactly from |x| ~ 9.01. */
 static inline float duet_sf_tanh(float x)
@@ -143,7 +143,8 @@ static inline float duet_sf_tanh(float x)
     float y;
     if (ax < DUET_TANH_SMALL) {
         float x2 = ax * ax;
-        float q = DUET_TANH_T11;
+        float q = DUET_TANH_T13;
+        q = q * x2 + DUET_TANH_T11;
         q = q * x2 + DUET_TANH_T9;
         q = q * x2 + DUET_TANH_T7;
         q = q * x2 + DUET_TANH_T5;
@@ -156,37 +157,32 @@ static inline float duet_sf_tanh(float x)
         float r = duet_sf_exp_reduce(duet_sf_clamp(-2.0f * ax, DUET_EXP_ARG_LO, 0.0f), &n);
         /* A flushed e is fine: it only matters next to 1 when e > 2^-25. */
         float e = duet_sf_exp_poly(r) * duet_sf_pow2i(n < -126 ? -126 : n);
-        y = (1.0f - e) / (1.0f + e);
+        y = 1.0f - (e + e) / (1.0f + e);
     }
     return duet_sf_from_bits(duet_sf_bits(y) | sign);
 }
 
 /* x * sigmoid(u) for u = uh + ul (ul: low part, |ul| <= ulp(uh)/2), the
- * kernel of sigmoid, silu and gelu. With e = e^-|u| (never overflows):
- *   u >= 0:  x / (1 + e)
- *   u <  0:  x e / (1 + e), evaluated as ((x p) / (1 + e)) 2^n, e = p 2^n,
- * so the far negative tail keeps full relative precision down to the
- * subnormal range instead of multiplying x by a subnormal e. When e^u
- * underflows (u < DUET_EXP_ARG_LO) the result is a zero with x's sign. */
+ * kernel of sigmoid, silu and gelu. One exp, of -u, as p 2^n:
+ *   u >= 0:  x / (1 + p 2^n)                 (n <= 0: no overflow)
+ *   u <  0:  (x / (2^-n + p)) 2^-n          (= x / (1 + e^-u), rescaled)
+ * so the negative tail keeps full relative precision down to the subnormal
+ * range, never overflows, and x is divided, not multiplied by a rounded
+ * e^u. When e^u underflows (u < -DUET_EXP_SIG_MAX) the result is a zero
+ * with x's sign. */
 static inline float duet_sf_xsigmoid(float x, float uh, float ul)
 {
     if (uh != uh)
         return uh + uh;
-    int neg = uh < 0.0f;
-    float vh = neg ? uh : -uh, vl = neg ? ul : -ul;
-    if (vh < DUET_EXP_ARG_LO) {
-        if (neg)
-            return duet_sf_signed_zero(x);
-        vh = DUET_EXP_ARG_LO;
-    }
+    if (uh < -DUET_EXP_SIG_MAX)
+        return duet_sf_signed_zero(x);
     int32_t n;
-    float r = duet_sf_exp_reduce(vh, &n) + vl;
+    float r = duet_sf_exp_reduce(duet_sf_clamp(-uh, -DUET_EXP_SIG_MAX, DUET_EXP_SIG_MAX), &n) - ul;
     float p = duet_sf_exp_poly(r);
-    float e = p * duet_sf_pow2i(n < -126 ? -126 : n); /* flushed only where 1 + e == 1 */
-    float d = 1.0f + e;
-    if (neg)
-        return duet_sf_ldexp((x * p) / d, n);
-    return x / d;
+    if (!(uh < 0.0f)) /* 2^n flushed only where 1 + p 2^n == 1 */
+        return x / (1.0f + p * duet_sf_pow2i(n < -126 ? -126 : n));
+    /* 2^-n flushed only where 2^-n + p == p */
+    return duet_sf_ldexp(x / (duet_sf_pow2i(-n < -126 ? -126 : -n) + p), -n);
 }
 
 static inline float duet_sf_sigmoid(float x) { return duet_sf_xsigmoid(1.0f, x, 0.0f); }
