@@ -44,8 +44,14 @@ typedef struct bench_stat {
 bench_stat bench_stats(double *v, int n);
 /* Keeps the compiler from proving a result unused or a buffer unchanged. */
 #define BENCH_CLOBBER(p) __asm__ volatile("" : : "g"(p) : "memory")
-/* 64-byte aligned buffer of n floats, every page touched; NULL with a message. */
+/* Buffer of n floats, every page touched, NULL with a message; free().
+ * bench_alloc_f32 asks for transparent huge pages when the buffer is 2 MiB
+ * or more: on this VM one-thread bandwidth over 4 KiB pages varies by up
+ * to ~30 % with where the pages land (the first arrays a process allocates
+ * are the slowest), over huge pages it does not, so the limits are stable.
+ * bench_alloc_f32_pages(n, 0) gets plain 4 KiB pages, as malloc would. */
 float *bench_alloc_f32(size_t n);
+float *bench_alloc_f32_pages(size_t n, int huge);
 /* Fill x[0..n) with reproducible pseudo-random floats in [lo, hi). */
 void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
 /* A context on the machine's best ISA; NULL with a message. */

@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define STREAM_N ((size_t)16 << 20) /* floats per array: 64 MiB */
 #define SCALAR_S 3.0f
@@ -121,10 +122,40 @@ double bench_triad_pass(size_t n, float *a, const float *b, const float *c)
     return 12.0 * (double)n / pass(K_TRIAD, n, a, b, c);
 }
 
+/* The kernel's THP mode, e.g. "madvise", or "unknown". */
+static void thp_mode(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f)
+        return;
+    char line[128];
+    if (fgets(line, sizeof line, f)) {
+        char *l = strchr(line, '['), *r = l ? strchr(l, ']') : NULL;
+        if (l && r && r - l - 1 < (ptrdiff_t)cap) {
+            memcpy(buf, l + 1, (size_t)(r - l - 1));
+            buf[r - l - 1] = '\0';
+        }
+    }
+    fclose(f);
+}
+
+static void row(FILE *csv, const char *name, const char *desc, const char *pages, int k, size_t n,
+                bench_stat s, const char *path)
+{
+    double ms = (double)kbytes[k] * (double)n / s.med * 1e-6;
+    printf("%-9s %-30s %-5s %6d %8.1f (%5.1f-%5.1f) %9.2f\n", name, desc, pages, kbytes[k],
+           s.med, s.min, s.max, ms);
+    fprintf(csv, "%s,%s,%s,%zu,%d,%.3f,%.3f,%.3f,%.3f\n", name, path, pages,
+            n * sizeof(float) >> 20, kbytes[k], s.med, s.min, s.max, ms);
+    fflush(stdout);
+}
+
 int bench_stream(const bench_opts *o)
 {
     size_t n = STREAM_N;
     float *a = bench_alloc_f32(n), *b = bench_alloc_f32(n), *c = bench_alloc_f32(n);
+    float *a4 = NULL, *b4 = NULL, *c4 = NULL;
     FILE *csv = NULL;
     int rc = 1;
     if (!a || !b || !c)
@@ -134,26 +165,38 @@ int bench_stream(const bench_opts *o)
     bench_fill(c, n, -1.0f, 1.0f, 3);
     if (!(csv = bench_csv(o, "stream.csv")))
         goto out;
-    fprintf(csv, "kernel,path,mib_per_array,bytes_per_elem,gbs_median,gbs_min,gbs_max,ms_median\n");
+    fprintf(csv, "kernel,path,pages,mib_per_array,bytes_per_elem,gbs_median,gbs_min,gbs_max,"
+                 "ms_median\n");
 
     const char *path = use_avx2() ? "avx2" : "plain C";
+    char thp[32];
+    thp_mode(thp, sizeof thp);
     printf("%zu floats (%zu MiB) per array, 1 thread, %s loops; GB/s = 1e9 bytes/s, "
-           "bytes = arrays read + written (no write-allocate)\n",
-           n, n * sizeof(float) >> 20, path);
-    printf("%-9s %-30s %6s %22s %9s\n", "kernel", "what", "B/elem", "GB/s median (min-max)",
-           "ms/pass");
+           "bytes = arrays read + written (no write-allocate);\narrays on transparent huge pages "
+           "(madvise; THP mode here: %s) unless the pages column says 4k\n",
+           n, n * sizeof(float) >> 20, path, thp);
+    printf("%-9s %-30s %-5s %6s %22s %9s\n", "kernel", "what", "pages", "B/elem",
+           "GB/s median (min-max)", "ms/pass");
     for (int k = 0; k < K_COUNT; k++) {
         /* copy: b = a; triad: a = b + s*c, as STREAM names them. */
         bench_stat s = k == K_COPY || k == K_COPY_NT ? measure(k, n, o->reps, b, a, NULL)
                                                      : measure(k, n, o->reps, a, b, c);
-        double ms = (double)kbytes[k] * (double)n / s.med * 1e-6;
-        printf("%-9s %-30s %6d %8.1f (%5.1f-%5.1f) %9.2f\n", kname[k], kdesc[k], kbytes[k],
-               s.med, s.min, s.max, ms);
-        fprintf(csv, "%s,%s,%zu,%d,%.3f,%.3f,%.3f,%.3f\n", kname[k], path,
-                n * sizeof(float) >> 20, kbytes[k], s.med, s.min, s.max, ms);
+        row(csv, kname[k], kdesc[k], "huge", k, n, s, path);
     }
-    printf("copy and triad (regular stores) are the limits the kernels suite compares against;\n"
-           "the -nt rows show what streaming stores would add on outputs that leave the cache.\n");
+    /* What plain malloc'd memory (and so duet's pool) gets: varies with placement. */
+    a4 = bench_alloc_f32_pages(n, 0);
+    b4 = bench_alloc_f32_pages(n, 0);
+    c4 = bench_alloc_f32_pages(n, 0);
+    if (!a4 || !b4 || !c4)
+        goto out;
+    bench_fill(b4, n, -1.0f, 1.0f, 2);
+    bench_fill(c4, n, -1.0f, 1.0f, 3);
+    row(csv, "triad", kdesc[K_TRIAD], "4k", K_TRIAD, n, measure(K_TRIAD, n, o->reps, a4, b4, c4),
+        path);
+    printf("copy and triad on huge pages (regular stores) are the limits the kernels suite "
+           "compares against;\nthe -nt rows show what streaming stores would add on outputs "
+           "that leave the cache; the 4k row is\nwhat malloc'd memory gets (it varies with page "
+           "placement on this VM, by up to ~30 %% between runs).\n");
     rc = 0;
 out:
     if (csv)
@@ -161,5 +204,8 @@ out:
     free(a);
     free(b);
     free(c);
+    free(a4);
+    free(b4);
+    free(c4);
     return rc;
 }

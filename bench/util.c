@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,18 +191,32 @@ void bench_load_report(FILE *f, bench_load since)
             other > 0.2 || steal > 0.1 ? "  <- machine not quiet: these figures are noisy" : "");
 }
 
-float *bench_alloc_f32(size_t n)
+float *bench_alloc_f32_pages(size_t n, int huge)
 {
+    const size_t hp = (size_t)2 << 20;
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    size_t align = 64;
+    if (bytes == 0)
+        bytes = 64;
+    if (huge && bytes >= hp) {
+        bytes = (bytes + hp - 1) & ~(hp - 1);
+        align = hp;
+    }
+    float *p = aligned_alloc(align, bytes);
     if (!p) {
         fprintf(stderr, "duet-bench: out of memory (%zu bytes)\n", bytes);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    if (align == hp)
+        (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
+#endif
     /* Fault every page in now so no timed loop pays for first touch. */
     memset(p, 0, bytes);
     return p;
 }
+
+float *bench_alloc_f32(size_t n) { return bench_alloc_f32_pages(n, 1); }
 
 void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed)
 {
