@@ -157,24 +157,34 @@ static double time_base(dctx *d, int op, size_t n, long iters)
     return (bench_now_ns() - t0) / (double)iters;
 }
 
-enum { F_EAGER, F_KERNEL, F_BASE };
+/* The three figures of one row, sampled in turn within each rep so that
+ * anything slowing the machine for a while (a neighbour, the host) hits all
+ * three alike. kernel.med < 0: the table has no such kernel. */
+typedef struct drow {
+    bench_stat eager, kernel, base;
+} drow;
 
-static bench_stat measure(dctx *d, int what, const duet_kernels *kt, int op, size_t n,
-                          int reps, double *samples)
+static int measure_row(dctx *d, const duet_kernels *kt, int op, size_t n, int reps,
+                       double *se, double *sk, double *sb, drow *out)
 {
     long warm = d->iters < 100000 ? d->iters : 100000;
-    bench_stat s = {-1, -1, -1};
-    for (int r = -1; r < reps; r++) {
-        long it = r < 0 ? warm : d->iters;
-        double v = what == F_EAGER    ? time_eager(d, op, it)
-                   : what == F_KERNEL ? time_kernel(d, kt, op, n, it)
-                                      : time_base(d, op, n, it);
-        if (v < 0 || d->failed)
-            return s;
-        if (r >= 0)
-            samples[r] = v;
+    int has_kernel = time_kernel(d, kt, op, n, 1) >= 0;
+    if (time_eager(d, op, warm) < 0 || d->failed)
+        return -1;
+    if (has_kernel)
+        time_kernel(d, kt, op, n, warm);
+    time_base(d, op, n, warm);
+    for (int r = 0; r < reps; r++) {
+        se[r] = time_eager(d, op, d->iters);
+        if (d->failed)
+            return -1;
+        sk[r] = has_kernel ? time_kernel(d, kt, op, n, d->iters) : -1.0;
+        sb[r] = time_base(d, op, n, d->iters);
     }
-    return bench_stats(samples, reps);
+    out->eager = bench_stats(se, reps);
+    out->kernel = bench_stats(sk, reps);
+    out->base = bench_stats(sb, reps);
+    return 0;
 }
 
 /* One eager result compared with the C baseline, so the loop is known to
@@ -215,10 +225,11 @@ int bench_dispatch(const bench_opts *o)
     dctx d;
     memset(&d, 0, sizeof d);
     d.iters = o->quick ? 100000 : 1000000;
-    double *samples = malloc((size_t)o->reps * sizeof *samples);
+    double *se = malloc((size_t)o->reps * sizeof *se), *sk = malloc((size_t)o->reps * sizeof *sk),
+           *sb = malloc((size_t)o->reps * sizeof *sb);
     FILE *csv = NULL;
     int rc = 1, bad = 0;
-    if (!samples || !(d.ctx = bench_ctx()))
+    if (!se || !sk || !sb || !(d.ctx = bench_ctx()))
         goto out;
     if (!(csv = bench_csv(o, "dispatch.csv")))
         goto out;
@@ -238,8 +249,6 @@ int bench_dispatch(const bench_opts *o)
     printf("%-6s %-5s %-6s %27s %7s %6s %8s %7s %6s  %s\n", "op", "shape", "isa",
            "eager ns/op median (min-max)", "kernel", "C", "over krn", "over C", "allocs", "note");
 
-    /* C baseline does not depend on the ISA: measure it once per case. */
-    double base_ns[NCASES];
     for (int ci = 0; ci < NCASES; ci++) {
         const dcase *c = &cases[ci];
         int64_t shape[2] = {c->n, c->n};
@@ -247,7 +256,6 @@ int bench_dispatch(const bench_opts *o)
         size_t cnt = c->op == OP_MATMUL ? (size_t)(c->n * c->n) : (size_t)c->n;
         bench_fill(d.a, cnt, -1.0f, 1.0f, 100 + (uint64_t)ci);
         bench_fill(d.b, cnt, -1.0f, 1.0f, 200 + (uint64_t)ci);
-        base_ns[ci] = measure(&d, F_BASE, NULL, c->op, (size_t)c->n, o->reps, samples).med;
 
         for (int ii = 0; ii < nisa; ii++) {
             if (duet_ctx_set_isa(d.ctx, isas[ii]) != DUET_OK) {
@@ -268,14 +276,16 @@ int bench_dispatch(const bench_opts *o)
             /* Warm the pool before the allocation count starts. */
             duet_release(d.ctx, eager_op(&d, c->op));
             duet_ctx_mem_stats(d.ctx, &m0);
-            bench_stat e = measure(&d, F_EAGER, kt, c->op, (size_t)c->n, o->reps, samples);
+            drow row;
+            int mrc = measure_row(&d, kt, c->op, (size_t)c->n, o->reps, se, sk, sb, &row);
             duet_ctx_mem_stats(d.ctx, &m1);
-            if (d.failed) {
+            if (mrc != 0) {
                 fprintf(stderr, "dispatch: eager %s failed: %s\n", c->label,
                         duet_error_message(d.ctx));
                 goto out;
             }
-            double k = measure(&d, F_KERNEL, kt, c->op, (size_t)c->n, o->reps, samples).med;
+            bench_stat e = row.eager;
+            double k = row.kernel.med, base = row.base.med;
             unsigned long long allocs = (unsigned long long)(m1.system_allocs - m0.system_allocs);
             if (m1.live_tensors != m0.live_tensors) {
                 fprintf(stderr, "dispatch: live tensors grew during the loop\n");
@@ -296,11 +306,11 @@ int bench_dispatch(const bench_opts *o)
             const char *note = note_for(c, e.med);
             printf("%-6s %-5s %-6s %9.1f (%7.1f-%7.1f) %7s %6.1f %8s %7.1f %6llu  %s\n",
                    c->label, shp, duet_isa_name(isas[ii]), e.med, e.min, e.max, kbuf,
-                   base_ns[ci], obuf, e.med - base_ns[ci], allocs, note);
+                   base, obuf, e.med - base, allocs, note);
             fprintf(csv, "%s,%lld,%s,%s,%ld,%.2f,%.2f,%.2f,%s,%.2f,%s,%.2f,%llu,\"%s\"\n", c->label,
                     (long long)(nd == 2 ? c->n * c->n : c->n), shp, duet_isa_name(isas[ii]),
-                    d.iters, e.med, e.min, e.max, k >= 0 ? kbuf : "", base_ns[ci],
-                    k >= 0 ? obuf : "", e.med - base_ns[ci], allocs, note);
+                    d.iters, e.med, e.min, e.max, k >= 0 ? kbuf : "", base,
+                    k >= 0 ? obuf : "", e.med - base, allocs, note);
             fflush(stdout);
             if (allocs != 0) {
                 fprintf(stderr, "dispatch: %s made %llu system allocations in steady state\n",
@@ -320,6 +330,8 @@ out:
     if (csv)
         fclose(csv);
     duet_ctx_destroy(d.ctx);
-    free(samples);
+    free(se);
+    free(sk);
+    free(sb);
     return rc;
 }

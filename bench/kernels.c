@@ -108,14 +108,18 @@ static void fmt_size(char *buf, size_t cap, size_t n)
         snprintf(buf, cap, "%zuK", n >> 10);
 }
 
-/* Eager add over n elements interleaved rep by rep with the triad and with
- * the add kernel run on the triad's own arrays, so drift hits all three
- * alike. The kernel-on-the-same-arrays figure separates the kernel from the
- * memory: the triad's arrays are on huge pages, the eager operands on
- * whatever pages the pool got. Fills GB/s stats. */
-static int add_vs_triad(duet_ctx *ctx, kbuf *b, int reps, double *s1, double *s2, double *s3,
-                        bench_stat *add, bench_stat *triad, bench_stat *kadd,
-                        unsigned long long *allocs)
+typedef struct triad_cmp {
+    bench_stat eager, triad, kernel, triad4k;
+    unsigned long long allocs;
+} triad_cmp;
+
+/* Eager add over n elements interleaved rep by rep with the triad, with the
+ * add kernel run on the triad's own arrays, and with a triad over arrays on
+ * plain 4 KiB pages, so drift hits all four alike. The triad's arrays are on
+ * huge pages; the eager operands are on whatever pages duet's pool got from
+ * malloc. The kernel line separates the kernel from the memory, the 4k triad
+ * shows what the eager operands' kind of memory allows. GB/s stats. */
+static int add_vs_triad(duet_ctx *ctx, kbuf *b, int reps, double *const s[4], triad_cmp *res)
 {
     const kop *op = NULL;
     for (int i = 0; i < NOPS; i++)
@@ -125,34 +129,44 @@ static int add_vs_triad(duet_ctx *ctx, kbuf *b, int reps, double *s1, double *s2
     int64_t shape[1] = {(int64_t)b->n};
     duet_tensor *ta = duet_from_data(ctx, DUET_F32, 1, shape, b->x);
     duet_tensor *tb = duet_from_data(ctx, DUET_F32, 1, shape, b->x2);
+    float *a4 = bench_alloc_f32_pages(b->n, 0), *b4 = bench_alloc_f32_pages(b->n, 0),
+          *c4 = bench_alloc_f32_pages(b->n, 0);
     int rc = -1;
-    if (!ta || !tb)
-        goto out;
     long saved = b->iters;
+    if (!ta || !tb || !a4 || !b4 || !c4)
+        goto out;
+    memcpy(b4, b->x, b->n * sizeof(float));
+    memcpy(c4, b->x2, b->n * sizeof(float));
     b->iters = 1;
     duet_mem_stats m0, m1;
     if (time_eager(ctx, op, ta, tb, 1) < 0)
         goto out;
     bench_triad_pass(b->n, b->y, b->x, b->x2);
+    bench_triad_pass(b->n, a4, b4, c4);
     duet_ctx_mem_stats(ctx, &m0);
     for (int r = 0; r < reps; r++) {
         double t = time_eager(ctx, op, ta, tb, 1);
         if (t < 0)
             goto out;
-        s1[r] = gbs(op, b, t);
-        s2[r] = bench_triad_pass(b->n, b->y, b->x, b->x2);
-        s3[r] = gbs(op, b, time_kernel(ctx_kernels(), op, b));
+        s[0][r] = gbs(op, b, t);
+        s[1][r] = bench_triad_pass(b->n, b->y, b->x, b->x2);
+        s[2][r] = gbs(op, b, time_kernel(ctx_kernels(), op, b));
+        s[3][r] = bench_triad_pass(b->n, a4, b4, c4);
     }
     duet_ctx_mem_stats(ctx, &m1);
-    b->iters = saved;
-    *allocs = (unsigned long long)(m1.system_allocs - m0.system_allocs);
-    *add = bench_stats(s1, reps);
-    *triad = bench_stats(s2, reps);
-    *kadd = bench_stats(s3, reps);
+    res->allocs = (unsigned long long)(m1.system_allocs - m0.system_allocs);
+    res->eager = bench_stats(s[0], reps);
+    res->triad = bench_stats(s[1], reps);
+    res->kernel = bench_stats(s[2], reps);
+    res->triad4k = bench_stats(s[3], reps);
     rc = 0;
 out:
+    b->iters = saved;
     duet_release(ctx, ta);
     duet_release(ctx, tb);
+    free(a4);
+    free(b4);
+    free(c4);
     return rc;
 }
 
@@ -169,20 +183,20 @@ int bench_kernels(const bench_opts *o)
     b.y = bench_alloc_f32(big);
     b.chk = bench_alloc_f32(big);
     double *s1 = malloc((size_t)reps * sizeof *s1), *s2 = malloc((size_t)reps * sizeof *s2),
-           *s3 = malloc((size_t)reps * sizeof *s3);
+           *s3 = malloc((size_t)reps * sizeof *s3), *s4 = malloc((size_t)reps * sizeof *s4);
     duet_ctx *ctx = bench_ctx();
     FILE *csv = NULL;
     int rc = 1, bad = 0;
-    if (!b.x || !b.x2 || !b.y || !b.chk || !s1 || !s2 || !s3 || !ctx)
+    if (!b.x || !b.x2 || !b.y || !b.chk || !s1 || !s2 || !s3 || !s4 || !ctx)
         goto out;
     if (!(csv = bench_csv(o, "kernels.csv")))
         goto out;
 
     /* The headline first (its triad is the reference for every row). */
-    bench_stat add16, triad, kadd16;
-    unsigned long long add_allocs = 0;
+    triad_cmp tc;
     b.n = big;
-    if (add_vs_triad(ctx, &b, reps, s1, s2, s3, &add16, &triad, &kadd16, &add_allocs) != 0) {
+    double *const samples[4] = {s1, s2, s3, s4};
+    if (add_vs_triad(ctx, &b, reps, samples, &tc) != 0) {
         fprintf(stderr, "kernels: eager add failed: %s\n", duet_error_message(ctx));
         goto out;
     }
@@ -294,7 +308,7 @@ int bench_kernels(const bench_opts *o)
                     e.med, e.min, e.max, e.med / bpe, e.med / kb->med, allocs);
             /* Relative to DRAM bandwidth only where the operands live in DRAM. */
             if (b.n == big)
-                fprintf(csv, "%.1f,%.3f\n", 100.0 * e.med / triad.med, triad.med);
+                fprintf(csv, "%.1f,%.3f\n", 100.0 * e.med / tc.triad.med, tc.triad.med);
             else
                 fprintf(csv, ",\n");
             fflush(stdout);
@@ -303,22 +317,29 @@ int bench_kernels(const bench_opts *o)
         }
     }
 
-    double pct = 100.0 * add16.med / triad.med, kpct = 100.0 * kadd16.med / triad.med;
+    const bench_stat *t = &tc.triad;
+    double pct = 100.0 * tc.eager.med / t->med;
     printf("\nlarge add vs STREAM triad, 16M floats per array (64 MiB), 12 bytes/element, "
-           "interleaved, %d reps:\n"
-           "  triad (regular stores, huge pages)    %5.1f GB/s (%.1f-%.1f)\n"
-           "  eager duet_add + release, pool memory %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad "
-           "(target >= 80 %%: %s; system allocs in loop: %llu)\n"
-           "  %s add kernel on the triad's arrays   %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad\n",
-           reps, triad.med, triad.min, triad.max, add16.med, add16.min, add16.max, pct,
-           pct >= 80.0 ? "met" : "MISSED", add_allocs, duet_isa_name(duet_isa_best()),
-           kadd16.med, kadd16.min, kadd16.max, kpct);
-    fprintf(csv, "# add vs triad, n %zu: triad_gbs %.3f (%.3f-%.3f); eager_add_gbs %.3f "
-                 "(%.3f-%.3f) pct %.1f system_allocs %llu; kernel_add_same_arrays_gbs %.3f "
-                 "(%.3f-%.3f) pct %.1f\n",
-            big, triad.med, triad.min, triad.max, add16.med, add16.min, add16.max, pct,
-            add_allocs, kadd16.med, kadd16.min, kadd16.max, kpct);
-    if (add_allocs)
+           "interleaved, %d reps:\n", reps);
+    printf("  triad, huge pages                      %5.1f GB/s (%.1f-%.1f)\n", t->med, t->min,
+           t->max);
+    printf("  eager duet_add + release (pool memory) %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad "
+           "(target >= 80 %%: %s; system allocs in loop: %llu)\n",
+           tc.eager.med, tc.eager.min, tc.eager.max, pct, pct >= 80.0 ? "met" : "MISSED",
+           tc.allocs);
+    printf("  %-6s add kernel on the triad's arrays %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad\n",
+           duet_isa_name(duet_isa_best()), tc.kernel.med, tc.kernel.min, tc.kernel.max,
+           100.0 * tc.kernel.med / t->med);
+    printf("  triad, 4 KiB pages (as malloc gives)   %5.1f GB/s (%.1f-%.1f): eager add = %3.0f %% "
+           "of this\n",
+           tc.triad4k.med, tc.triad4k.min, tc.triad4k.max, 100.0 * tc.eager.med / tc.triad4k.med);
+    fprintf(csv, "# add vs triad, n %zu, GB/s median (min-max): triad_huge %.3f (%.3f-%.3f); "
+                 "eager_add %.3f (%.3f-%.3f) = %.1f %% of triad_huge, system_allocs %llu; "
+                 "kernel_add_on_triad_arrays %.3f (%.3f-%.3f); triad_4k %.3f (%.3f-%.3f)\n",
+            big, t->med, t->min, t->max, tc.eager.med, tc.eager.min, tc.eager.max, pct,
+            tc.allocs, tc.kernel.med, tc.kernel.min, tc.kernel.max, tc.triad4k.med,
+            tc.triad4k.min, tc.triad4k.max);
+    if (tc.allocs)
         bad = 1;
     rc = bad;
 out:
@@ -332,5 +353,6 @@ out:
     free(s1);
     free(s2);
     free(s3);
+    free(s4);
     return rc;
 }
