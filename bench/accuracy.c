@@ -15,8 +15,9 @@
  * give NaN (payload not compared); an infinite reference must be met exactly;
  * a miss counts as a special mismatch.
  *
- * The suite fails (exit status) if any function exceeds DUET_ACC_MAX_ULP,
- * misses a special value, or if the two ISAs differ by more than 1 ULP.
+ * The suite fails (exit status) if a function exceeds the ULP bound that
+ * docs/kernels.md states for it, misses a special value, or if the two ISAs
+ * differ by more than 1 ULP.
  */
 #include "bench.h"
 #include "kernels/kernels.h"
@@ -27,7 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DUET_ACC_MAX_ULP 4.0 /* the bound docs/kernels.md promises */
 #define BATCH (1u << 16)
 #define QUICK_STRIDE 1009u /* prime: walks through exponents and mantissas alike */
 
@@ -68,12 +68,16 @@ typedef struct acc_fn {
     const char *name;
     duet_unary_op op;
     double (*ref)(double);
+    double max_ulp; /* the bound docs/kernels.md states (measured max, rounded up) */
 } acc_fn;
 
 static const acc_fn fns[] = {
-    {"exp", DUET_UNARY_exp, ref_exp},           {"log", DUET_UNARY_log, ref_log},
-    {"tanh", DUET_UNARY_tanh, ref_tanh},        {"sigmoid", DUET_UNARY_sigmoid, ref_sigmoid},
-    {"gelu", DUET_UNARY_gelu, ref_gelu},        {"silu", DUET_UNARY_silu, ref_silu},
+    {"exp", DUET_UNARY_exp, ref_exp, 1.1},
+    {"log", DUET_UNARY_log, ref_log, 1.0},
+    {"tanh", DUET_UNARY_tanh, ref_tanh, 1.5},
+    {"sigmoid", DUET_UNARY_sigmoid, ref_sigmoid, 2.5},
+    {"gelu", DUET_UNARY_gelu, ref_gelu, 2.5},
+    {"silu", DUET_UNARY_silu, ref_silu, 2.5},
 };
 #define NFN ((int)(sizeof fns / sizeof fns[0]))
 
@@ -405,9 +409,9 @@ int bench_accuracy(const bench_opts *o)
                 printf("  FAIL %s/%s: %llu special-value mismatches (NaN or infinity), e.g. x = %a\n",
                        fns[f].name, base.kt[k]->name, (unsigned long long)s->special, (double)wx);
                 rc = 1;
-            } else if (s->w.err > DUET_ACC_MAX_ULP) {
-                printf("  FAIL %s/%s: %.3f ULP exceeds the documented %.0f ULP bound\n", fns[f].name,
-                       base.kt[k]->name, s->w.err, DUET_ACC_MAX_ULP);
+            } else if (s->w.err > fns[f].max_ulp) {
+                printf("  FAIL %s/%s: %.3f ULP exceeds the documented bound of %.1f ULP\n",
+                       fns[f].name, base.kt[k]->name, s->w.err, fns[f].max_ulp);
                 rc = 1;
             }
         }
