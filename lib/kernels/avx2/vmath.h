@@ -6,11 +6,13 @@
  *
  * The algorithms are those of scalar/smath.h, step for step and with the
  * constants of ../mathcoef.h; every step rounds as the scalar one does
- * except the polynomial steps, which use FMA (the scalar mirror rounds
- * a*b and +c separately). Range reduction deliberately avoids FMA so the
- * reduced argument is bit-identical in both ISAs. Special values (NaN,
- * +-inf, +-0, subnormals, overflow) give the same results as the scalar
- * code. No libm, no branches on data except whole-vector shortcuts.
+ * except the polynomial steps of exp, log and tanh, which use FMA (the
+ * scalar mirror rounds a*b and +c separately): those three agree with the
+ * scalar code within 1 ULP, sigmoid/silu/gelu bit for bit. Range reduction
+ * deliberately avoids FMA so the reduced argument is bit-identical in both
+ * ISAs. Special values (NaN, +-inf, +-0, subnormals, overflow) give the same
+ * results as the scalar code (a NaN's payload and sign are not specified).
+ * No libm, no branches on data except whole-vector shortcuts.
  */
 #ifndef DUET_VMATH_H
 #define DUET_VMATH_H
@@ -24,7 +26,6 @@
 /* Forced: GCC otherwise keeps the larger ones out of line, which costs a
  * call per vector and keeps them out of fused loops' register allocation. */
 #define DUET_V8_INLINE static inline __attribute__((always_inline))
-
 
 /* 2^k for k in [-126, 127] (each lane). */
 DUET_V8_INLINE __m256 duet_v8_pow2i(__m256i k)
@@ -53,7 +54,8 @@ DUET_V8_INLINE __m256 duet_v8_clamp(__m256 x, float lo, float hi)
     return _mm256_max_ps(DUET_V8(lo), _mm256_min_ps(DUET_V8(hi), x));
 }
 
-/* r = x - n ln2 and n, as duet_sf_exp_reduce (no FMA: bit-identical). */
+/* r = x - n ln2 and n for |x| <= 150, as duet_sf_exp_reduce (no FMA:
+ * bit-identical). */
 DUET_V8_INLINE __m256 duet_v8_exp_reduce(__m256 x, __m256i *n)
 {
     __m256 t = _mm256_add_ps(_mm256_mul_ps(x, DUET_V8(DUET_LOG2E)), DUET_V8(DUET_ROUND_MAGIC));
@@ -64,7 +66,8 @@ DUET_V8_INLINE __m256 duet_v8_exp_reduce(__m256 x, __m256i *n)
 }
 
 /* e^r for |r| <= ln2/2 + 2^-15, with FMA: may differ from the scalar
- * polynomial by 1 ULP. Used where e^r is the result (exp). */
+ * polynomial by 1 ULP. Used by exp, where e^r is the result, and by tanh,
+ * whose 1 - 2e / (1 + e) does not amplify that difference. */
 DUET_V8_INLINE __m256 duet_v8_exp_poly(__m256 r)
 {
     __m256 q = _mm256_fmadd_ps(DUET_V8(DUET_EXP_C6), r, DUET_V8(DUET_EXP_C5));
@@ -76,9 +79,9 @@ DUET_V8_INLINE __m256 duet_v8_exp_poly(__m256 r)
 }
 
 /* The same polynomial rounded step for step as duet_sf_exp_poly, so it is
- * bit-identical to the scalar one. Used where e^r feeds 1 + e or 1 - e
- * (tanh, sigmoid, silu, gelu): there the rounding of 1 + e would turn a
- * 1-ULP difference in e into 2-3 ULP between the ISAs (measured). */
+ * bit-identical to the scalar one. Used by sigmoid, silu and gelu, where
+ * the rounding of 1 + e would turn a 1-ULP difference in e into 2-3 ULP
+ * between the ISAs (measured). */
 DUET_V8_INLINE __m256 duet_v8_exp_poly_mirror(__m256 r)
 {
     __m256 q = _mm256_add_ps(_mm256_mul_ps(DUET_V8(DUET_EXP_C6), r), DUET_V8(DUET_EXP_C5));
