@@ -106,8 +106,8 @@ static float ref_binary(duet_binary_op op, float a, float b)
     case DUET_BINARY_sub: return (float)(x - y);
     case DUET_BINARY_mul: return (float)(x * y);
     case DUET_BINARY_div: return (float)(x / y);
-    case DUET_BINARY_maximum: return isnan(a) ? a : isnan(b) ? b : (a > b ? a : b);
-    case DUET_BINARY_minimum: return isnan(a) ? a : isnan(b) ? b : (a < b ? a : b);
+    case DUET_BINARY_maximum: return isnan(a) ? a : isnan(b) ? b : (a >= b ? a : b);
+    case DUET_BINARY_minimum: return isnan(a) ? a : isnan(b) ? b : (a <= b ? a : b);
     default: break;
     }
     return NAN;
@@ -871,6 +871,33 @@ static size_t live(duet_ctx *ctx)
         ck_assert_msg(live(ctx) == live0_, "%s left a live tensor", #call);                     \
     } while (0)
 
+/* maximum/minimum of zeros of opposite sign return the first argument
+ * (NumPy's rule) on the active ISA, in contiguous, broadcast and scalar form. */
+START_TEST(t_signed_zero_ties)
+{
+    duet_ctx *ctx = tu_ctx();
+    const float a[4] = {0.0f, -0.0f, 0.0f, -0.0f}, b[4] = {-0.0f, 0.0f, 0.0f, -0.0f};
+    duet_tensor *ta = duet_from_data(ctx, DUET_F32, 1, (int64_t[]){4}, a);
+    duet_tensor *tb = duet_from_data(ctx, DUET_F32, 1, (int64_t[]){4}, b);
+    duet_tensor *one = duet_from_data(ctx, DUET_F32, 1, (int64_t[]){1}, b); /* -0, broadcast */
+    duet_tensor *ys[6] = {duet_maximum(ctx, ta, tb), duet_minimum(ctx, ta, tb),
+                          duet_maximum(ctx, ta, one), duet_minimum(ctx, ta, one),
+                          duet_maximum_scalar(ctx, ta, -0.0f), duet_minimum_scalar(ctx, ta, -0.0f)};
+    for (int k = 0; k < 6; k++) {
+        float y[4];
+        ck_assert_int_eq(duet_read(ctx, ys[k], y, sizeof y), DUET_OK);
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(!signbit(y[i]) == !signbit(a[i]),
+                          "case %d element %d: tie did not return the first argument", k, i);
+        duet_release(ctx, ys[k]);
+    }
+    duet_release(ctx, ta);
+    duet_release(ctx, tb);
+    duet_release(ctx, one);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 START_TEST(t_errors)
 {
     duet_ctx *ctx = tu_ctx();
@@ -970,6 +997,7 @@ int main(void)
     tc = tcase_create("isa");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, t_isa_agree_unary);
+    tcase_add_test(tc, t_signed_zero_ties);
     tcase_add_test(tc, t_isa_agree_binary);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");

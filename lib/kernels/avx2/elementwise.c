@@ -69,8 +69,8 @@ static inline __m256 vmin_nan(__m256 p, __m256 q)
     r = _mm256_blendv_ps(r, q, qnan);
     return _mm256_blendv_ps(r, p, pnan);
 }
-static inline float smax_nan(float a, float b) { return a != a ? a : (b != b ? b : (a > b ? a : b)); }
-static inline float smin_nan(float a, float b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }
+static inline float smax_nan(float a, float b) { return a != a ? a : (b != b ? b : (a >= b ? a : b)); }
+static inline float smin_nan(float a, float b) { return a != a ? a : (b != b ? b : (a <= b ? a : b)); }
 
 #define BINARY(name, V, S)                                                                  \
     void duet_avx2_##name(size_t n, const float *a, ptrdiff_t sa, const float *b,           \

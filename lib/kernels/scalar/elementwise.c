@@ -32,9 +32,10 @@ UNARY(relu, v > 0.0f ? v : 0.0f)
 UNARY(gelu, duet_sf_gelu(v))
 UNARY(silu, duet_sf_silu(v))
 
-/* maximum/minimum propagate NaN from either side, as NumPy does. */
-static inline float fmax_nan(float a, float b) { return a != a ? a : (b != b ? b : (a > b ? a : b)); }
-static inline float fmin_nan(float a, float b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }
+/* maximum/minimum propagate NaN from either side and return the first
+ * argument on a tie (so maximum(-0, +0) is -0), as NumPy and the AVX2 path do. */
+static inline float fmax_nan(float a, float b) { return a != a ? a : (b != b ? b : (a >= b ? a : b)); }
+static inline float fmin_nan(float a, float b) { return a != a ? a : (b != b ? b : (a <= b ? a : b)); }
 
 #define BINARY(name, expr)                                                             \
     void duet_scalar_##name(size_t n, const float *a, ptrdiff_t sa, const float *b,    \
