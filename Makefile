@@ -5,6 +5,7 @@
 #   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2
 #   make sanitize   the suite built with ASan + UBSan
 #   make valgrind   the suite under valgrind memcheck
+#   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
 #   make bench      benchmarks: tables on stdout, CSV in bench/results/
 #   make install PREFIX=/usr/local
 #
@@ -48,7 +49,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -119,6 +120,18 @@ sanitize:
 
 valgrind:
 	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+
+# The library must pick the scalar path and never execute an AVX instruction
+# on a CPU without AVX2: run the suite (DUET_ISA unset, so detection decides)
+# on qemu's Nehalem model, which has SSE4.2 and no AVX at all.
+test-noavx2: $(TEST_BIN)
+	@command -v qemu-x86_64 >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "duet: installing qemu-user for test-noavx2"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null || exit 1; \
+	  else echo "duet: test-noavx2 needs qemu-user (apt-get install qemu-user)"; exit 1; fi; }
+	@set -e; for t in $(TEST_BIN); do echo "== qemu -cpu Nehalem $$t"; \
+	  env -u DUET_ISA DUET_EXPECT_BEST=scalar CK_FORK=no qemu-x86_64 -cpu Nehalem $$t; done
 
 # ---- examples, demo, bench ----------------------------------------------------------------
 $(BUILD)/examples/%: examples/%.c $(STATIC)
