@@ -852,25 +852,6 @@ END_TEST
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
-static size_t live(duet_ctx *ctx)
-{
-    duet_mem_stats st;
-    ck_assert_int_eq(duet_ctx_mem_stats(ctx, &st), DUET_OK);
-    return st.live_tensors;
-}
-
-/* A failed call returns NULL, sets code, names the op, and makes nothing. */
-#define EXPECT_FAIL(ctx, call, code, opname)                                                     \
-    do {                                                                                        \
-        size_t live0_ = live(ctx);                                                              \
-        duet_clear_error(ctx);                                                                  \
-        ck_assert_msg((call) == NULL, "%s did not fail", #call);                                \
-        TU_ASSERT_ERR(ctx, code);                                                               \
-        ck_assert_msg(strstr(duet_error_message(ctx), opname) != NULL,                          \
-                      "message '%s' does not name %s", duet_error_message(ctx), opname);        \
-        ck_assert_msg(live(ctx) == live0_, "%s left a live tensor", #call);                     \
-    } while (0)
-
 /* maximum/minimum of zeros of opposite sign return the first argument
  * (NumPy's rule) on the active ISA, in contiguous, broadcast and scalar form. */
 START_TEST(t_signed_zero_ties)
@@ -920,42 +901,42 @@ START_TEST(t_errors)
         unary_api fn = unary_cases[u].fn;
         snprintf(name, sizeof name, "duet_%s", unary_cases[u].name);
         ck_assert_ptr_null(fn(NULL, f));
-        EXPECT_FAIL(ctx, fn(ctx, NULL), DUET_ERR_NULL, name);
-        EXPECT_FAIL(ctx, fn(ctx, iv), DUET_ERR_DTYPE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, NULL), DUET_ERR_NULL, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, iv), DUET_ERR_DTYPE, name);
         ck_assert_ptr_nonnull(strstr(duet_error_message(ctx), "i32"));
-        EXPECT_FAIL(ctx, fn(ctx, dead), DUET_ERR_HANDLE, name);
-        EXPECT_FAIL(ctx, fn(ctx, foreign), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, dead), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, foreign), DUET_ERR_HANDLE, name);
     }
     for (int b = 0; b < NBINARY; b++) {
         binary_api fn = binary_cases[b].fn;
         scalar_api fs = binary_cases[b].fn_scalar;
         snprintf(name, sizeof name, "duet_%s", binary_cases[b].name);
         ck_assert_ptr_null(fn(NULL, f, f));
-        EXPECT_FAIL(ctx, fn(ctx, NULL, f), DUET_ERR_NULL, name);
-        EXPECT_FAIL(ctx, fn(ctx, f, NULL), DUET_ERR_NULL, name);
-        EXPECT_FAIL(ctx, fn(ctx, iv, f), DUET_ERR_DTYPE, name);
-        EXPECT_FAIL(ctx, fn(ctx, f, iv), DUET_ERR_DTYPE, name);
-        EXPECT_FAIL(ctx, fn(ctx, dead, f), DUET_ERR_HANDLE, name);
-        EXPECT_FAIL(ctx, fn(ctx, f, dead), DUET_ERR_HANDLE, name);
-        EXPECT_FAIL(ctx, fn(ctx, f, foreign), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, NULL, f), DUET_ERR_NULL, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, f, NULL), DUET_ERR_NULL, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, iv, f), DUET_ERR_DTYPE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, f, iv), DUET_ERR_DTYPE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, dead, f), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, f, dead), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, f, foreign), DUET_ERR_HANDLE, name);
         /* Shapes that do not broadcast: the message names the op and both shapes. */
         char want[128];
-        EXPECT_FAIL(ctx, fn(ctx, f, g), DUET_ERR_SHAPE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, f, g), DUET_ERR_SHAPE, name);
         snprintf(want, sizeof want, "%s: shapes [2,3] and [4] cannot be broadcast", name);
         ck_assert_str_eq(duet_error_message(ctx), want);
-        EXPECT_FAIL(ctx, fn(ctx, h, f), DUET_ERR_SHAPE, name);
+        TU_EXPECT_FAIL(ctx, fn(ctx, h, f), DUET_ERR_SHAPE, name);
         snprintf(want, sizeof want, "%s: shapes [3,2] and [2,3] cannot be broadcast", name);
         ck_assert_str_eq(duet_error_message(ctx), want);
-        EXPECT_FAIL(ctx, fn(ctx, z, t2), DUET_ERR_SHAPE, name); /* 0 does not stretch to 2 */
+        TU_EXPECT_FAIL(ctx, fn(ctx, z, t2), DUET_ERR_SHAPE, name); /* 0 does not stretch to 2 */
         snprintf(want, sizeof want, "%s: shapes [0] and [2] cannot be broadcast", name);
         ck_assert_str_eq(duet_error_message(ctx), want);
 
         snprintf(name, sizeof name, "duet_%s_scalar", binary_cases[b].name);
         ck_assert_ptr_null(fs(NULL, f, 1.0f));
-        EXPECT_FAIL(ctx, fs(ctx, NULL, 1.0f), DUET_ERR_NULL, name);
-        EXPECT_FAIL(ctx, fs(ctx, iv, 1.0f), DUET_ERR_DTYPE, name);
-        EXPECT_FAIL(ctx, fs(ctx, dead, 1.0f), DUET_ERR_HANDLE, name);
-        EXPECT_FAIL(ctx, fs(ctx, foreign, 1.0f), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fs(ctx, NULL, 1.0f), DUET_ERR_NULL, name);
+        TU_EXPECT_FAIL(ctx, fs(ctx, iv, 1.0f), DUET_ERR_DTYPE, name);
+        TU_EXPECT_FAIL(ctx, fs(ctx, dead, 1.0f), DUET_ERR_HANDLE, name);
+        TU_EXPECT_FAIL(ctx, fs(ctx, foreign, 1.0f), DUET_ERR_HANDLE, name);
     }
     /* The context still works after all that, and a success does not clear
      * the error state. */

@@ -202,6 +202,13 @@ int64_t tu_bcast_index(int n, const int64_t *idx, int ns, const int64_t *s)
     return off;
 }
 
+size_t tu_live(duet_ctx *ctx)
+{
+    duet_mem_stats st;
+    ck_assert_int_eq(duet_ctx_mem_stats(ctx, &st), DUET_OK);
+    return st.live_tensors;
+}
+
 int tu_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -11,6 +11,7 @@
 #include <duet.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A context on the ISA $DUET_ISA names (the machine's best if unset). */
 duet_ctx *tu_ctx(void);
@@ -59,6 +60,22 @@ int tu_broadcast(int na, const int64_t *sa, int nb, const int64_t *sb, int64_t *
 int64_t tu_bcast_index(int n, const int64_t *idx, int ns, const int64_t *s);
 /* Unflatten i into a multi-index of shape (rank n). */
 void tu_unflatten(int64_t i, int n, const int64_t *shape, int64_t *idx);
+
+/* Tensors alive in ctx now. */
+size_t tu_live(duet_ctx *ctx);
+
+/* call must fail (return NULL) with code, a message containing text, and
+ * leave no new live tensor behind. */
+#define TU_EXPECT_FAIL(ctx, call, code, text)                                                \
+    do {                                                                                     \
+        size_t before_ = tu_live(ctx);                                                       \
+        duet_clear_error(ctx);                                                               \
+        ck_assert_ptr_null(call);                                                            \
+        TU_ASSERT_ERR(ctx, code);                                                            \
+        ck_assert_msg(strstr(duet_error_message(ctx), text) != NULL,                         \
+                      "message \"%s\" lacks \"%s\"", duet_error_message(ctx), text);       \
+        ck_assert_int_eq(tu_live(ctx), before_);                                             \
+    } while (0)
 
 /* Run a suite and return the process exit status. */
 int tu_run(Suite *s);
