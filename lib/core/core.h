@@ -246,6 +246,10 @@ static inline int duet_axis(int axis, int ndim)
     return (axis >= 0 && axis < ndim) ? axis : -1;
 }
 
+/* duet_axis for an argument of op on tensor t: on failure records
+ * "op: axis 5 is out of range for shape [2,3]" and returns -1. */
+int duet_axis_arg(duet_ctx *ctx, const char *op, const duet_tensor_impl *t, int axis);
+
 static inline float *duet_impl_f32(const duet_tensor_impl *t)
 {
     return (float *)DUET_BLOCK_DATA(t->blk) + t->offset;

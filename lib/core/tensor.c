@@ -79,6 +79,17 @@ static bool compute_contig(const duet_tensor_impl *t)
     return true;
 }
 
+int duet_axis_arg(duet_ctx *ctx, const char *op, const duet_tensor_impl *t, int axis)
+{
+    int a = duet_axis(axis, t->ndim);
+    if (a < 0) {
+        char s[DUET_SHAPE_STR];
+        duet_fail(ctx, DUET_ERR_AXIS, "%s: axis %d is out of range for shape %s", op, axis,
+                  duet_fmt_shape(s, sizeof s, t->ndim, t->shape));
+    }
+    return a;
+}
+
 /* ---- slots ----------------------------------------------------------------- */
 
 static bool grow_slots(duet_ctx *ctx)

@@ -122,13 +122,9 @@ duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start, 
     duet_tensor_impl *t = duet_get(ctx, h, op, "x");
     if (!t)
         return NULL;
-    int a = duet_axis(axis, t->ndim);
-    char s[DUET_SHAPE_STR];
-    if (a < 0) {
-        duet_fail(ctx, DUET_ERR_AXIS, "%s: axis %d out of range for %s", op, axis,
-                  duet_fmt_shape(s, sizeof s, t->ndim, t->shape));
+    int a = duet_axis_arg(ctx, op, t, axis);
+    if (a < 0)
         return NULL;
-    }
     if (step < 1) {
         duet_fail(ctx, DUET_ERR_ARG, "%s: step %lld must be >= 1", op, (long long)step);
         return NULL;
@@ -159,13 +155,10 @@ duet_tensor *duet_narrow(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start,
     duet_tensor_impl *t = duet_get(ctx, h, op, "x");
     if (!t)
         return NULL;
-    int a = duet_axis(axis, t->ndim);
-    char s[DUET_SHAPE_STR];
-    if (a < 0) {
-        duet_fail(ctx, DUET_ERR_AXIS, "%s: axis %d out of range for %s", op, axis,
-                  duet_fmt_shape(s, sizeof s, t->ndim, t->shape));
+    int a = duet_axis_arg(ctx, op, t, axis);
+    if (a < 0)
         return NULL;
-    }
+    char s[DUET_SHAPE_STR];
     if (start < 0 || length < 0 || start > t->shape[a] || length > t->shape[a] - start) {
         duet_fail(ctx, DUET_ERR_ARG, "%s: [%lld, %lld+%lld) does not fit dim %d of %s", op,
                   (long long)start, (long long)start, (long long)length, a,

@@ -51,13 +51,10 @@ duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
     duet_tensor_impl *first = duet_get(ctx, ts[0], op, "ts[0]");
     if (!first)
         return NULL;
-    int a = duet_axis(axis, first->ndim);
-    char s1[DUET_SHAPE_STR], s2[DUET_SHAPE_STR];
-    if (a < 0) {
-        duet_fail(ctx, DUET_ERR_AXIS, "%s: axis %d out of range for %s", op, axis,
-                  duet_fmt_shape(s1, sizeof s1, first->ndim, first->shape));
+    int a = duet_axis_arg(ctx, op, first, axis);
+    if (a < 0)
         return NULL;
-    }
+    char s1[DUET_SHAPE_STR], s2[DUET_SHAPE_STR];
     int64_t shape[DUET_MAX_DIMS];
     for (int d = 0; d < first->ndim; d++)
         shape[d] = first->shape[d];

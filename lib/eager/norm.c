@@ -13,13 +13,9 @@ static duet_tensor *softmax(duet_ctx *ctx, bool logp, const char *op, duet_tenso
     duet_tensor_impl *x = duet_eager_f32(ctx, hx, op, "x"), *y;
     if (DUET_UNLIKELY(!x))
         return NULL;
-    int a = duet_axis(axis, x->ndim);
-    if (a < 0) {
-        char s[DUET_SHAPE_STR];
-        duet_fail(ctx, DUET_ERR_AXIS, "%s: axis %d is out of range for shape %s", op, axis,
-                  duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
+    int a = duet_axis_arg(ctx, op, x, axis);
+    if (a < 0)
         return NULL;
-    }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_softmax(ctx->kt, logp, x->ndim, x->shape, duet_impl_f32(x), x->strides, a,
