@@ -8,13 +8,26 @@
 #include "core.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+
+/* Blocks this large are placed on 2 MiB boundaries and offered to the kernel
+ * as transparent huge pages: a streaming op over a big tensor then costs no
+ * TLB misses, which on this class of machine is worth ~20 % of bandwidth
+ * (bench/ measures it: eager add against triad on 4 KiB and 2 MiB pages). */
+#define HUGE_BLOCK ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
 
 duet_block *duet_pool_get_slow(duet_ctx *ctx, size_t cap, uint32_t cls)
 {
-    size_t total = (DUET_ALIGN + cap + DUET_ALIGN - 1) & ~(size_t)(DUET_ALIGN - 1);
-    duet_block *b = aligned_alloc(DUET_ALIGN, total);
+    size_t align = cap >= HUGE_BLOCK ? HUGE_ALIGN : DUET_ALIGN;
+    size_t total = (DUET_ALIGN + cap + align - 1) & ~(align - 1);
+    duet_block *b = aligned_alloc(align, total);
     if (!b)
         return NULL;
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE_ALIGN)
+        (void)madvise(b, total, MADV_HUGEPAGE); /* advice only: refusal is harmless */
+#endif
     ctx->pool.st.system_allocs++;
     b->cap = cap;
     b->cls = cls;
