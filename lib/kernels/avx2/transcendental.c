@@ -1,8 +1,10 @@
 /*
  * AVX2 kernels of the transcendental unary ops: the per-vector math of
  * vmath.h driven over unit-stride (2 x 8 lanes per iteration so two
- * independent dependency chains overlap, then one vector, then a masked
- * tail), broadcast (stride 0: one value) and strided inputs. Strided input
+ * independent dependency chains overlap, then one vector, then a tail of
+ * < 8 lanes: a masked load, the same vector code (so the same bits), and a
+ * store through an 8-float stack buffer, because AMD microcodes masked
+ * stores), broadcast (stride 0: one value) and strided inputs. Strided input
  * is gathered 8 at a time into a small buffer and runs the same vector code,
  * so an element's result never depends on the layout it came from.
  */
@@ -13,6 +15,15 @@ static inline __m256i tail_mask(size_t r)
 {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), idx);
+}
+
+/* Store the first r (< 8) lanes of v to y. */
+static inline void store_part(float *y, __m256 v, size_t r)
+{
+    float buf[8];
+    _mm256_storeu_ps(buf, v);
+    for (size_t j = 0; j < r; j++)
+        y[j] = buf[j];
 }
 
 #define VKERNEL(name)                                                                 \
@@ -29,8 +40,8 @@ static inline __m256i tail_mask(size_t r)
             for (; i + 8 <= n; i += 8)                                                \
                 _mm256_storeu_ps(y + i, duet_v8_##name(_mm256_loadu_ps(x + i)));     \
             if (i < n) {                                                              \
-                __m256i m = tail_mask(n - i);                                         \
-                _mm256_maskstore_ps(y + i, m, duet_v8_##name(_mm256_maskload_ps(x + i, m))); \
+                __m256 v = _mm256_maskload_ps(x + i, tail_mask(n - i));               \
+                store_part(y + i, duet_v8_##name(v), n - i);                          \
             }                                                                         \
         } else if (sx == 0) {                                                         \
             if (n == 0)                                                               \
@@ -39,7 +50,7 @@ static inline __m256i tail_mask(size_t r)
             for (; i + 8 <= n; i += 8)                                                \
                 _mm256_storeu_ps(y + i, v);                                           \
             if (i < n)                                                                \
-                _mm256_maskstore_ps(y + i, tail_mask(n - i), v);                      \
+                store_part(y + i, v, n - i);                                          \
         } else {                                                                      \
             float buf[8];                                                             \
             for (; i < n; i += 8) {                                                   \
@@ -50,7 +61,7 @@ static inline __m256i tail_mask(size_t r)
                 if (m == 8)                                                           \
                     _mm256_storeu_ps(y + i, v);                                       \
                 else                                                                  \
-                    _mm256_maskstore_ps(y + i, tail_mask(m), v);                      \
+                    store_part(y + i, v, m);                                          \
             }                                                                         \
         }                                                                             \
     }
