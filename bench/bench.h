@@ -56,6 +56,8 @@ float *bench_alloc_f32_pages(size_t n, int huge);
 void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
 /* A context on the machine's best ISA; NULL with a message. */
 duet_ctx *bench_ctx(void);
+/* The same with a thread count (duet_ctx_options.num_threads; 0: default). */
+duet_ctx *bench_ctx_threads(int threads);
 
 /* One STREAM triad pass a = b + s*c over n floats (single thread, regular
  * stores, arrays 64-byte aligned); returns GB/s with bytes = 12 n. Shared

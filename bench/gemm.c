@@ -101,6 +101,11 @@ int bench_gemm(const bench_opts *o)
     int thread_set[2] = {default_threads, 1};
     int nthreads = default_threads > 1 ? 2 : 1;
     for (int ti = 0; ti < nthreads; ti++) {
+        /* duet sets OpenBLAS's thread count from its context before each
+         * call, so each count gets a context of its own. */
+        duet_ctx_destroy(g.ctx);
+        if (!(g.ctx = bench_ctx_threads(thread_set[ti])))
+            goto out;
         openblas_set_num_threads(thread_set[ti]);
         for (int si = 0; si < nsizes; si++) {
             int n = sizes[si];

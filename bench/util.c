@@ -229,9 +229,12 @@ void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed)
     }
 }
 
-duet_ctx *bench_ctx(void)
+duet_ctx *bench_ctx(void) { return bench_ctx_threads(0); }
+
+duet_ctx *bench_ctx_threads(int threads)
 {
     duet_ctx_options opts = {0};
+    opts.num_threads = threads;
     /* Explicit, so a stray $DUET_ISA cannot silently change what is measured. */
     opts.isa = duet_isa_best();
     duet_ctx *ctx = duet_ctx_create(&opts);

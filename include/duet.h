@@ -114,12 +114,19 @@ typedef struct duet_ctx_options {
     /* Bytes of freed tensor memory the context keeps for reuse; 0 means no
      * limit (everything freed is kept until duet_ctx_trim or destroy). */
     size_t cache_limit;
+    /* Threads the context's kernels may use; 0 means the CPUs this process
+     * may run on (its affinity mask). Today only OpenBLAS (matmul) runs
+     * threaded: before each BLAS call the context sets OpenBLAS's thread
+     * count to this value. OpenBLAS's setting is process-wide, so contexts
+     * with DIFFERENT counts must not run matmuls at the same time from
+     * different threads. */
+    int num_threads;
 } duet_ctx_options;
 
 /**
  * Create a context. opts may be NULL for the defaults. Returns NULL if memory
- * runs out, if $DUET_ISA names an unknown path, or if the ISA asked for is
- * not supported by this machine (there is no context to report into, so
+ * runs out, if $DUET_ISA names an unknown path, if the ISA asked for is
+ * not supported by this machine, or if num_threads is negative (there is no context to report into, so
  * these are the only failures reported by NULL alone).
  */
 DUET_API duet_ctx *duet_ctx_create(const duet_ctx_options *opts);
@@ -130,6 +137,9 @@ DUET_API void duet_ctx_destroy(duet_ctx *ctx);
 
 /** Give cached (freed, kept-for-reuse) tensor memory back to the system. */
 DUET_API void duet_ctx_trim(duet_ctx *ctx);
+
+/** Threads ctx's kernels may use (see duet_ctx_options.num_threads); -1 on NULL. */
+DUET_API int duet_ctx_num_threads(const duet_ctx *ctx);
 
 /** Memory figures of a context, in bytes unless named otherwise. */
 typedef struct duet_mem_stats {

@@ -37,6 +37,37 @@ START_TEST(t_ctx_isa)
 }
 END_TEST
 
+/* Declared by OpenBLAS's cblas.h; the tests are built without its include path. */
+int openblas_get_num_threads(void);
+
+START_TEST(t_threads)
+{
+    duet_ctx *ctx = tu_ctx();
+    ck_assert_int_ge(duet_ctx_num_threads(ctx), 1);
+    ck_assert_int_eq(duet_ctx_num_threads(NULL), -1);
+    duet_ctx *one = duet_ctx_create(&(duet_ctx_options){.num_threads = 1});
+    ck_assert_ptr_nonnull(one);
+    ck_assert_int_eq(duet_ctx_num_threads(one), 1);
+    ck_assert_ptr_null(duet_ctx_create(&(duet_ctx_options){.num_threads = -2}));
+    /* A BLAS-sized matmul on `one` runs OpenBLAS on one thread... */
+    duet_tensor *a = duet_ones(one, DUET_F32, 2, (int64_t[]){64, 64});
+    duet_tensor *y = duet_matmul(one, a, a);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(openblas_get_num_threads(), 1);
+    /* ...and on the default context with its own count again. */
+    duet_tensor *b = duet_ones(ctx, DUET_F32, 2, (int64_t[]){64, 64});
+    duet_tensor *z = duet_matmul(ctx, b, b);
+    ck_assert_ptr_nonnull(z);
+    ck_assert_int_eq(openblas_get_num_threads(), duet_ctx_num_threads(ctx));
+    duet_release(one, a);
+    duet_release(one, y);
+    tu_ctx_done(one);
+    duet_release(ctx, b);
+    duet_release(ctx, z);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 START_TEST(t_env_isa)
 {
     const char *old = getenv("DUET_ISA");
@@ -373,6 +404,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_ctx_isa);
     tcase_add_test(tc, t_env_isa);
+    tcase_add_test(tc, t_threads);
     tcase_add_test(tc, t_errors_null_ctx);
     tcase_add_test(tc, t_errors_messages);
     tcase_add_test(tc, t_error_chain);

@@ -77,6 +77,7 @@ typedef struct duet_tensor_impl {
 struct duet_ctx {
     const duet_kernels *kt; /* the active kernel table */
     duet_isa isa;
+    int threads;            /* threads the kernels may use (>= 1) */
     uint32_t tag;           /* 15-bit context tag carried by handles */
 
     duet_pool pool;

@@ -1,6 +1,8 @@
 /* The context: creation, destruction, error state, ISA choice. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "core.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,17 @@ static duet_isa isa_from_env(bool *bad)
     return DUET_ISA_AUTO;
 }
 
+/* The CPUs this process may run on: a container or taskset may allow fewer
+ * than the machine has. */
+static int affinity_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 1;
+    int n = CPU_COUNT(&set);
+    return n > 0 ? n : 1;
+}
+
 duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
 {
     duet_ctx_options o = {0};
@@ -57,6 +70,8 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     }
     if (isa != DUET_ISA_SCALAR && isa != DUET_ISA_AVX2)
         return NULL;
+    if (o.num_threads < 0)
+        return NULL;
     if (isa == DUET_ISA_AVX2 && duet_isa_best() != DUET_ISA_AVX2)
         return NULL;
 
@@ -67,6 +82,7 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     ctx->kt = duet_kernels_for(isa);
     ctx->tag = make_tag(ctx);
     ctx->pool.cache_limit = o.cache_limit;
+    ctx->threads = o.num_threads > 0 ? o.num_threads : affinity_cpus();
     return ctx;
 }
 
@@ -93,6 +109,8 @@ void duet_ctx_trim(duet_ctx *ctx)
     if (ctx)
         duet_pool_trim(ctx);
 }
+
+int duet_ctx_num_threads(const duet_ctx *ctx) { return ctx ? ctx->threads : -1; }
 
 duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out)
 {

@@ -53,6 +53,7 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
         }
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
+    duet_blas_threads(ctx->threads);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_matmul(ctx->kt, &d, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y),
                          scratch ? (float *)DUET_BLOCK_DATA(scratch) : NULL);

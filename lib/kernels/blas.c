@@ -4,6 +4,12 @@
 
 #include <cblas.h>
 
+void duet_blas_threads(int n)
+{
+    if (openblas_get_num_threads() != n)
+        openblas_set_num_threads(n);
+}
+
 void duet_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc)
 {

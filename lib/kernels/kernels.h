@@ -103,6 +103,9 @@ typedef struct duet_kernels {
  * keep every size within int and lda/ldb/ldc valid for BLAS (>= the stored
  * row length) so OpenBLAS never reports an argument error (it would print).
  * ISA-independent: OpenBLAS picks its own kernels. */
+/* Make OpenBLAS use n threads from its next call (a no-op when it already
+ * does). OpenBLAS's count is process-wide. */
+void duet_blas_threads(int n);
 void duet_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc);
 
