@@ -114,8 +114,9 @@ typedef struct duet_ctx_options {
     /* Bytes of freed tensor memory the context keeps for reuse; 0 means no
      * limit (everything freed is kept until duet_ctx_trim or destroy). */
     size_t cache_limit;
-    /* Threads the context's kernels may use; 0 means the CPUs this process
-     * may run on (its affinity mask). Today only OpenBLAS (matmul) runs
+    /* Threads the context's kernels may use; 0 means $DUET_NUM_THREADS if
+     * set (a positive integer), else the CPUs this process may run on (its
+     * affinity mask). Today only OpenBLAS (matmul) runs
      * threaded: before each BLAS call the context sets OpenBLAS's thread
      * count to this value. OpenBLAS's setting is process-wide, so contexts
      * with DIFFERENT counts must not run matmuls at the same time from
@@ -126,7 +127,8 @@ typedef struct duet_ctx_options {
 /**
  * Create a context. opts may be NULL for the defaults. Returns NULL if memory
  * runs out, if $DUET_ISA names an unknown path, if the ISA asked for is
- * not supported by this machine, or if num_threads is negative (there is no context to report into, so
+ * not supported by this machine, or if num_threads is negative or
+ * $DUET_NUM_THREADS is not a positive integer (there is no context to report into, so
  * these are the only failures reported by NULL alone).
  */
 DUET_API duet_ctx *duet_ctx_create(const duet_ctx_options *opts);
@@ -216,7 +218,8 @@ DUET_API duet_tensor *duet_from_data(duet_ctx *ctx, duet_dtype dtype, int ndim,
                                      const int64_t *shape, const void *data);
 DUET_API duet_tensor *duet_zeros(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape);
 DUET_API duet_tensor *duet_ones(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape);
-/** Every element set to value (converted to dtype; for i32, value is truncated). */
+/** Every element set to value (converted to dtype; for i32, value is truncated
+ *  toward zero and must lie in (-2^31 - 1, 2^31): DUET_ERR_ARG otherwise, NaN included). */
 DUET_API duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape,
                                 double value);
 /** 1-D f32 tensor start, start+step, ... while < stop (> stop for step < 0). */

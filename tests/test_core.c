@@ -1,6 +1,7 @@
 /* Context, errors, handles, lifetime (release, scopes), the caching pool,
  * making tensors and reading them back. */
 #include "testutil.h"
+#include "core/core.h" /* to watch the scope list's size */
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,6 +50,13 @@ START_TEST(t_threads)
     ck_assert_ptr_nonnull(one);
     ck_assert_int_eq(duet_ctx_num_threads(one), 1);
     ck_assert_ptr_null(duet_ctx_create(&(duet_ctx_options){.num_threads = -2}));
+    setenv("DUET_NUM_THREADS", "3", 1);
+    duet_ctx *three = duet_ctx_create(NULL);
+    ck_assert_int_eq(duet_ctx_num_threads(three), 3);
+    duet_ctx_destroy(three);
+    setenv("DUET_NUM_THREADS", "x", 1);
+    ck_assert_ptr_null(duet_ctx_create(NULL));
+    unsetenv("DUET_NUM_THREADS");
     /* A BLAS-sized matmul on `one` runs OpenBLAS on one thread... */
     duet_tensor *a = duet_ones(one, DUET_F32, 2, (int64_t[]){64, 64});
     duet_tensor *y = duet_matmul(one, a, a);
@@ -175,6 +183,63 @@ START_TEST(t_error_chain)
 }
 END_TEST
 
+/* Found in review: sizes that wrap, slices with huge steps, i32 fill range,
+ * reading into an unaligned buffer. */
+START_TEST(t_size_edges)
+{
+    duet_ctx *ctx = tu_ctx();
+    duet_tensor *x = duet_zeros(ctx, DUET_F32, 2, (int64_t[]){1, 1});
+    duet_tensor *a = duet_expand(ctx, x, 2, (int64_t[]){1LL << 31, 1});
+    duet_tensor *b = duet_expand(ctx, x, 2, (int64_t[]){1, 1LL << 31});
+    TU_EXPECT_FAIL(ctx, duet_add(ctx, a, b), DUET_ERR_OVERFLOW,
+                   "duet_add: shape [2147483648,2147483648] has too many elements");
+    duet_tensor *c = duet_expand(ctx, x, 2, (int64_t[]){1LL << 40, 1});
+    duet_tensor *d = duet_expand(ctx, x, 2, (int64_t[]){1, 1LL << 40});
+    TU_EXPECT_FAIL(ctx, duet_mul(ctx, c, d), DUET_ERR_OVERFLOW, "too many elements");
+
+    duet_tensor *v = duet_arange(ctx, 0, 5, 1);
+    duet_tensor *s = duet_slice(ctx, v, 0, 0, 5, INT64_MAX - 1);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(duet_numel(ctx, s), 1);
+    duet_tensor *s2 = duet_slice(ctx, v, 0, 1, 5, 3); /* 1, 4 */
+    float got[2];
+    ck_assert_int_eq(duet_read(ctx, s2, got, sizeof got), DUET_OK);
+    ck_assert(got[0] == 1.0f && got[1] == 4.0f);
+    duet_tensor *big = duet_slice(ctx, c, 0, 0, INT64_MAX, 1LL << 40); /* stride 0: fine */
+    ck_assert_ptr_nonnull(big);
+    duet_tensor *wide = duet_zeros(ctx, DUET_F32, 1, (int64_t[]){3});
+    duet_tensor *sw = duet_slice(ctx, wide, 0, 0, 3, 1);
+    ck_assert_ptr_nonnull(sw);
+
+    duet_tensor *imin = duet_full(ctx, DUET_I32, 1, (int64_t[]){1}, -2147483648.0);
+    int32_t iv;
+    ck_assert_int_eq(duet_read(ctx, imin, &iv, sizeof iv), DUET_OK);
+    ck_assert_int_eq(iv, INT32_MIN);
+    duet_tensor *itr = duet_full(ctx, DUET_I32, 1, (int64_t[]){1}, -7.9);
+    ck_assert_int_eq(duet_read(ctx, itr, &iv, sizeof iv), DUET_OK);
+    ck_assert_int_eq(iv, -7);
+    TU_EXPECT_FAIL(ctx, duet_full(ctx, DUET_I32, 1, (int64_t[]){1}, 2147483648.0), DUET_ERR_ARG,
+                   "does not fit i32");
+    TU_EXPECT_FAIL(ctx, duet_full(ctx, DUET_I32, 1, (int64_t[]){1}, NAN), DUET_ERR_ARG,
+                   "does not fit i32");
+
+    /* duet_read into a buffer at an odd address, from a strided view. */
+    duet_tensor *m = duet_arange(ctx, 0, 6, 1);
+    duet_tensor *m2 = duet_reshape(ctx, m, 2, (int64_t[]){2, 3});
+    duet_tensor *mt = duet_transpose(ctx, m2, 0, 1);
+    unsigned char raw[4 * 6 + 1];
+    ck_assert_int_eq(duet_read(ctx, mt, raw + 1, 4 * 6), DUET_OK);
+    float f[6];
+    memcpy(f, raw + 1, sizeof f);
+    ck_assert(f[0] == 0.0f && f[1] == 3.0f && f[2] == 1.0f && f[5] == 5.0f);
+
+    duet_tensor *all[] = {x, a, b, c, d, v, s, s2, big, wide, sw, imin, itr, m, m2, mt};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        ck_assert_int_eq(duet_release(ctx, all[i]), DUET_OK);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 START_TEST(t_handles)
 {
     duet_ctx *ctx = tu_ctx();
@@ -240,6 +305,36 @@ START_TEST(t_scopes)
         ck_assert_int_eq(duet_scope_end(ctx), DUET_OK);
     duet_release(ctx, outside);
     duet_release(ctx, kept);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
+/* Releases in any order inside one long scope must not grow the scope list
+ * (it is compacted when full), and the scope still ends correctly. */
+START_TEST(t_scope_list_bounded)
+{
+    duet_ctx *ctx = tu_ctx();
+    duet_tensor *a = duet_ones(ctx, DUET_F32, 1, (int64_t[]){4});
+    duet_tensor *outer = NULL;
+    ck_assert_int_eq(duet_scope_begin(ctx), DUET_OK);
+    outer = duet_neg(ctx, a); /* lives in the outer scope throughout */
+    ck_assert_int_eq(duet_scope_begin(ctx), DUET_OK);
+    duet_tensor *keep = duet_abs(ctx, a);
+    for (int i = 0; i < 100000; i++) {
+        duet_tensor *y = duet_add(ctx, a, a);
+        duet_tensor *z = duet_relu(ctx, y);
+        ck_assert_int_eq(duet_release(ctx, y), DUET_OK); /* not the newest: stays listed */
+        ck_assert_int_eq(duet_release(ctx, z), DUET_OK);
+    }
+    ck_assert_msg(ctx->capscoped <= 1024, "scope list grew to %zu entries", ctx->capscoped);
+    ck_assert_int_eq(tu_live(ctx), 3);
+    duet_keep(ctx, keep);
+    ck_assert_int_eq(duet_scope_end(ctx), DUET_OK);
+    ck_assert_int_eq(duet_numel(ctx, keep), 4); /* moved to the outer scope */
+    ck_assert_int_eq(duet_scope_end(ctx), DUET_OK);
+    ck_assert_int_eq(duet_numel(ctx, keep), -1);
+    ck_assert_int_eq(duet_numel(ctx, outer), -1);
+    duet_release(ctx, a);
     tu_ctx_done(ctx);
 }
 END_TEST
@@ -408,8 +503,10 @@ int main(void)
     tcase_add_test(tc, t_errors_null_ctx);
     tcase_add_test(tc, t_errors_messages);
     tcase_add_test(tc, t_error_chain);
+    tcase_add_test(tc, t_size_edges);
     tcase_add_test(tc, t_handles);
     tcase_add_test(tc, t_scopes);
+    tcase_add_test(tc, t_scope_list_bounded);
     tcase_add_test(tc, t_pool_steady_state);
     tcase_add_test(tc, t_cache_limit);
     tcase_add_test(tc, t_create);

@@ -188,14 +188,20 @@ static bool run_case(duet_ctx *ctx, tu_rng *r, int na, const int64_t *sa, int la
 
     /* The op layer on its own (what graph mode will replay) gives bitwise
      * the same result as the eager call, whichever path eager took. */
-    size_t ns = duet_matmul_scratch(ctx->kt, &d);
+    size_t ns = duet_matmul_scratch(&d);
     float *scratch = ns ? malloc(sizeof(float) * ns) : NULL;
     float *direct = malloc(sizeof(float) * (size_t)(nc + 1));
     duet_exec_matmul(ctx->kt, &d, duet_impl_f32(ia), duet_impl_f32(ib), direct, scratch);
     ck_assert_msg(memcmp(direct, got, sizeof(float) * (size_t)nc) == 0,
                   "%s: duet_exec_matmul differs from duet_matmul", what);
+    /* A plan replayed with the other ISA's table (a graph compiled before
+     * duet_ctx_set_isa) must stay safe and right: the path chosen at plan
+     * time, and so the scratch it sized, still holds. Checked below. */
+    const duet_kernels *other = ctx->kt == &duet_kernels_avx2 ? &duet_kernels_scalar
+                                : duet_isa_best() == DUET_ISA_AVX2 ? &duet_kernels_avx2
+                                                                   : &duet_kernels_scalar;
+    duet_exec_matmul(other, &d, duet_impl_f32(ia), duet_impl_f32(ib), direct, scratch);
     free(scratch);
-    free(direct);
     size_t mn = (size_t)(m * n) + 1;
     double *ref = malloc(sizeof(double) * mn), *mag = malloc(sizeof(double) * mn);
     int64_t idx[DUET_MAX_DIMS];
@@ -204,12 +210,14 @@ static bool run_case(duet_ctx *ctx, tu_rng *r, int na, const int64_t *sa, int la
         int64_t ta = tu_bcast_index(nbo, idx, na - 2, sa), tb = tu_bcast_index(nbo, idx, nb - 2, sb);
         ref_gemm(m, n, k, va + ta * m * k, vb + tb * k * n, ref, mag);
         check_gemm(got + t * m * n, ref, mag, m * n, k, what);
+        check_gemm(direct + t * m * n, ref, mag, m * n, k, what);
         if (k == 0)
             for (int64_t i = 0; i < m * n; i++)
                 ck_assert_msg(got[t * m * n + i] == 0.0f, "%s: k = 0 must give zeros", what);
     }
     free(ref);
     free(mag);
+    free(direct);
     free(got);
     free(va);
     free(vb);
@@ -355,7 +363,7 @@ START_TEST(t_plan_layouts)
         ck_assert_int_eq(d.ldb, 30);
         ck_assert(!duet_matmul_is_small(ctx->kt, &d));
         /* Scratch (from the pool) only for a copy; none is left in use after. */
-        ck_assert_uint_eq(duet_matmul_scratch(ctx->kt, &d),
+        ck_assert_uint_eq(duet_matmul_scratch(&d),
                           want_a[i].mode == DUET_MM_COPY ? 40u * 30u : 0u);
         duet_mem_stats before, after;
         ck_assert_int_eq(duet_ctx_mem_stats(ctx, &before), DUET_OK);

@@ -45,6 +45,10 @@ duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t 
 {
     int64_t n;
     duet_tensor_impl *t;
+    if (ctx && dtype == DUET_I32 && !(value > -2147483649.0 && value < 2147483648.0)) {
+        duet_fail(ctx, DUET_ERR_ARG, "duet_full: value %g does not fit i32", value);
+        return NULL;
+    }
     duet_tensor *h = make(ctx, "duet_full", dtype, ndim, shape, &t, &n);
     if (!h)
         return NULL;
@@ -54,7 +58,7 @@ duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t 
             p[i] = v;
     } else {
         int32_t *p = DUET_BLOCK_DATA(t->blk);
-        int32_t v = isfinite(value) && fabs(value) < 2147483648.0 ? (int32_t)value : 0;
+        int32_t v = (int32_t)value; /* range checked before allocating */
         for (int64_t i = 0; i < n; i++)
             p[i] = v;
     }

@@ -56,6 +56,17 @@ static int affinity_cpus(void)
     return n > 0 ? n : 1;
 }
 
+/* $DUET_NUM_THREADS: 0 if unset, -1 if not a positive integer. */
+static int threads_from_env(void)
+{
+    const char *e = getenv("DUET_NUM_THREADS");
+    if (!e || !*e)
+        return 0;
+    char *end;
+    long v = strtol(e, &end, 10);
+    return (*end || v < 1 || v > 4096) ? -1 : (int)v;
+}
+
 duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
 {
     duet_ctx_options o = {0};
@@ -70,6 +81,8 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     }
     if (isa != DUET_ISA_SCALAR && isa != DUET_ISA_AVX2)
         return NULL;
+    if (o.num_threads == 0)
+        o.num_threads = threads_from_env();
     if (o.num_threads < 0)
         return NULL;
     if (isa == DUET_ISA_AVX2 && duet_isa_best() != DUET_ISA_AVX2)

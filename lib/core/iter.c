@@ -75,7 +75,7 @@ duet_status duet_broadcast2(duet_ctx *ctx, const char *op, const duet_tensor_imp
 }
 
 void duet_gather32(int ndim, const int64_t *shape, const uint32_t *src, const int64_t *strides,
-                   uint32_t *dst)
+                   void *dst)
 {
     int64_t cs[DUET_MAX_DIMS];
     duet_contig_strides(ndim, shape, cs);
@@ -87,12 +87,12 @@ void duet_gather32(int ndim, const int64_t *shape, const uint32_t *src, const in
     int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
     int64_t n = it.shape[it.ndim - 1], s = it.st[1][it.ndim - 1];
     do {
-        uint32_t *d = dst + off[0];
+        char *d = (char *)dst + off[0] * 4; /* bytes: dst need not be aligned */
         const uint32_t *p = src + off[1];
         if (s == 1)
             memcpy(d, p, (size_t)n * 4);
         else
             for (int64_t i = 0; i < n; i++)
-                d[i] = p[i * s];
+                memcpy(d + i * 4, &p[i * s], 4); /* one mov when aligned */
     } while (duet_iter_next(&it, idx, off));
 }

@@ -56,8 +56,9 @@ duet_status duet_broadcast2(duet_ctx *ctx, const char *op, const duet_tensor_imp
                             const duet_tensor_impl *b, int *ndim, int64_t *shape,
                             int64_t *sa, int64_t *sb);
 
-/* Copy the strided 32-bit elements of src (shape, strides) into contiguous dst. */
+/* Copy the strided 32-bit elements of src (shape, strides) into contiguous
+ * dst. dst may be a user buffer with any alignment. */
 void duet_gather32(int ndim, const int64_t *shape, const uint32_t *src, const int64_t *strides,
-                   uint32_t *dst);
+                   void *dst);
 
 #endif

@@ -56,13 +56,19 @@ void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides)
     }
 }
 
+/* Element count; INT64_MAX when the product overflows (a zero dim still
+ * makes it 0), so a caller's size check cannot be fooled by a wrap. */
 static int64_t shape_numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
+    bool overflow = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            return 0;
         if (__builtin_mul_overflow(n, shape[i], &n))
-            return 0; /* validated shapes overflow only when a later dim is 0 */
-    return n;
+            overflow = true;
+    }
+    return overflow ? INT64_MAX : n;
 }
 
 static bool compute_contig(const duet_tensor_impl *t)
@@ -131,6 +137,26 @@ void duet_get_fail(duet_ctx *ctx, const duet_tensor *h, const char *op, const ch
         duet_fail(ctx, DUET_ERR_HANDLE, "%s: %s was released (stale handle)", op, what);
 }
 
+/* Drop the scope-list entries of tensors already released (a release pops
+ * its entry only when it is the newest), keeping each scope's segment in
+ * order and its mark right. Run when the list is full, so a long scope with
+ * releases in any order stays bounded by its live tensors: O(1) amortised. */
+static void compact_scoped(duet_ctx *ctx)
+{
+    size_t w = 0;
+    for (int level = 1; level <= ctx->depth; level++) {
+        size_t from = ctx->scope_mark[level - 1];
+        size_t to = level < ctx->depth ? ctx->scope_mark[level] : ctx->nscoped;
+        ctx->scope_mark[level - 1] = w;
+        for (size_t i = from; i < to; i++) {
+            const duet_tensor_impl *t = duet_lookup(ctx, ctx->scoped[i]);
+            if (t && t->scope == level)
+                ctx->scoped[w++] = ctx->scoped[i];
+        }
+    }
+    ctx->nscoped = w;
+}
+
 /* Make room for one more slot and one more scope entry; false (error set)
  * when memory runs out. The steady state never comes here. */
 static bool reserve_slow(duet_ctx *ctx, const char *op)
@@ -139,7 +165,9 @@ static bool reserve_slow(duet_ctx *ctx, const char *op)
         duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for a tensor handle", op);
         return false;
     }
-    if (ctx->depth > 0 && ctx->nscoped == ctx->capscoped) {
+    if (ctx->depth > 0 && ctx->nscoped == ctx->capscoped)
+        compact_scoped(ctx);
+    if (ctx->depth > 0 && ctx->nscoped >= ctx->capscoped / 2 + ctx->capscoped / 4) {
         size_t cap = ctx->capscoped ? ctx->capscoped * 2 : 256;
         duet_tensor **sc = realloc(ctx->scoped, cap * sizeof *sc);
         if (!sc) {
@@ -217,6 +245,14 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
                                const int64_t *shape, duet_tensor_impl **out)
 {
     int64_t n = shape_numel(ndim, shape);
+    /* Callers validate shapes; this is the last guard against a size that
+     * would wrap (the pool refuses more than 2^60 bytes). */
+    if (DUET_UNLIKELY(n > ((int64_t)1 << 58))) {
+        char s[DUET_SHAPE_STR];
+        duet_fail(ctx, DUET_ERR_OVERFLOW, "%s: shape %s has too many elements", op,
+                  duet_fmt_shape(s, sizeof s, ndim, shape));
+        return NULL;
+    }
     duet_block *b = duet_pool_get(ctx, (size_t)n * duet_dtype_size(dtype));
     if (DUET_UNLIKELY(!b)) {
         char s[DUET_SHAPE_STR];

@@ -141,8 +141,13 @@ duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start, 
         shape[i] = t->shape[i];
         strides[i] = t->strides[i];
     }
-    shape[a] = (stop - start + step - 1) / step;
-    strides[a] = t->strides[a] * step;
+    int64_t len = stop - start; /* 0 <= start <= stop <= d: no overflow */
+    shape[a] = len ? 1 + (len - 1) / step : 0;
+    if (shape[a] > 1 && __builtin_mul_overflow(t->strides[a], step, &strides[a])) {
+        duet_fail(ctx, DUET_ERR_OVERFLOW, "%s: step %lld times stride %lld overflows", op,
+                  (long long)step, (long long)t->strides[a]);
+        return NULL;
+    }
     int64_t off = shape[a] ? t->offset + start * t->strides[a] : t->offset;
     return view(ctx, op, t, off, t->ndim, shape, strides);
 }

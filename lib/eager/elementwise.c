@@ -66,7 +66,9 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
     }
     int nd;
     int64_t shape[DUET_MAX_DIMS], sa[DUET_MAX_DIMS], sb[DUET_MAX_DIMS];
-    if (duet_broadcast2(ctx, name, a, b, &nd, shape, sa, sb) != DUET_OK)
+    int64_t numel;
+    if (duet_broadcast2(ctx, name, a, b, &nd, shape, sa, sb) != DUET_OK ||
+        duet_check_shape(ctx, name, nd, shape, &numel) != DUET_OK) /* expanded views can overflow */
         return NULL;
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, nd, shape, &y);
     if (DUET_LIKELY(hy != NULL))

@@ -39,7 +39,7 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
     if (DUET_UNLIKELY(duet_matmul_plan(ctx, op, a->ndim, a->shape, a->strides, b->ndim, b->shape,
                                        b->strides, &d, &nd, shape) != DUET_OK))
         return NULL;
-    size_t nscratch = duet_matmul_scratch(ctx->kt, &d);
+    size_t nscratch = duet_matmul_scratch(&d);
     duet_block *scratch = NULL;
     if (nscratch) {
         scratch = duet_pool_get(ctx, nscratch * sizeof(float));
@@ -53,7 +53,8 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
         }
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
-    duet_blas_threads(ctx->threads);
+    if (DUET_LIKELY(hy != NULL) && !d.small)
+        duet_blas_threads(ctx->threads);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_matmul(ctx->kt, &d, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y),
                          scratch ? (float *)DUET_BLOCK_DATA(scratch) : NULL);

@@ -160,12 +160,13 @@ duet_status duet_matmul_plan(duet_ctx *ctx, const char *op, int na, const int64_
 layouts:
     d->la = classify(d->m, d->k, d->sam, d->sak, &d->lda);
     d->lb = classify(d->k, d->n, d->sbk, d->sbn, &d->ldb);
+    d->small = duet_matmul_is_small(ctx->kt, d);
     return DUET_OK;
 }
 
-size_t duet_matmul_scratch(const duet_kernels *kt, const duet_matmul_desc *d)
+size_t duet_matmul_scratch(const duet_matmul_desc *d)
 {
-    if (d->count == 0 || d->k == 0 || duet_matmul_is_small(kt, d))
+    if (d->count == 0 || d->k == 0 || d->small)
         return 0;
     size_t n = 0;
     if (d->la == DUET_MM_COPY)
@@ -193,7 +194,9 @@ void duet_exec_matmul(const duet_kernels *kt, const duet_matmul_desc *d, const f
         memset(c, 0, (size_t)(d->count * mn) * sizeof *c);
         return;
     }
-    const bool small = duet_matmul_is_small(kt, d);
+    /* A table switched since planning only changes speed: every small_gemm
+     * handles any size and stride. */
+    const bool small = d->small;
     float *ca = NULL, *cb = NULL;
     if (!small) {
         ca = d->la == DUET_MM_COPY ? scratch : NULL;

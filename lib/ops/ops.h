@@ -41,6 +41,8 @@ typedef struct duet_matmul_desc {
     int64_t sam, sak, sbk, sbn; /* strides inside one product */
     int64_t lda, ldb;         /* BLAS leading dimensions (after a copy: the row length) */
     uint8_t la, lb;           /* DUET_MM_* of a and b on the BLAS path */
+    bool small;               /* small_gemm, not OpenBLAS: decided once, by the planning
+                               * context's table, so scratch and exec always agree */
 } duet_matmul_desc;
 
 /* Validate a [..., m, k] x b [..., k, n] and plan it; fills d and the output
@@ -56,8 +58,8 @@ duet_status duet_matmul_plan(duet_ctx *ctx, const char *op, int na, const int64_
  * _mnk: the same rule for one m x k by k x n product (m, n, k >= 0). */
 bool duet_matmul_is_small(const duet_kernels *kt, const duet_matmul_desc *d);
 bool duet_matmul_small_mnk(const duet_kernels *kt, int64_t m, int64_t n, int64_t k);
-/* Floats of scratch duet_exec_matmul needs with kt (0 for most layouts). */
-size_t duet_matmul_scratch(const duet_kernels *kt, const duet_matmul_desc *d);
+/* Floats of scratch duet_exec_matmul needs (0 for most layouts). */
+size_t duet_matmul_scratch(const duet_matmul_desc *d);
 /* c = a @ b, c contiguous [..., m, n]; scratch holds duet_matmul_scratch
  * floats (may be NULL when that is 0). Never fails. */
 void duet_exec_matmul(const duet_kernels *kt, const duet_matmul_desc *d, const float *a,
