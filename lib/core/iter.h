@@ -9,7 +9,8 @@
 
 #include "core.h"
 
-#define DUET_ITER_MAX_OPS 4
+/* 9: a fused elementwise program's output and its up to 8 inputs (ops/fused.h). */
+#define DUET_ITER_MAX_OPS 9
 
 typedef struct duet_iter {
     int ndim; /* after coalescing; >= 1 */
