@@ -7,6 +7,10 @@
  *  - n elements; outputs are contiguous (stride 1) unless a stride is given;
  *  - input strides are in elements and may be 1, 0 (a broadcast value) or
  *    anything else (the kernel must handle all three; 1 and 0 fast);
+ *  - an elementwise kernel may write its output over an input it reads at
+ *    stride 1 (y == x exactly): each element is read before it is written.
+ *    The fused executor (lib/ops/fused.c) relies on this to reuse tiles;
+ *    partial overlap is not allowed;
  *  - kernels never allocate, never fail, never print.
  *
  * The op lists are X-macros so the dispatch tables, the tests and the
