@@ -8,6 +8,7 @@
  * is within 1 ULP of duet_sf_exp), by a few ULP at most.
  */
 #include "avx2.h"
+#include "sumfold.h"
 #include "../scalar/scalar.h"
 #include "../scalar/smath.h"
 #include "vmath.h"
@@ -116,22 +117,13 @@ static void node(leaf_fn f, size_t n, const float *x, __m256 c, float *y, __m256
         acc[k] = _mm256_add_ps(acc[k], r[k]);
 }
 
-static inline float fold32(const __m256 *a)
-{
-    __m256 s = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-    __m128 w = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    __m128 u = _mm_add_ps(w, _mm_movehl_ps(w, w));
-    u = _mm_add_ss(u, _mm_shuffle_ps(u, u, 1));
-    return _mm_cvtss_f32(u);
-}
-
 static float lane_sum(leaf_fn f, size_t n, const float *x, float c, float *y)
 {
     if (!y)
         y = (float *)(uintptr_t)x; /* not written: see leaf_plain */
     __m256 acc[4];
     node(f, n, x, _mm256_set1_ps(c), y, acc);
-    return fold32(acc);
+    return duet_v8_fold32(acc);
 }
 
 /* y[i] = (x[i] - c) * mul [* g[i]] [+ b[i]], the NULL factors skipped. */

@@ -8,6 +8,7 @@
  * fold is the same tree, so it returns the scalar kernel's bits, faster.
  */
 #include "avx2.h"
+#include "sumfold.h"
 #include "../scalar/scalar.h"
 
 #include <immintrin.h>
@@ -68,22 +69,13 @@ static void sum_node(size_t n, const float *x, __m256 *acc)
         acc[k] = _mm256_add_ps(acc[k], r[k]);
 }
 
-static inline float fold32(const __m256 *a)
-{
-    __m256 s = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-    __m128 w = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    __m128 t = _mm_add_ps(w, _mm_movehl_ps(w, w));
-    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-    return _mm_cvtss_f32(t);
-}
-
 float duet_avx2_sum_row(size_t n, const float *x, ptrdiff_t sx)
 {
     if (sx != 1)
         return duet_scalar_sum_row(n, x, sx);
     __m256 acc[4];
     sum_node(n, x, acc);
-    return fold32(acc);
+    return duet_v8_fold32(acc);
 }
 
 static inline __m256 isnan_v(__m256 v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); }

@@ -9,6 +9,7 @@
  * which also does not, returns the same bits.
  */
 #include "scalar.h"
+#include "sumfold.h"
 #include "smath.h"
 
 #include <math.h>
@@ -84,24 +85,13 @@ static void node(leaf_fn f, size_t n, const float *x, float c, float *y, float *
         acc[j] += r[j];
 }
 
-static float fold32(const float *a)
-{
-    float v[8], w[4];
-    for (int k = 0; k < 8; k++)
-        v[k] = (a[k] + a[k + 8]) + (a[k + 16] + a[k + 24]);
-    for (int k = 0; k < 4; k++)
-        w[k] = v[k] + v[k + 4];
-    float u0 = w[0] + w[2], u1 = w[1] + w[3];
-    return u0 + u1;
-}
-
 static float lane_sum(leaf_fn f, size_t n, const float *x, float c, float *y)
 {
     if (!y)
         y = (float *)(uintptr_t)x; /* not written: see leaf_plain */
     float acc[LANES];
     node(f, n, x, c, y, acc);
-    return fold32(acc);
+    return duet_sf_fold32(acc);
 }
 
 static void fill(size_t n, float *y, float v)

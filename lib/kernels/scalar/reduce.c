@@ -10,6 +10,7 @@
  * changing a single rounding.
  */
 #include "scalar.h"
+#include "sumfold.h"
 
 #define LANES DUET_SUM_LANES
 
@@ -51,23 +52,11 @@ static void sum_node(size_t n, const float *x, ptrdiff_t sx, float *acc)
         acc[j] += r[j];
 }
 
-/* The fold of kernels.h, written to mirror the AVX2 shuffles one to one. */
-static float fold32(const float *a)
-{
-    float v[8], w[4];
-    for (int k = 0; k < 8; k++)
-        v[k] = (a[k] + a[k + 8]) + (a[k + 16] + a[k + 24]);
-    for (int k = 0; k < 4; k++)
-        w[k] = v[k] + v[k + 4];
-    float u0 = w[0] + w[2], u1 = w[1] + w[3];
-    return u0 + u1;
-}
-
 float duet_scalar_sum_row(size_t n, const float *x, ptrdiff_t sx)
 {
     float acc[LANES];
     sum_node(n, x, sx, acc);
-    return fold32(acc);
+    return duet_sf_fold32(acc);
 }
 
 float duet_scalar_max_row(size_t n, const float *x, ptrdiff_t sx)
