@@ -243,6 +243,15 @@ DUET_API duet_tensor *duet_rand_normal(duet_ctx *ctx, int ndim, const int64_t *s
  *  which holds dst_bytes bytes. Fails with DUET_ERR_ARG if dst is too small. */
 DUET_API duet_status duet_read(duet_ctx *ctx, const duet_tensor *t, void *dst, size_t dst_bytes);
 
+/** Overwrite t's elements in place with src's, given in row-major logical
+ *  order (src_bytes must hold them all: DUET_ERR_ARG otherwise). The memory
+ *  is changed where it is, so every view of it and every graph that uses t
+ *  as a parameter sees the new values: this is how weights are loaded or
+ *  updated between graph runs. An expanded view (a stride-0 dimension of
+ *  length > 1, which would receive several values) fails with
+ *  DUET_ERR_LAYOUT; a symbolic tensor (while tracing) with DUET_ERR_ARG. */
+DUET_API duet_status duet_write(duet_ctx *ctx, duet_tensor *t, const void *src, size_t src_bytes);
+
 /** Number of dimensions, or -1 on error. */
 DUET_API int duet_ndim(duet_ctx *ctx, const duet_tensor *t);
 /** Copy the shape into shape[0..ndim-1] (room for DUET_MAX_DIMS); *ndim may be NULL. */
@@ -401,6 +410,144 @@ DUET_API duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *x, const duet_
  * DUET_ERR_HANDLE for bad handles.
  */
 DUET_API duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+
+/* ------------------------------------------------------------------ */
+/* Graph mode: trace once, compile, replay                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A model is a function over duet ops, written once:
+ *
+ *     void model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user);
+ *
+ * Called with real tensors it runs eagerly. Passed to duet_trace it is
+ * called once with placeholder inputs: every duet op it calls records a node
+ * instead of computing (the op functions above are the only op API; whether
+ * they run or record depends on whether ctx is tracing). The recorded graph
+ * is compiled — passes below, a memory plan, a flat list of prepared steps —
+ * and then replayed by duet_graph_run with new input data each time.
+ *
+ * While tracing:
+ *  - Placeholders and every tensor computed from them are symbolic: they
+ *    have shapes, dtypes and strides (duet_shape etc. work, shape errors are
+ *    found at once with the messages eager mode gives), but no values:
+ *    duet_read of one fails with DUET_ERR_ARG. They are released when the
+ *    trace ends; a handle kept past it is stale.
+ *  - Views (reshape, permute, slice, ...) of symbolic tensors cost nothing at
+ *    replay: the consuming step reads through the view's strides.
+ *  - A real tensor made BEFORE the trace (a weight) and used by an op is a
+ *    parameter: the graph references its memory, never copies it, so writing
+ *    new values into that memory (an optimiser step) is seen by the next
+ *    replay. The graph holds a reference, so releasing the handle is safe.
+ *  - A real tensor made DURING the trace (duet_full, duet_from_data, ... in
+ *    the model) is a constant; ops on constants only may be folded at
+ *    compile time. Random initialisers inside a model are constants too:
+ *    they are drawn once, at trace time.
+ *  - The first failing op fails the whole trace: duet_trace returns NULL
+ *    with that op's code and exactly the message eager mode would give.
+ */
+typedef void (*duet_model_fn)(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out,
+                              void *user);
+
+/** Shape and dtype of one graph input. */
+typedef struct duet_tensor_spec {
+    duet_dtype dtype;
+    int ndim;
+    int64_t shape[DUET_MAX_DIMS];
+} duet_tensor_spec;
+
+/** Compile passes, as bits of duet_trace_options.disable (each can be turned
+ *  off on its own, so its effect can be measured). */
+enum {
+    DUET_PASS_DCE = 1 << 0,         /* drop nodes no output depends on */
+    DUET_PASS_CSE = 1 << 1,         /* merge nodes that compute the same thing */
+    DUET_PASS_FOLD = 1 << 2,        /* compute nodes over constants at compile time */
+    DUET_PASS_FUSE = 1 << 3,        /* elementwise chains/DAGs -> one tiled kernel */
+    DUET_PASS_FUSE_REDUCE = 1 << 4, /* elementwise producers into sum/mean/max */
+    DUET_PASS_FUSE_MATMUL = 1 << 5, /* bias add + activation into the matmul's panels */
+    DUET_PASS_REUSE = 1 << 6,       /* share arena memory between values whose lifetimes
+                                     * do not meet (off: every value its own bytes) */
+    DUET_PASS_INPLACE = 1 << 7,     /* elementwise results over a dying input */
+    DUET_PASS_ALL = 0xFF
+};
+
+/** Options of duet_trace; NULL means all zero. */
+typedef struct duet_trace_options {
+    int n_out;         /* outputs the model writes to out[] (0 means 1); at most 64 */
+    unsigned disable;  /* DUET_PASS_* bits to skip (0: run every pass) */
+} duet_trace_options;
+
+/** An opaque handle to a compiled graph owned by its context. */
+typedef struct duet_graph duet_graph;
+
+/**
+ * Trace fn with n_in placeholder inputs of the given specs (n_in 0..64) and
+ * compile it. Returns the graph (owned by ctx; end it with duet_graph_free or
+ * duet_ctx_destroy), or NULL with the error set: the model's first failing
+ * op (same code and message as eagerly), DUET_ERR_ARG for bad specs, a model
+ * that leaves an out[i] unset, or a trace started while ctx is already
+ * tracing; DUET_ERR_NOMEM. A failed trace leaks nothing and leaves no
+ * symbolic tensor behind.
+ */
+DUET_API duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in,
+                                const duet_tensor_spec *in, void *user,
+                                const duet_trace_options *opts);
+
+/**
+ * Replay g on real input tensors in[0..n_in-1] (each of its spec's shape and
+ * dtype, contiguous). out[0..n_out-1] receive the output tensors: the SAME
+ * handles on every run, owned by the graph and overwritten by the next run
+ * (duet_copy one to keep it; releasing one is allowed and the next run makes
+ * a new handle). A run allocates nothing and checks only its inputs: on a
+ * wrong count of live handles, shape, dtype or layout it fails
+ * (DUET_ERR_HANDLE, DUET_ERR_SHAPE, DUET_ERR_DTYPE, DUET_ERR_LAYOUT) before
+ * any step runs. A freed graph fails with DUET_ERR_HANDLE. Parameters are
+ * read where they live at the time of the run.
+ */
+DUET_API duet_status duet_graph_run(duet_ctx *ctx, duet_graph *g, duet_tensor *const *in,
+                                    duet_tensor **out);
+
+/** Free g and everything it holds (its output tensors' handles end too).
+ *  NULL is a no-op; a stale handle fails with DUET_ERR_HANDLE. */
+DUET_API duet_status duet_graph_free(duet_ctx *ctx, duet_graph *g);
+
+/** What compilation did, for reports and tests. */
+typedef struct duet_graph_stats {
+    int nodes_recorded;  /* nodes the trace recorded (inputs, parameters, constants included) */
+    int nodes;           /* nodes left after the passes (fused members counted) */
+    int removed_dce, removed_cse, folded; /* by each pass */
+    int fused_groups;    /* fused kernels of two or more ops */
+    int fused_nodes;     /* ops inside those kernels */
+    int steps;           /* prepared steps one replay runs */
+    size_t arena_bytes;  /* the planned arena: every intermediate value of a replay */
+    size_t value_bytes;  /* sum of the bytes of every op result the traced model computed
+                          * (outputs included): what eager mode allocates for one call
+                          * of the model, and its peak if it frees nothing until the end */
+    size_t lower_bound;  /* max bytes of intermediates alive at once: no plan does better */
+    size_t output_bytes; /* the graph-owned output tensors */
+} duet_graph_stats;
+
+DUET_API duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *g,
+                                          duet_graph_stats *stats);
+
+/** What duet_graph_dump writes. */
+typedef enum duet_dump_format { DUET_DUMP_TEXT = 0, DUET_DUMP_DOT = 1 } duet_dump_format;
+typedef enum duet_dump_stage {
+    DUET_DUMP_RECORDED = 0, /* the graph as traced, before any pass */
+    DUET_DUMP_COMPILED = 1  /* after the passes: fused groups, arena offsets, steps */
+} duet_dump_stage;
+
+/**
+ * Write g as text (one line per node: id, op, shape, inputs, fused group,
+ * arena offset) or as a Graphviz DOT digraph (fused groups as clusters) into
+ * buf, which holds cap bytes; *len (may be NULL) receives the length the
+ * whole dump needs, without the terminating NUL. The output is always
+ * terminated when cap > 0; a dump that does not fit is cut and the call
+ * fails with DUET_ERR_ARG (call again with *len + 1 bytes). buf may be NULL
+ * when cap is 0, to ask for the length.
+ */
+DUET_API duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *g, duet_dump_stage stage,
+                                     duet_dump_format format, char *buf, size_t cap, size_t *len);
 
 #ifdef __cplusplus
 }

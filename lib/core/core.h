@@ -36,6 +36,8 @@ typedef struct duet_block {
     size_t cap;                   /* usable bytes (the size class) */
     uint32_t refs;                /* tensors (views) that see this block */
     uint32_t cls;                 /* size-class index */
+    uint32_t trace_id;            /* id of the trace that allocated it (0: none); a
+                                   * tensor over it is a constant of that trace */
 } duet_block;
 
 #define DUET_BLOCK_DATA(b) ((void *)((char *)(b) + DUET_ALIGN))
@@ -51,7 +53,8 @@ typedef struct duet_pool {
 
 /* ---- tensors ------------------------------------------------------------ */
 
-enum { DUET_TF_LIVE = 1, DUET_TF_KEEP = 2, DUET_TF_CONTIG = 4 };
+/* SYM: a symbolic tensor of a trace in progress: no block, a value id. */
+enum { DUET_TF_LIVE = 1, DUET_TF_KEEP = 2, DUET_TF_CONTIG = 4, DUET_TF_SYM = 8 };
 
 typedef struct duet_tensor_impl {
     duet_block *blk;   /* NULL when free */
@@ -60,7 +63,10 @@ typedef struct duet_tensor_impl {
     int64_t shape[DUET_MAX_DIMS];
     int64_t strides[DUET_MAX_DIMS]; /* in elements */
     uint32_t gen;      /* bumped at every release; part of the handle */
-    uint32_t next_free;/* slot free list (index + 1, 0 = end) */
+    union {
+        uint32_t next_free; /* free slot: the free list (index + 1, 0 = end) */
+        uint32_t value;     /* live symbolic tensor: its node in the trace */
+    };
     uint32_t idx;      /* this slot's own index */
     uint8_t ndim;
     uint8_t dtype;
@@ -92,9 +98,32 @@ struct duet_ctx {
     size_t scope_mark[DUET_MAX_SCOPES];
     int depth;
 
+    /* Graph mode: the trace in progress (NULL: ops run eagerly), the last
+     * trace id handed out, and the table of compiled graphs that handles
+     * index (like tensor slots: a generation makes a freed handle stale). */
+    struct duet_trace_state *trace;
+    uint32_t trace_ids;
+    struct duet_graph_slot *graphs;
+    uint32_t ngraphs, capgraphs;
+
     duet_status err;
     char msg[512];
 };
+
+struct duet_graph_impl;
+typedef struct duet_graph_slot {
+    struct duet_graph_impl *g; /* NULL: free */
+    uint32_t gen;
+} duet_graph_slot;
+
+/* Release every graph of ctx (duet_ctx_destroy). */
+void duet_graphs_destroy(duet_ctx *ctx);
+/* While ctx->trace: the tracer's copy of the first error (from duet_fail),
+ * and a view of symbolic t (no node: same value, new offset/shape/strides). */
+void duet_trace_note_error(duet_ctx *ctx);
+duet_tensor *duet_trace_view(duet_ctx *ctx, const char *op, const duet_tensor_impl *t,
+                             int64_t offset, int ndim, const int64_t *shape,
+                             const int64_t *strides);
 
 /* ---- errors ---------------------------------------------------------------- */
 

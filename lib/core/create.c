@@ -179,6 +179,10 @@ duet_status duet_read(duet_ctx *ctx, const duet_tensor *h, void *dst, size_t dst
     duet_tensor_impl *t = duet_get(ctx, h, "duet_read", "tensor");
     if (!t)
         return ctx->err;
+    if (t->flags & DUET_TF_SYM)
+        return duet_fail(ctx, DUET_ERR_ARG,
+                         "duet_read: the tensor is symbolic (being traced): it has no values "
+                         "until the graph runs");
     int64_t n = duet_impl_numel(t);
     size_t need = (size_t)n * duet_dtype_size((duet_dtype)t->dtype);
     if (need > 0 && !dst)
@@ -191,5 +195,52 @@ duet_status duet_read(duet_ctx *ctx, const duet_tensor *h, void *dst, size_t dst
     if (n > 0)
         duet_gather32(t->ndim, t->shape, (const uint32_t *)DUET_BLOCK_DATA(t->blk) + t->offset,
                       t->strides, dst);
+    return DUET_OK;
+}
+
+duet_status duet_write(duet_ctx *ctx, duet_tensor *h, const void *src, size_t src_bytes)
+{
+    static const char op[] = "duet_write";
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_tensor_impl *t = duet_get(ctx, h, op, "tensor");
+    if (!t)
+        return ctx->err;
+    char s[DUET_SHAPE_STR];
+    if (t->flags & DUET_TF_SYM)
+        return duet_fail(ctx, DUET_ERR_ARG,
+                         "%s: the tensor is symbolic (being traced): it has no memory to write",
+                         op);
+    int64_t n = duet_impl_numel(t);
+    size_t need = (size_t)n * duet_dtype_size((duet_dtype)t->dtype);
+    if (need > 0 && !src)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: src is NULL", op);
+    if (src_bytes < need)
+        return duet_fail(ctx, DUET_ERR_ARG, "%s: tensor %s needs %zu bytes, src has %zu", op,
+                         duet_fmt_shape(s, sizeof s, t->ndim, t->shape), need, src_bytes);
+    for (int d = 0; d < t->ndim; d++)
+        if (t->strides[d] == 0 && t->shape[d] > 1)
+            return duet_fail(ctx, DUET_ERR_LAYOUT,
+                             "%s: tensor %s is an expanded view (axis %d has stride 0): its "
+                             "elements share memory", op,
+                             duet_fmt_shape(s, sizeof s, t->ndim, t->shape), d);
+    if (n == 0)
+        return DUET_OK;
+    char *base = (char *)DUET_BLOCK_DATA(t->blk) + t->offset * 4;
+    if (duet_impl_is_contiguous(t)) {
+        memcpy(base, src, need);
+        return DUET_OK;
+    }
+    int64_t cs[DUET_MAX_DIMS];
+    duet_contig_strides(t->ndim, t->shape, cs);
+    const int64_t *st[2] = {t->strides, cs};
+    duet_iter it;
+    duet_iter_init(&it, t->ndim, t->shape, 2, st);
+    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+    int64_t len = it.shape[it.ndim - 1], sd = it.st[0][it.ndim - 1], ss = it.st[1][it.ndim - 1];
+    do {
+        for (int64_t k = 0; k < len; k++) /* memcpy: src need not be aligned */
+            memcpy(base + (off[0] + k * sd) * 4, (const char *)src + (off[1] + k * ss) * 4, 4);
+    } while (duet_iter_next(&it, idx, off));
     return DUET_OK;
 }

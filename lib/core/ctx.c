@@ -103,10 +103,11 @@ void duet_ctx_destroy(duet_ctx *ctx)
 {
     if (!ctx)
         return;
+    duet_graphs_destroy(ctx);
     /* Drop every live tensor's reference, then free all blocks. */
     for (uint32_t i = 0; i < ctx->nslots; i++) {
         duet_tensor_impl *t = duet_slot(ctx, i);
-        if (t->flags & DUET_TF_LIVE)
+        if ((t->flags & DUET_TF_LIVE) && t->blk)
             duet_block_unref(ctx, t->blk);
     }
     duet_pool_destroy(ctx);
@@ -146,6 +147,8 @@ duet_status duet_fail(duet_ctx *ctx, duet_status s, const char *fmt, ...)
     vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
     va_end(ap);
     ctx->err = s;
+    if (ctx->trace)
+        duet_trace_note_error(ctx);
     return s;
 }
 

@@ -96,3 +96,19 @@ void duet_gather32(int ndim, const int64_t *shape, const uint32_t *src, const in
                 memcpy(d + i * 4, &p[i * s], 4); /* one mov when aligned */
     } while (duet_iter_next(&it, idx, off));
 }
+
+void duet_copy32(int ndim, const int64_t *shape, const uint32_t *src, const int64_t *ss,
+                 uint32_t *dst, const int64_t *ds)
+{
+    const int64_t *st[2] = {ds, ss};
+    duet_iter it;
+    duet_iter_init(&it, ndim, shape, 2, st);
+    if (duet_iter_numel(&it) == 0)
+        return;
+    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+    int64_t len = it.shape[it.ndim - 1], sd = it.st[0][it.ndim - 1], sr = it.st[1][it.ndim - 1];
+    do {
+        for (int64_t k = 0; k < len; k++)
+            dst[off[0] + k * sd] = src[off[1] + k * sr];
+    } while (duet_iter_next(&it, idx, off));
+}

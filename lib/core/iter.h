@@ -59,6 +59,10 @@ duet_status duet_broadcast2(duet_ctx *ctx, const char *op, const duet_tensor_imp
 
 /* Copy the strided 32-bit elements of src (shape, strides) into contiguous
  * dst. dst may be a user buffer with any alignment. */
+/* dst (strides ds) = src (strides ss) over shape, 4-byte elements: the
+ * windows of a concat, in eager and graph mode alike. */
+void duet_copy32(int ndim, const int64_t *shape, const uint32_t *src, const int64_t *ss,
+                 uint32_t *dst, const int64_t *ds);
 void duet_gather32(int ndim, const int64_t *shape, const uint32_t *src, const int64_t *strides,
                    void *dst);
 

@@ -180,8 +180,9 @@ static bool reserve_slow(duet_ctx *ctx, const char *op)
     return true;
 }
 
-/* Take a slot for a tensor over blk (one reference taken) and register it
- * with the innermost scope. Shape and strides are the caller's to fill. */
+/* Take a slot for a tensor over blk and register it with the innermost
+ * scope. The caller takes the block reference (blk is NULL for a symbolic
+ * tensor) and fills shape and strides. */
 static inline __attribute__((always_inline)) duet_tensor *take_slot(duet_ctx *ctx, const char *op, duet_block *blk,
                                      int64_t offset, duet_dtype dtype, int ndim,
                                      duet_tensor_impl **out)
@@ -201,7 +202,6 @@ static inline __attribute__((always_inline)) duet_tensor *take_slot(duet_ctx *ct
     }
     t->idx = idx;
     t->blk = blk;
-    blk->refs++;
     t->offset = offset;
     t->ndim = (uint8_t)ndim;
     t->dtype = (uint8_t)dtype;
@@ -224,6 +224,10 @@ duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int
     duet_tensor *h = take_slot(ctx, op, blk, offset, dtype, ndim, &t);
     if (!h)
         return NULL;
+    if (blk)
+        blk->refs++;
+    else
+        t->flags |= DUET_TF_SYM;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
     t->numel = shape_numel(ndim, shape);
@@ -266,6 +270,9 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
         duet_pool_put(ctx, b);
         return NULL;
     }
+    b->refs = 1;
+    if (DUET_UNLIKELY(ctx->trace != NULL))
+        b->trace_id = ctx->trace_ids; /* made by the model while tracing: a constant */
     t->numel = n;
     t->flags |= DUET_TF_CONTIG;
     if (DUET_LIKELY(n > 0)) {
@@ -288,7 +295,8 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
 static void release_slot(duet_ctx *ctx, duet_tensor_impl *t)
 {
     uint32_t idx = t->idx;
-    duet_block_unref(ctx, t->blk);
+    if (t->blk)
+        duet_block_unref(ctx, t->blk);
     t->blk = NULL;
     t->flags = 0;
     t->gen++;

@@ -4,6 +4,8 @@
 static duet_tensor *view(duet_ctx *ctx, const char *op, const duet_tensor_impl *t, int64_t offset,
                          int ndim, const int64_t *shape, const int64_t *strides)
 {
+    if (t->flags & DUET_TF_SYM)
+        return duet_trace_view(ctx, op, t, offset, ndim, shape, strides);
     return duet_tensor_new(ctx, op, t->blk, offset, (duet_dtype)t->dtype, ndim, shape, strides,
                            NULL);
 }

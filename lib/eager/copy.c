@@ -2,10 +2,15 @@
 #include "eager.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static duet_tensor *copy_of(duet_ctx *ctx, const char *op, duet_tensor_impl *x)
 {
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_COPY, .name = op};
+        return duet_rec1(ctx, &p, x, (duet_dtype)x->dtype, x->ndim, x->shape);
+    }
     duet_tensor_impl *y;
     duet_tensor *hy = duet_tensor_alloc(ctx, op, (duet_dtype)x->dtype, x->ndim, x->shape, &y);
     if (hy && duet_impl_numel(x) > 0)
@@ -29,10 +34,29 @@ duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *h)
     duet_tensor_impl *x = duet_get(ctx, h, "duet_contiguous", "x");
     if (!x)
         return NULL;
+    if (duet_impl_is_contiguous(x) && (x->flags & DUET_TF_SYM))
+        return duet_trace_view(ctx, "duet_contiguous", x, x->offset, x->ndim, x->shape,
+                               x->strides);
     if (duet_impl_is_contiguous(x))
         return duet_tensor_new(ctx, "duet_contiguous", x->blk, x->offset, (duet_dtype)x->dtype,
                                x->ndim, x->shape, x->strides, NULL);
     return copy_of(ctx, "duet_contiguous", x);
+}
+
+static duet_tensor *record_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis,
+                                  duet_dtype dtype, int ndim, const int64_t *shape)
+{
+    duet_rec_in *in = malloc((size_t)n * sizeof *in);
+    if (!in) {
+        duet_fail(ctx, DUET_ERR_NOMEM, "duet_concat: out of memory while tracing");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        in[i] = (duet_rec_in){duet_lookup(ctx, ts[i]), 0, NULL, NULL};
+    duet_gnode p = {.op = DUET_GOP_CONCAT, .axis = axis, .name = "duet_concat"};
+    duet_tensor *h = duet_trace_record(ctx, &p, n, in, dtype, ndim, shape);
+    free(in);
+    return h;
 }
 
 duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
@@ -84,6 +108,8 @@ duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
     int64_t numel;
     if (duet_check_shape(ctx, op, first->ndim, shape, &numel) != DUET_OK)
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL))
+        return record_concat(ctx, n, ts, a, (duet_dtype)first->dtype, first->ndim, shape);
     duet_tensor_impl *y;
     duet_tensor *hy = duet_tensor_alloc(ctx, op, (duet_dtype)first->dtype, first->ndim, shape, &y);
     if (!hy)
@@ -96,20 +122,8 @@ duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
         duet_tensor_impl *t = duet_lookup(ctx, ts[i]);
-        if (duet_impl_numel(t) > 0) {
-            const int64_t *st[2] = {ys, t->strides};
-            duet_iter it;
-            duet_iter_init(&it, t->ndim, t->shape, 2, st);
-            int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-            uint32_t *dst = base + at * ys[a];
-            const uint32_t *src = (const uint32_t *)DUET_BLOCK_DATA(t->blk) + t->offset;
-            int64_t len = it.shape[it.ndim - 1], sd = it.st[0][it.ndim - 1],
-                    ss = it.st[1][it.ndim - 1];
-            do {
-                for (int64_t k = 0; k < len; k++)
-                    dst[off[0] + k * sd] = src[off[1] + k * ss];
-            } while (duet_iter_next(&it, idx, off));
-        }
+        duet_copy32(t->ndim, t->shape, (const uint32_t *)DUET_BLOCK_DATA(t->blk) + t->offset,
+                    t->strides, base + at * ys[a], ys);
         at += t->shape[a];
     }
     return hy;

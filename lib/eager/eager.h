@@ -2,7 +2,17 @@
 #ifndef DUET_EAGER_H
 #define DUET_EAGER_H
 
-#include "../ops/ops.h"
+#include "../graph/graph.h"
+
+/* While ctx is tracing, an op records instead of computing: these build the
+ * node the same way for every op (proto: op, sub and parameters). */
+static inline duet_tensor *duet_rec1(duet_ctx *ctx, const duet_gnode *proto,
+                                     const duet_tensor_impl *x, duet_dtype dtype, int ndim,
+                                     const int64_t *shape)
+{
+    duet_rec_in in = {x, 0, NULL, NULL};
+    return duet_trace_record(ctx, proto, 1, &in, dtype, ndim, shape);
+}
 
 const char *duet_dtype_name(int dtype);
 /* Record "op: what has dtype i32, the op needs f32". */

@@ -25,6 +25,10 @@ static duet_tensor *unary(duet_ctx *ctx, duet_unary_op op, const char *name, due
     duet_tensor_impl *x = duet_eager_f32(ctx, hx, name, "x"), *y;
     if (DUET_UNLIKELY(!x))
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_UNARY, .sub = (uint8_t)op, .name = name};
+        return duet_rec1(ctx, &p, x, DUET_F32, x->ndim, x->shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_UNLIKELY(!hy))
         return NULL;
@@ -57,7 +61,8 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
     duet_tensor_impl *b = duet_eager_f32(ctx, hb, name, "b"), *y;
     if (DUET_UNLIKELY(!b))
         return NULL;
-    if (same_shape(a, b) && duet_impl_is_contiguous(a) && duet_impl_is_contiguous(b)) {
+    if (DUET_LIKELY(ctx->trace == NULL) && same_shape(a, b) && duet_impl_is_contiguous(a) &&
+        duet_impl_is_contiguous(b)) {
         duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, a->ndim, a->shape, &y);
         if (DUET_LIKELY(hy != NULL))
             ctx->kt->binary[op]((size_t)duet_impl_numel(a), duet_impl_f32(a), 1,
@@ -70,6 +75,11 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
     if (duet_broadcast2(ctx, name, a, b, &nd, shape, sa, sb) != DUET_OK ||
         duet_check_shape(ctx, name, nd, shape, &numel) != DUET_OK) /* expanded views can overflow */
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_BINARY, .sub = (uint8_t)op, .name = name};
+        duet_rec_in in[2] = {{a, nd, shape, sa}, {b, nd, shape, sb}};
+        return duet_trace_record(ctx, &p, 2, in, DUET_F32, nd, shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, nd, shape, &y);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_binary(ctx->kt, op, nd, shape, duet_impl_f32(a), sa, duet_impl_f32(b), sb,
@@ -85,6 +95,10 @@ static duet_tensor *binary_scalar(duet_ctx *ctx, duet_binary_op op, const char *
     duet_tensor_impl *a = duet_eager_f32(ctx, ha, name, "a"), *y;
     if (DUET_UNLIKELY(!a))
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_SCALAR, .sub = (uint8_t)op, .c = s, .name = name};
+        return duet_rec1(ctx, &p, a, DUET_F32, a->ndim, a->shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, a->ndim, a->shape, &y);
     if (DUET_UNLIKELY(!hy))
         return NULL;

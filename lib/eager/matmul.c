@@ -20,7 +20,8 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
     /* Two small matrices: straight to the small kernel, skipping the general
      * planner. The same kernel with the same arguments duet_exec_matmul would
      * use, so the result is bitwise the same. */
-    if (a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[0]) {
+    if (DUET_LIKELY(ctx->trace == NULL) && a->ndim == 2 && b->ndim == 2 &&
+        a->shape[1] == b->shape[0]) {
         const int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
         if (m > 0 && n > 0 && k > 0 && duet_matmul_small_mnk(ctx->kt, m, n, k)) {
             const int64_t shape[2] = {m, n};
@@ -39,6 +40,11 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
     if (DUET_UNLIKELY(duet_matmul_plan(ctx, op, a->ndim, a->shape, a->strides, b->ndim, b->shape,
                                        b->strides, &d, &nd, shape) != DUET_OK))
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_MATMUL, .name = op};
+        duet_rec_in in[2] = {{a, 0, NULL, NULL}, {b, 0, NULL, NULL}};
+        return duet_trace_record(ctx, &p, 2, in, DUET_F32, nd, shape);
+    }
     size_t nscratch = duet_matmul_scratch(&d);
     duet_block *scratch = NULL;
     if (nscratch) {

@@ -16,6 +16,10 @@ static duet_tensor *softmax(duet_ctx *ctx, bool logp, const char *op, duet_tenso
     int a = duet_axis_arg(ctx, op, x, axis);
     if (a < 0)
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_SOFTMAX, .axis = a, .sub = logp, .name = op};
+        return duet_rec1(ctx, &p, x, DUET_F32, x->ndim, x->shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_softmax(ctx->kt, logp, x->ndim, x->shape, duet_impl_f32(x), x->strides, a,
@@ -85,6 +89,17 @@ duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *hx, const duet_layer_no
     duet_tensor_impl *b = affine_param(ctx, opts ? opts->beta : NULL, "beta", x, &bad);
     if (bad)
         return NULL;
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_LNORM, .c = eps, .has_g = g != NULL, .has_b = b != NULL,
+                        .name = op};
+        duet_rec_in in[3] = {{x, 0, NULL, NULL}};
+        int nin = 1;
+        if (g)
+            in[nin++] = (duet_rec_in){g, 0, NULL, NULL};
+        if (b)
+            in[nin++] = (duet_rec_in){b, 0, NULL, NULL};
+        return duet_trace_record(ctx, &p, nin, in, DUET_F32, x->ndim, x->shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_layer_norm(ctx->kt, x->ndim, x->shape, duet_impl_f32(x), x->strides,

@@ -78,6 +78,10 @@ static duet_tensor *reduce(duet_ctx *ctx, duet_reduce_kind kind, const char *op,
     }
     int64_t shape[DUET_MAX_DIMS];
     int nd = out_shape(x, mask, opts && opts->keepdims, shape);
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_REDUCE, .sub = (uint8_t)kind, .mask = mask, .name = op};
+        return duet_rec1(ctx, &p, x, DUET_F32, nd, shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_reduce(ctx->kt, kind, x->ndim, x->shape, duet_impl_f32(x), x->strides, mask,
@@ -137,6 +141,10 @@ duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *hx, const duet_reduce_optio
     }
     int64_t shape[DUET_MAX_DIMS];
     int nd = out_shape(x, mask, opts && opts->keepdims, shape);
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        duet_gnode p = {.op = DUET_GOP_ARGMAX, .axis = axis, .name = op};
+        return duet_rec1(ctx, &p, x, DUET_I32, nd, shape);
+    }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_I32, nd, shape, &y);
     if (DUET_LIKELY(hy != NULL))
         duet_exec_argmax(ctx->kt, x->ndim, x->shape, duet_impl_f32(x), x->strides, axis,

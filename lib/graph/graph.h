@@ -1,0 +1,227 @@
+/*
+ * Graph mode's private shapes: the recorded IR (nodes and the views through
+ * which they read each other), the trace state the eager ops record into,
+ * and the compiled graph (prepared steps over one arena).
+ *
+ * A value is what a node produces: numel elements, contiguous. A node reads
+ * its inputs through refs — (value, element offset, shape, strides) — so a
+ * view of a symbolic tensor is not a node at all: it costs nothing at replay.
+ * Leaves (inputs, parameters, constants) are values that live outside the
+ * arena: an input in the caller's tensor bound at run time, a parameter or
+ * constant in a block the graph holds a reference to.
+ */
+#ifndef DUET_GRAPH_H
+#define DUET_GRAPH_H
+
+#include "../ops/fused.h"
+#include "plan.h"
+
+#define DUET_GRAPH_MAX_IO 64
+
+typedef enum {
+    DUET_GOP_INPUT,   /* leaf: graph input (aux = input index) */
+    DUET_GOP_PARAM,   /* leaf: a tensor made before the trace, referenced */
+    DUET_GOP_CONST,   /* leaf: a tensor made during the trace (or folded) */
+    DUET_GOP_UNARY,   /* sub = duet_unary_op */
+    DUET_GOP_BINARY,  /* sub = duet_binary_op; refs carry broadcast strides */
+    DUET_GOP_SCALAR,  /* sub = duet_binary_op, rhs the constant c */
+    DUET_GOP_REDUCE,  /* sub = duet_reduce_kind, mask */
+    DUET_GOP_ARGMAX,  /* axis (-1: flat) */
+    DUET_GOP_SOFTMAX, /* axis, sub = 1 for log_softmax */
+    DUET_GOP_LNORM,   /* refs: x, then gamma and beta when has_g / has_b; c = eps */
+    DUET_GOP_MATMUL,
+    DUET_GOP_COPY,    /* contiguous copy of one ref (duet_copy, duet_contiguous) */
+    DUET_GOP_CONCAT,  /* axis; nin refs */
+    DUET_GOP_COUNT
+} duet_gop;
+
+/* How a node reads a value. */
+typedef struct duet_gref {
+    int node;
+    int ndim;
+    int64_t offset;
+    int64_t shape[DUET_MAX_DIMS];
+    int64_t strides[DUET_MAX_DIMS];
+} duet_gref;
+
+typedef struct duet_gnode {
+    uint8_t op;    /* duet_gop */
+    uint8_t dtype;
+    uint8_t ndim;
+    uint8_t sub;
+    int axis;
+    uint32_t mask;
+    bool has_g, has_b;
+    float c;
+    int64_t shape[DUET_MAX_DIMS];
+    int64_t numel;
+    int in0, nin;          /* refs in0 .. in0 + nin - 1 of the graph */
+    const char *name;      /* the public op that recorded it, e.g. "duet_add" */
+    /* Leaves: where a parameter or constant lives; the graph holds one ref
+     * on blk. An input's value is bound at run time (leaf_index). */
+    duet_block *blk;
+    int leaf_index;
+    /* Filled by the passes. */
+    int repl;              /* >= 0: replaced by this node (CSE, folding) */
+    bool dead;
+    int group;             /* fused group id, -1 when not fused */
+} duet_gnode;
+
+/* A growable node + ref list: the recorded graph, and its compiled copy. */
+typedef struct duet_gir {
+    duet_gnode *nodes;
+    int nnodes, capnodes;
+    duet_gref *refs;
+    int nrefs, caprefs;
+    duet_gref out[DUET_GRAPH_MAX_IO];
+    int nout;
+    int nin;
+} duet_gir;
+
+/* Trace state: lives in ctx->trace while a model function runs. */
+typedef struct duet_trace_state {
+    duet_gir ir;
+    uint32_t id;             /* blocks allocated while tracing carry this */
+    duet_tensor **sym;       /* symbolic handles made, to release at the end */
+    size_t nsym, capsym;
+    bool failed;             /* an op failed: the first error is in err/msg */
+    bool oom;                /* the recorder itself ran out of memory */
+    duet_status err;
+    char msg[512];
+} duet_trace_state;
+
+/* ---- recording (trace.c), called by the eager ops while ctx->trace ---- */
+
+/* One input of a recorded op: the tensor, and the strides through which the
+ * op reads it over the op's own shape (NULL: the tensor's own shape and
+ * strides; elementwise ops pass their broadcast strides). */
+typedef struct duet_rec_in {
+    const duet_tensor_impl *t;
+    int ndim;                /* with strides: rank of shape */
+    const int64_t *shape;
+    const int64_t *strides;
+} duet_rec_in;
+
+/* Record a node of kind proto (op, sub, axis, mask, c, has_g/has_b, name
+ * filled; the rest is ignored) over nin inputs, producing a symbolic tensor
+ * of dtype, ndim, shape. NULL with the error set (DUET_ERR_NOMEM). */
+duet_tensor *duet_trace_record(duet_ctx *ctx, const duet_gnode *proto, int nin,
+                               const duet_rec_in *in, duet_dtype dtype, int ndim,
+                               const int64_t *shape);
+
+/* ---- IR helpers (ir.c) ---------------------------------------------------- */
+
+int duet_gir_add_node(duet_gir *ir, const duet_gnode *n);          /* -1 on OOM */
+int duet_gir_add_ref(duet_gir *ir, const duet_gref *r);            /* -1 on OOM */
+/* A deep copy; every leaf block gains a reference. DUET_ERR_NOMEM. */
+duet_status duet_gir_clone(const duet_gir *src, duet_gir *dst);
+/* Free ir's arrays and drop its leaf blocks' references into ctx's pool. */
+void duet_gir_free(duet_gir *ir, duet_ctx *ctx);
+bool duet_gop_is_elementwise(int op);
+bool duet_gop_is_leaf(int op);
+/* A ref that reads a whole value in order (offset 0, contiguous strides). */
+bool duet_gref_is_whole(const duet_gir *ir, const duet_gref *r);
+const char *duet_gop_name(const duet_gnode *n);
+/* Same node, offset, shape and strides (dims past ndim ignored). */
+bool duet_gref_equal(const duet_gref *a, const duet_gref *b);
+
+/* ---- compiled form ---------------------------------------------------------- */
+
+typedef enum {
+    DUET_STEP_UNARY_C,   /* contiguous kinds: one kernel call */
+    DUET_STEP_BINARY_C,
+    DUET_STEP_SCALAR_C,
+    DUET_STEP_UNARY_S,   /* strided / broadcast kinds through the op layer */
+    DUET_STEP_BINARY_S,
+    DUET_STEP_REDUCE,
+    DUET_STEP_ARGMAX,
+    DUET_STEP_SOFTMAX,
+    DUET_STEP_LNORM,
+    DUET_STEP_MATMUL,
+    DUET_STEP_COPY,
+    DUET_STEP_FUSED,
+    DUET_STEP_COUNT
+} duet_step_kind;
+
+/* Shape/stride arguments of the op-layer kinds. */
+typedef struct duet_step_aux {
+    int ndim;
+    int64_t shape[DUET_MAX_DIMS];
+    int64_t sa[DUET_MAX_DIMS], sb[DUET_MAX_DIMS], sc[DUET_MAX_DIMS];
+    const float *g, *b;        /* layer norm's gamma, beta (NULL: none) */
+    ptrdiff_t sg, sbeta;
+    uint32_t mask;
+    int axis;
+    int kind;                  /* reduce kind, softmax logp */
+    duet_matmul_desc mm;
+    float *scratch;
+    duet_fused_prog prog;
+} duet_step_aux;
+
+/* One prepared step: the kernel pointer and every argument resolved. The
+ * contiguous kinds need nothing but these fields, so the replay loop runs
+ * them with one indirect call. */
+typedef struct duet_step {
+    uint8_t kind;      /* duet_step_kind */
+    uint8_t op;
+    int node;          /* the compiled IR node it computes (a fused group's root) */
+    size_t n;
+    const float *a, *b;
+    float *y;
+    float c;
+    union {
+        duet_unary_fn un;
+        duet_binary_fn bin;
+    } k;
+    duet_step_aux *aux;
+} duet_step;
+
+/* Where a bound input's address goes: *at = data + offset. */
+typedef struct duet_fixup {
+    const float **at;
+    int input;
+    int64_t offset;
+} duet_fixup;
+
+typedef struct duet_graph_impl {
+    duet_gir rec;            /* as recorded */
+    duet_gir ir;             /* after the passes */
+    duet_tensor_spec in[DUET_GRAPH_MAX_IO];
+    int nin, nout;
+    unsigned disable;
+    duet_step *steps;
+    int nsteps;
+    duet_step_aux *aux;      /* one per step that needs it */
+    int naux;
+    duet_fixup *fix;
+    int nfix;
+    const void *bound[DUET_GRAPH_MAX_IO]; /* input data the fixups point at now */
+    const duet_kernels *kt;  /* the table the steps were resolved from */
+    duet_block *arena;       /* NULL when the plan needs no bytes */
+    duet_block *outblk[DUET_GRAPH_MAX_IO];
+    duet_tensor *outh[DUET_GRAPH_MAX_IO];
+    size_t *offset;          /* per compiled node: arena offset or DUET_PLAN_EXTERNAL */
+    int *step_of;            /* per compiled node: its step, -1 if none */
+    duet_graph_stats st;
+} duet_graph_impl;
+
+/* Compile g->rec into g (passes, lowering, plan, outputs). DUET_OK or an
+ * error recorded in ctx; on failure g holds only what duet_graph_release frees. */
+duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g);
+/* Free what g holds (blocks back to ctx's pool) and g itself. */
+void duet_graph_release(duet_ctx *ctx, duet_graph_impl *g);
+/* Run the steps (inputs already bound). */
+void duet_graph_exec(const duet_graph_impl *g);
+
+/* The dump behind duet_graph_dump (dump.c). */
+duet_status duet_graph_dump_impl(duet_ctx *ctx, const duet_graph_impl *g, duet_dump_stage stage,
+                                 duet_dump_format format, char *buf, size_t cap, size_t *len);
+
+/* Passes (passes.c): each marks nodes dead or replaced; none allocates
+ * beyond its scratch. Counts go to the stats. */
+void duet_pass_dce(duet_gir *ir, int *removed);
+duet_status duet_pass_cse(duet_gir *ir, int *removed);
+duet_status duet_pass_fold(duet_ctx *ctx, duet_gir *ir, int *folded);
+void duet_pass_fuse(duet_gir *ir, int *groups, int *members);
+
+#endif

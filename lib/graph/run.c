@@ -1,0 +1,251 @@
+/*
+ * Replay and the graph handle's lifetime. A run checks its inputs, patches
+ * the step arguments that point into an input whose address changed since
+ * the last run, and walks the steps: no allocation, no shape inference, no
+ * lookup per step.
+ */
+#include "graph.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The op-layer kinds: one call each, arguments from the step and its aux. */
+static void run_aux(const duet_kernels *kt, const duet_step *s)
+{
+    const duet_step_aux *x = s->aux;
+    switch (s->kind) {
+    case DUET_STEP_UNARY_S:
+        duet_exec_unary(kt, (duet_unary_op)s->op, x->ndim, x->shape, s->a, x->sa, s->y);
+        break;
+    case DUET_STEP_BINARY_S:
+        duet_exec_binary(kt, (duet_binary_op)s->op, x->ndim, x->shape, s->a, x->sa, s->b, x->sb,
+                         s->y);
+        break;
+    case DUET_STEP_REDUCE:
+        duet_exec_reduce(kt, (duet_reduce_kind)x->kind, x->ndim, x->shape, s->a, x->sa, x->mask,
+                         s->y);
+        break;
+    case DUET_STEP_ARGMAX:
+        duet_exec_argmax(kt, x->ndim, x->shape, s->a, x->sa, x->axis, (int32_t *)(void *)s->y);
+        break;
+    case DUET_STEP_SOFTMAX:
+        duet_exec_softmax(kt, x->kind != 0, x->ndim, x->shape, s->a, x->sa, x->axis, s->y);
+        break;
+    case DUET_STEP_LNORM:
+        duet_exec_layer_norm(kt, x->ndim, x->shape, s->a, x->sa, x->g, x->sg, x->b, x->sbeta,
+                             s->c, s->y);
+        break;
+    case DUET_STEP_MATMUL:
+        duet_exec_matmul(kt, &x->mm, s->a, s->b, s->y, x->scratch);
+        break;
+    case DUET_STEP_COPY:
+        duet_copy32(x->ndim, x->shape, (const uint32_t *)(const void *)s->a, x->sa,
+                    (uint32_t *)(void *)s->y, x->sc);
+        break;
+    case DUET_STEP_FUSED:
+        duet_exec_fused(kt, &x->prog, x->ndim, x->shape, s->y);
+        break;
+    default:
+        break;
+    }
+}
+
+void duet_graph_exec(const duet_graph_impl *g)
+{
+    const duet_kernels *kt = g->kt;
+    for (const duet_step *s = g->steps, *e = s + g->nsteps; s < e; s++) {
+        switch (s->kind) {
+        case DUET_STEP_UNARY_C:
+            s->k.un(s->n, s->a, 1, s->y);
+            break;
+        case DUET_STEP_BINARY_C:
+            s->k.bin(s->n, s->a, 1, s->b, 1, s->y);
+            break;
+        case DUET_STEP_SCALAR_C:
+            s->k.bin(s->n, s->a, 1, &s->c, 0, s->y);
+            break;
+        default:
+            run_aux(kt, s);
+            break;
+        }
+    }
+}
+
+/* ---- handles ------------------------------------------------------------------ */
+
+static duet_graph_impl *graph_get(duet_ctx *ctx, const duet_graph *h, const char *op,
+                                  uint32_t *idx_out)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    uint32_t idx = (uint32_t)(v & 0xFFFFFFu) - 1u;
+    if (!h) {
+        duet_fail(ctx, DUET_ERR_NULL, "%s: graph is NULL", op);
+        return NULL;
+    }
+    if ((v >> 48) != ctx->tag || idx >= ctx->ngraphs) {
+        duet_fail(ctx, DUET_ERR_HANDLE, "%s: graph is not a graph of this context", op);
+        return NULL;
+    }
+    duet_graph_slot *s = &ctx->graphs[idx];
+    if (!s->g || (s->gen & 0xFFFFFFu) != ((v >> 24) & 0xFFFFFFu)) {
+        duet_fail(ctx, DUET_ERR_HANDLE, "%s: graph was freed (stale handle)", op);
+        return NULL;
+    }
+    if (idx_out)
+        *idx_out = idx;
+    return s->g;
+}
+
+void duet_graph_release(duet_ctx *ctx, duet_graph_impl *g)
+{
+    for (int i = 0; i < g->nout; i++) {
+        if (g->outh[i] && duet_lookup(ctx, g->outh[i]))
+            duet_release(ctx, g->outh[i]);
+        if (g->outblk[i])
+            duet_block_unref(ctx, g->outblk[i]);
+    }
+    if (g->arena)
+        duet_pool_put(ctx, g->arena);
+    duet_gir_free(&g->rec, ctx);
+    duet_gir_free(&g->ir, ctx);
+    free(g->steps);
+    free(g->aux);
+    free(g->fix);
+    free(g->offset);
+    free(g->step_of);
+    free(g);
+}
+
+void duet_graphs_destroy(duet_ctx *ctx)
+{
+    for (uint32_t i = 0; i < ctx->ngraphs; i++)
+        if (ctx->graphs[i].g)
+            duet_graph_release(ctx, ctx->graphs[i].g);
+    free(ctx->graphs);
+    ctx->graphs = NULL;
+    ctx->ngraphs = ctx->capgraphs = 0;
+}
+
+duet_status duet_graph_free(duet_ctx *ctx, duet_graph *h)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (!h)
+        return DUET_OK;
+    uint32_t idx;
+    duet_graph_impl *g = graph_get(ctx, h, "duet_graph_free", &idx);
+    if (!g)
+        return ctx->err;
+    duet_graph_release(ctx, g);
+    ctx->graphs[idx].g = NULL;
+    ctx->graphs[idx].gen++;
+    return DUET_OK;
+}
+
+/* ---- run ------------------------------------------------------------------------- */
+
+static duet_status check_input(duet_ctx *ctx, const duet_graph_impl *g, int i,
+                               const duet_tensor_impl *t)
+{
+    static const char op[] = "duet_graph_run";
+    const duet_tensor_spec *sp = &g->in[i];
+    char s1[DUET_SHAPE_STR], s2[DUET_SHAPE_STR];
+    if (t->flags & DUET_TF_SYM)
+        return duet_fail(ctx, DUET_ERR_ARG, "%s: in[%d] is symbolic: a graph runs on real tensors "
+                         "(it cannot be called while tracing)", op, i);
+    if (t->dtype != sp->dtype)
+        return duet_fail(ctx, DUET_ERR_DTYPE, "%s: in[%d] has dtype %s, the graph was traced "
+                         "with %s", op, i, t->dtype == DUET_F32 ? "f32" : "i32",
+                         sp->dtype == DUET_F32 ? "f32" : "i32");
+    bool same = t->ndim == sp->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = t->shape[d] == sp->shape[d];
+    if (!same)
+        return duet_fail(ctx, DUET_ERR_SHAPE, "%s: in[%d] has shape %s, the graph was traced "
+                         "with %s", op, i, duet_fmt_shape(s1, sizeof s1, t->ndim, t->shape),
+                         duet_fmt_shape(s2, sizeof s2, sp->ndim, sp->shape));
+    if (!duet_impl_is_contiguous(t))
+        return duet_fail(ctx, DUET_ERR_LAYOUT, "%s: in[%d] (shape %s) is not contiguous: pass "
+                         "duet_contiguous of it", op, i,
+                         duet_fmt_shape(s1, sizeof s1, t->ndim, t->shape));
+    return DUET_OK;
+}
+
+duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
+                           duet_tensor **out)
+{
+    static const char op[] = "duet_graph_run";
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_graph_impl *g = graph_get(ctx, h, op, NULL);
+    if (!g)
+        return ctx->err;
+    if (g->nin > 0 && !in)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: in is NULL, the graph takes %d inputs", op,
+                         g->nin);
+    if (!out)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: out is NULL", op);
+    const void *data[DUET_GRAPH_MAX_IO];
+    for (int i = 0; i < g->nin; i++) {
+        char what[16] = "in[";
+        what[3] = (char)('0' + i / 10);
+        what[4] = (char)('0' + i % 10);
+        what[5] = ']';
+        duet_tensor_impl *t = duet_get(ctx, in[i], op, what);
+        if (!t)
+            return ctx->err;
+        if (check_input(ctx, g, i, t) != DUET_OK)
+            return ctx->err;
+        data[i] = (const float *)DUET_BLOCK_DATA(t->blk) + t->offset;
+    }
+    /* Rebind: only the arguments of inputs whose memory moved. */
+    bool moved = false;
+    for (int i = 0; i < g->nin; i++)
+        moved |= data[i] != g->bound[i];
+    if (moved) {
+        for (int f = 0; f < g->nfix; f++) {
+            const duet_fixup *x = &g->fix[f];
+            *x->at = (const float *)data[x->input] + x->offset;
+        }
+        for (int i = 0; i < g->nin; i++)
+            g->bound[i] = data[i];
+    }
+    duet_graph_exec(g);
+    for (int i = 0; i < g->nout; i++) {
+        if (DUET_UNLIKELY(!duet_lookup(ctx, g->outh[i]))) {
+            /* The caller released the previous handle: make a new one (a slot,
+             * not memory: the output block is the graph's). */
+            const duet_gnode *n = &g->ir.nodes[g->ir.out[i].node];
+            g->outh[i] = duet_tensor_new(ctx, op, g->outblk[i], 0, (duet_dtype)n->dtype,
+                                         n->ndim, n->shape, NULL, NULL);
+            if (!g->outh[i])
+                return ctx->err;
+        }
+        out[i] = g->outh[i];
+    }
+    return DUET_OK;
+}
+
+duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *h, duet_graph_stats *stats)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_graph_impl *g = graph_get(ctx, h, "duet_graph_get_stats", NULL);
+    if (!g)
+        return ctx->err;
+    if (!stats)
+        return duet_fail(ctx, DUET_ERR_NULL, "duet_graph_get_stats: stats is NULL");
+    *stats = g->st;
+    return DUET_OK;
+}
+
+duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *h, duet_dump_stage stage,
+                            duet_dump_format format, char *buf, size_t cap, size_t *len)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_graph_impl *g = graph_get(ctx, h, "duet_graph_dump", NULL);
+    if (!g)
+        return ctx->err;
+    return duet_graph_dump_impl(ctx, g, stage, format, buf, cap, len);
+}
