@@ -549,6 +549,47 @@ typedef enum duet_dump_stage {
 DUET_API duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *g, duet_dump_stage stage,
                                      duet_dump_format format, char *buf, size_t cap, size_t *len);
 
+/* ------------------------------------------------------------------ */
+/* Profiles: where eager and graph time goes, op by op                 */
+/* ------------------------------------------------------------------ */
+
+/** One row of a profile: a step of the compiled graph (a fused group is one
+ *  step covering several ops), or one of the summary rows (ops folded or
+ *  removed at compile time, eager time outside any op, graph run overhead). */
+typedef struct duet_profile_row {
+    char label[96];   /* e.g. "duet_matmul" or "fused(3): duet_mul duet_add duet_tanh" */
+    int step;         /* graph step, -1 for a summary row */
+    int nodes;        /* recorded ops the row covers */
+    double eager_ns;  /* median per model call: those ops run eagerly */
+    double graph_ns;  /* median per replay: the step(s) */
+} duet_profile_row;
+
+/** Options of duet_profile; NULL means reps 10. */
+typedef struct duet_profile_options {
+    int reps;         /* model calls and replays timed (>= 1); medians are reported */
+} duet_profile_options;
+
+/**
+ * Profile fn eagerly and g (traced from fn with inputs of in's specs) as a
+ * replay, on the same inputs, and line them up op by op: the k-th op the
+ * model calls eagerly is the k-th op the trace recorded, so each compiled
+ * step is shown beside the eager time of the ops it covers. rows (may be
+ * NULL when cap_rows is 0) receives up to cap_rows rows, *nrows (may be
+ * NULL) how many there are; text (may be NULL when text_cap is 0) a table
+ * of them, cut to text_cap bytes. Each eager call runs inside a scope, so
+ * the model's tensors are released after each call.
+ *
+ * Timing reads the clock around every eager op and every step (about 20 ns
+ * each here, measured and subtracted); an eager op's time runs from its
+ * output allocation to the next op's, so it includes the next op's argument
+ * checks. Rows under ~50 ns are noise-level. Errors: those of duet_graph_run
+ * and of the model; DUET_ERR_ARG if reps < 1.
+ */
+DUET_API duet_status duet_profile(duet_ctx *ctx, duet_graph *g, duet_model_fn fn,
+                                  duet_tensor *const *in, void *user,
+                                  const duet_profile_options *opts, duet_profile_row *rows,
+                                  int cap_rows, int *nrows, char *text, size_t text_cap);
+
 #ifdef __cplusplus
 }
 #endif

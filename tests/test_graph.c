@@ -649,6 +649,50 @@ START_TEST(t_write)
 }
 END_TEST
 
+/* ---- the profile ------------------------------------------------------------------ */
+
+START_TEST(t_graph_profile)
+{
+    duet_ctx *ctx = tu_ctx();
+    duet_tensor_spec sp[2] = {{DUET_F32, 2, {64, 1000}}, {DUET_F32, 2, {64, 1000}}};
+    duet_tensor *in[2];
+    for (int i = 0; i < 2; i++)
+        in[i] = duet_rand_uniform(ctx, 2, sp[i].shape, &(duet_random_options){(uint64_t)i, -1, 1});
+    duet_graph *g = duet_trace(ctx, m_chain8, 2, sp, NULL, NULL);
+    duet_profile_row rows[16];
+    int n = 0;
+    char text[4096];
+    duet_profile_options po = {3};
+    ck_assert_int_eq(duet_profile(ctx, g, m_chain8, in, NULL, &po, rows, 16, &n, text,
+                                  sizeof text), DUET_OK);
+    /* One fused step covering the 8 ops, then the 4 summary rows. */
+    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(rows[0].step, 0);
+    ck_assert_int_eq(rows[0].nodes, 8);
+    ck_assert_ptr_nonnull(strstr(rows[0].label, "fused(8): mul add tanh relu mul_scalar sub exp add"));
+    ck_assert(rows[0].eager_ns > 0 && rows[0].graph_ns > 0);
+    ck_assert_ptr_nonnull(strstr(text, "total per call"));
+    ck_assert_int_eq(tu_live(ctx), 3); /* the two inputs and the graph's output */
+
+    /* Unfused: one row per op, in the model's order, each with eager time. */
+    duet_graph *gu = duet_trace(ctx, m_chain8, 2, sp, NULL,
+                                &(duet_trace_options){1, DUET_PASS_FUSE});
+    ck_assert_int_eq(duet_profile(ctx, gu, m_chain8, in, NULL, &po, rows, 16, &n, NULL, 0),
+                     DUET_OK);
+    ck_assert_int_eq(n, 12);
+    ck_assert_str_eq(rows[2].label, "duet_tanh");
+    for (int i = 0; i < 8; i++)
+        ck_assert_msg(rows[i].eager_ns > 0, "row %d (%s) has no eager time", i, rows[i].label);
+    ck_assert_int_eq(duet_profile(ctx, gu, m_chain8, in, NULL, &(duet_profile_options){0}, NULL,
+                                  0, NULL, NULL, 0), DUET_ERR_ARG);
+    duet_graph_free(ctx, g);
+    duet_graph_free(ctx, gu);
+    duet_release(ctx, in[0]);
+    duet_release(ctx, in[1]);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("graph");
@@ -661,6 +705,7 @@ int main(void)
     tcase_add_test(tc, t_graph_replay_no_alloc);
     tcase_add_test(tc, t_graph_dump);
     tcase_add_test(tc, t_write);
+    tcase_add_test(tc, t_graph_profile);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -102,6 +102,7 @@ struct duet_ctx {
      * trace id handed out, and the table of compiled graphs that handles
      * index (like tensor slots: a generation makes a freed handle stale). */
     struct duet_trace_state *trace;
+    struct duet_prof_marks *prof; /* eager profiling in progress (NULL: off) */
     uint32_t trace_ids;
     struct duet_graph_slot *graphs;
     uint32_t ngraphs, capgraphs;
@@ -115,6 +116,9 @@ typedef struct duet_graph_slot {
     struct duet_graph_impl *g; /* NULL: free */
     uint32_t gen;
 } duet_graph_slot;
+
+/* Eager profiling: a timestamp at every op's output allocation. */
+void duet_prof_mark(duet_ctx *ctx, const char *op);
 
 /* Release every graph of ctx (duet_ctx_destroy). */
 void duet_graphs_destroy(duet_ctx *ctx);

@@ -273,6 +273,8 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
     b->refs = 1;
     if (DUET_UNLIKELY(ctx->trace != NULL))
         b->trace_id = ctx->trace_ids; /* made by the model while tracing: a constant */
+    if (DUET_UNLIKELY(ctx->prof != NULL))
+        duet_prof_mark(ctx, op);
     t->numel = n;
     t->flags |= DUET_TF_CONTIG;
     if (DUET_LIKELY(n > 0)) {

@@ -210,8 +210,14 @@ typedef struct duet_graph_impl {
 duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g);
 /* Free what g holds (blocks back to ctx's pool) and g itself. */
 void duet_graph_release(duet_ctx *ctx, duet_graph_impl *g);
-/* Run the steps (inputs already bound). */
+/* Run the steps (inputs already bound); one step (the profiler). */
 void duet_graph_exec(const duet_graph_impl *g);
+void duet_graph_exec_step(const duet_graph_impl *g, int i);
+/* Check in[] against g's specs and point the steps at their memory. */
+duet_status duet_graph_bind(duet_ctx *ctx, duet_graph_impl *g, duet_tensor *const *in);
+/* Decode a graph handle (error recorded, naming op); *idx (may be NULL) its slot. */
+duet_graph_impl *duet_graph_get(duet_ctx *ctx, const duet_graph *h, const char *op,
+                               uint32_t *idx);
 
 /* The dump behind duet_graph_dump (dump.c). */
 duet_status duet_graph_dump_impl(duet_ctx *ctx, const duet_graph_impl *g, duet_dump_stage stage,

@@ -50,31 +50,40 @@ static void run_aux(const duet_kernels *kt, const duet_step *s)
     }
 }
 
+static inline void exec_step(const duet_kernels *kt, const duet_step *s)
+{
+    switch (s->kind) {
+    case DUET_STEP_UNARY_C:
+        s->k.un(s->n, s->a, 1, s->y);
+        break;
+    case DUET_STEP_BINARY_C:
+        s->k.bin(s->n, s->a, 1, s->b, 1, s->y);
+        break;
+    case DUET_STEP_SCALAR_C:
+        s->k.bin(s->n, s->a, 1, &s->c, 0, s->y);
+        break;
+    default:
+        run_aux(kt, s);
+        break;
+    }
+}
+
 void duet_graph_exec(const duet_graph_impl *g)
 {
     const duet_kernels *kt = g->kt;
-    for (const duet_step *s = g->steps, *e = s + g->nsteps; s < e; s++) {
-        switch (s->kind) {
-        case DUET_STEP_UNARY_C:
-            s->k.un(s->n, s->a, 1, s->y);
-            break;
-        case DUET_STEP_BINARY_C:
-            s->k.bin(s->n, s->a, 1, s->b, 1, s->y);
-            break;
-        case DUET_STEP_SCALAR_C:
-            s->k.bin(s->n, s->a, 1, &s->c, 0, s->y);
-            break;
-        default:
-            run_aux(kt, s);
-            break;
-        }
-    }
+    for (const duet_step *s = g->steps, *e = s + g->nsteps; s < e; s++)
+        exec_step(kt, s);
+}
+
+void duet_graph_exec_step(const duet_graph_impl *g, int i)
+{
+    exec_step(g->kt, &g->steps[i]);
 }
 
 /* ---- handles ------------------------------------------------------------------ */
 
-static duet_graph_impl *graph_get(duet_ctx *ctx, const duet_graph *h, const char *op,
-                                  uint32_t *idx_out)
+duet_graph_impl *duet_graph_get(duet_ctx *ctx, const duet_graph *h, const char *op,
+                               uint32_t *idx_out)
 {
     uint64_t v = (uint64_t)(uintptr_t)h;
     uint32_t idx = (uint32_t)(v & 0xFFFFFFu) - 1u;
@@ -133,7 +142,7 @@ duet_status duet_graph_free(duet_ctx *ctx, duet_graph *h)
     if (!h)
         return DUET_OK;
     uint32_t idx;
-    duet_graph_impl *g = graph_get(ctx, h, "duet_graph_free", &idx);
+    duet_graph_impl *g = duet_graph_get(ctx, h, "duet_graph_free", &idx);
     if (!g)
         return ctx->err;
     duet_graph_release(ctx, g);
@@ -171,20 +180,12 @@ static duet_status check_input(duet_ctx *ctx, const duet_graph_impl *g, int i,
     return DUET_OK;
 }
 
-duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
-                           duet_tensor **out)
+duet_status duet_graph_bind(duet_ctx *ctx, duet_graph_impl *g, duet_tensor *const *in)
 {
     static const char op[] = "duet_graph_run";
-    if (!ctx)
-        return DUET_ERR_NULL;
-    duet_graph_impl *g = graph_get(ctx, h, op, NULL);
-    if (!g)
-        return ctx->err;
     if (g->nin > 0 && !in)
         return duet_fail(ctx, DUET_ERR_NULL, "%s: in is NULL, the graph takes %d inputs", op,
                          g->nin);
-    if (!out)
-        return duet_fail(ctx, DUET_ERR_NULL, "%s: out is NULL", op);
     const void *data[DUET_GRAPH_MAX_IO];
     for (int i = 0; i < g->nin; i++) {
         char what[16] = "in[";
@@ -198,7 +199,7 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
             return ctx->err;
         data[i] = (const float *)DUET_BLOCK_DATA(t->blk) + t->offset;
     }
-    /* Rebind: only the arguments of inputs whose memory moved. */
+    /* Rebind: only when an input's memory moved since the last run. */
     bool moved = false;
     for (int i = 0; i < g->nin; i++)
         moved |= data[i] != g->bound[i];
@@ -210,6 +211,22 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
         for (int i = 0; i < g->nin; i++)
             g->bound[i] = data[i];
     }
+    return DUET_OK;
+}
+
+duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
+                           duet_tensor **out)
+{
+    static const char op[] = "duet_graph_run";
+    if (!ctx)
+        return DUET_ERR_NULL;
+    duet_graph_impl *g = duet_graph_get(ctx, h, op, NULL);
+    if (!g)
+        return ctx->err;
+    if (!out)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: out is NULL", op);
+    if (duet_graph_bind(ctx, g, in) != DUET_OK)
+        return ctx->err;
     duet_graph_exec(g);
     for (int i = 0; i < g->nout; i++) {
         if (DUET_UNLIKELY(!duet_lookup(ctx, g->outh[i]))) {
@@ -230,7 +247,7 @@ duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *h, duet_graph_
 {
     if (!ctx)
         return DUET_ERR_NULL;
-    duet_graph_impl *g = graph_get(ctx, h, "duet_graph_get_stats", NULL);
+    duet_graph_impl *g = duet_graph_get(ctx, h, "duet_graph_get_stats", NULL);
     if (!g)
         return ctx->err;
     if (!stats)
@@ -244,7 +261,7 @@ duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *h, duet_dump_stage 
 {
     if (!ctx)
         return DUET_ERR_NULL;
-    duet_graph_impl *g = graph_get(ctx, h, "duet_graph_dump", NULL);
+    duet_graph_impl *g = duet_graph_get(ctx, h, "duet_graph_dump", NULL);
     if (!g)
         return ctx->err;
     return duet_graph_dump_impl(ctx, g, stage, format, buf, cap, len);
