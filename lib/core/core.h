@@ -264,6 +264,9 @@ static inline size_t duet_dtype_size(duet_dtype d) { (void)d; return 4; }
 /* Validate a user shape; on success *numel is the element count. */
 duet_status duet_check_shape(duet_ctx *ctx, const char *op, int ndim, const int64_t *shape,
                              int64_t *numel);
+/* Row-major with no gaps: what strides must be for shape (dims of 1 and
+ * empty tensors accept any). */
+bool duet_strides_contig(int ndim, const int64_t *shape, const int64_t *strides);
 /* Row-major contiguous strides. */
 void duet_contig_strides(int ndim, const int64_t *shape, int64_t *strides);
 /* Row-major with no gaps (cached at creation). */

@@ -71,18 +71,23 @@ static int64_t shape_numel(int ndim, const int64_t *shape)
     return overflow ? INT64_MAX : n;
 }
 
-static bool compute_contig(const duet_tensor_impl *t)
+bool duet_strides_contig(int ndim, const int64_t *shape, const int64_t *strides)
 {
-    for (int i = 0; i < t->ndim; i++)
-        if (t->shape[i] == 0)
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0)
             return true; /* no elements: any strides describe them */
     int64_t s = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) {
-        if (t->shape[i] != 1 && t->strides[i] != s)
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (shape[i] != 1 && strides[i] != s)
             return false;
-        s *= t->shape[i];
+        s *= shape[i];
     }
     return true;
+}
+
+static bool compute_contig(const duet_tensor_impl *t)
+{
+    return duet_strides_contig(t->ndim, t->shape, t->strides);
 }
 
 int duet_axis_arg(duet_ctx *ctx, const char *op, const duet_tensor_impl *t, int axis)

@@ -256,15 +256,7 @@ static void bind(const resolve *R, const float **at, const duet_gref *r)
 
 static bool is_contig(const duet_gref *r)
 {
-    int64_t s = 1;
-    for (int d = r->ndim - 1; d >= 0; d--) {
-        if (r->shape[d] == 0)
-            return true;
-        if (r->shape[d] != 1 && r->strides[d] != s)
-            return false;
-        s *= r->shape[d];
-    }
-    return true;
+    return duet_strides_contig(r->ndim, r->shape, r->strides);
 }
 
 static void set_shape(duet_step_aux *x, int ndim, const int64_t *shape)

@@ -95,15 +95,7 @@ bool duet_gref_is_whole(const duet_gir *ir, const duet_gref *r)
     for (int d = 0; d < r->ndim; d++)
         if (r->shape[d] != n->shape[d])
             return false;
-    if (n->numel == 0)
-        return true;
-    int64_t s = 1;
-    for (int d = r->ndim - 1; d >= 0; d--) {
-        if (r->shape[d] != 1 && r->strides[d] != s)
-            return false;
-        s *= r->shape[d];
-    }
-    return true;
+    return duet_strides_contig(r->ndim, r->shape, r->strides);
 }
 
 const char *duet_gop_name(const duet_gnode *n)
