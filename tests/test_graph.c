@@ -693,6 +693,82 @@ START_TEST(t_graph_profile)
 }
 END_TEST
 
+/* ---- edges of tracing ---------------------------------------------------------------- */
+
+static duet_tensor *g_kept; /* a handle the model leaks past its trace */
+
+static void m_edges(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *u)
+{
+    mp *p = u;
+    duet_scope_begin(c);
+    duet_tensor *t = duet_keep(c, duet_exp(c, in[0]));
+    duet_tensor *tmp = duet_neg(c, in[0]);
+    g_kept = tmp;
+    duet_scope_end(c);
+    duet_tensor *y = duet_add(c, t, in[0]);
+    duet_release(c, t);              /* releasing a symbolic tensor: the node stays */
+    out[0] = y;
+    out[1] = y;                      /* the same tensor twice */
+    out[2] = p->w[0];                /* a parameter itself */
+    out[3] = duet_argmax(c, in[1], NULL); /* an i32 output */
+}
+
+static void m_no_inputs(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *u)
+{
+    (void)in;
+    mp *p = u;
+    duet_tensor *k = duet_arange(c, 0, 6, 1), *k2 = duet_reshape(c, k, 2, (const int64_t[]){2, 3});
+    out[0] = duet_mul(c, k2, p->w[0]);
+    duet_release(c, k);
+    duet_release(c, k2);
+}
+
+START_TEST(t_graph_edges)
+{
+    duet_ctx *ctx = tu_ctx();
+    int64_t s23[2] = {2, 3};
+    mp p = {{duet_rand_uniform(ctx, 2, s23, NULL)}};
+    duet_tensor_spec sp[2] = {{DUET_F32, 2, {2, 3}}, {DUET_F32, 2, {4, 5}}};
+    duet_tensor *in[2] = {duet_rand_uniform(ctx, 2, s23, NULL),
+                          duet_rand_uniform(ctx, 2, (const int64_t[]){4, 5}, NULL)};
+    duet_tensor *e[4], *go[4];
+    duet_scope_begin(ctx);
+    m_edges(ctx, in, e, &p);
+    for (int i = 0; i < 4; i++)
+        e[i] = duet_keep(ctx, e[i]);
+    duet_scope_end(ctx);
+    duet_release(ctx, g_kept);
+    duet_graph *g = duet_trace(ctx, m_edges, 2, sp, &p, &(duet_trace_options){4, 0});
+    ck_assert_msg(g != NULL, "%s", duet_error_message(ctx));
+    /* The handle the model kept past its trace is stale, not a live symbol. */
+    ck_assert_int_eq(duet_ndim(ctx, g_kept), -1);
+    TU_ASSERT_ERR(ctx, DUET_ERR_HANDLE);
+    duet_clear_error(ctx);
+    ck_assert_int_eq(duet_graph_run(ctx, g, in, go), DUET_OK);
+    for (int i = 0; i < 4; i++)
+        assert_same(ctx, e[i], go[i], "edges", i);
+    ck_assert_ptr_ne(go[0], go[1]); /* two outputs, two buffers */
+    ck_assert_int_eq(duet_get_dtype(ctx, go[3]), DUET_I32);
+    duet_graph_free(ctx, g);
+    duet_release(ctx, e[0]); /* e[1] is the same handle */
+    duet_release(ctx, e[3]);
+
+    /* No inputs at all: a graph over a parameter and constants. */
+    duet_tensor *y;
+    m_no_inputs(ctx, NULL, &y, &p);
+    g = duet_trace(ctx, m_no_inputs, 0, NULL, &p, NULL);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(duet_graph_run(ctx, g, NULL, go), DUET_OK);
+    assert_same(ctx, y, go[0], "no inputs", 0);
+    duet_graph_free(ctx, g);
+    duet_release(ctx, y);
+    duet_release(ctx, in[0]);
+    duet_release(ctx, in[1]);
+    free_params(ctx, &p);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("graph");
@@ -706,6 +782,7 @@ int main(void)
     tcase_add_test(tc, t_graph_dump);
     tcase_add_test(tc, t_write);
     tcase_add_test(tc, t_graph_profile);
+    tcase_add_test(tc, t_graph_edges);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
