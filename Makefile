@@ -143,6 +143,8 @@ examples: $(EX_BIN)
 
 demo: $(EX_BIN)
 	$(BUILD)/examples/hello
+	@echo
+	$(BUILD)/examples/same_model
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
