@@ -29,10 +29,11 @@
 #define DUET_FUSED_TILE_MAX 512
 
 typedef enum {
-    DUET_FUSED_UNARY,      /* r = unary[op](a) */
-    DUET_FUSED_BINARY,     /* r = binary[op](a, b) */
-    DUET_FUSED_SCALAR_RHS, /* r = binary[op](a, c): what duet_<op>_scalar computes */
-    DUET_FUSED_SCALAR_LHS, /* r = binary[op](c, a): c op a, e.g. 1 - x */
+    /* the kernels' step kinds (kernels.h), so a kind passes through as is */
+    DUET_FUSED_UNARY = DUET_FSTEP_UNARY,           /* r = unary[op](a) */
+    DUET_FUSED_BINARY = DUET_FSTEP_BINARY,         /* r = binary[op](a, b) */
+    DUET_FUSED_SCALAR_RHS = DUET_FSTEP_SCALAR_RHS, /* r = binary[op](a, c): duet_<op>_scalar */
+    DUET_FUSED_SCALAR_LHS = DUET_FSTEP_SCALAR_LHS, /* r = binary[op](c, a): c op a, e.g. 1 - x */
     DUET_FUSED_KIND_COUNT
 } duet_fused_kind;
 
@@ -60,6 +61,9 @@ typedef struct duet_fused_prog {
     int8_t slot[DUET_FUSED_MAX_INSTRS];
     int nslots;
     uint8_t in_uses[DUET_FUSED_MAX_INPUTS];
+    /* The executed instructions as the kernels' fused_block runs them
+     * (registers: inputs, then the output, then the tile slots). */
+    duet_fused_code kcode;
     bool prepared;
 } duet_fused_prog;
 
