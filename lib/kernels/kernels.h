@@ -75,9 +75,19 @@ enum {
  * vector, in floats); the op layer pads the last block of a row. */
 #define DUET_FUSED_LANES 8
 
+/* Step flags: hints that let an evaluator keep a chain's value in its own
+ * registers between steps. A_PREV: a is the previous step's result.
+ * KEEP: the result is read other than as the next step's a (or is the
+ * output), so it must be written to dst's block; without KEEP the block
+ * may be left stale. An evaluator may ignore both (reading a from memory,
+ * writing every result) as long as it ignores them together. */
+#define DUET_FSTEP_A_PREV 1u
+#define DUET_FSTEP_KEEP 2u
+
 typedef struct duet_fused_step {
     uint8_t kind, op;  /* DUET_FSTEP_*, then a duet_unary_op or duet_binary_op */
     uint8_t dst, a, b; /* registers; b only for BINARY */
+    uint8_t flags;     /* DUET_FSTEP_A_PREV | DUET_FSTEP_KEEP */
     float c;           /* the constant of the SCALAR kinds */
 } duet_fused_step;
 

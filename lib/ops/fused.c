@@ -111,6 +111,24 @@ duet_status duet_fused_prepare(duet_fused_prog *p)
         st->a = (uint8_t)kreg(p, in->a);
         st->b = (uint8_t)(in->kind == DUET_FUSED_BINARY ? kreg(p, in->b) : 0);
         st->c = in->c;
+        st->flags = 0;
+    }
+    /* Chain hints: a result read only as the very next step's a operand
+     * need not reach memory (the evaluator may keep it in registers). */
+    for (int k = 0; k < p->kcode.nsteps; k++) {
+        duet_fused_step *st = &p->kcode.step[k];
+        if (k > 0 && st->a == p->kcode.step[k - 1].dst)
+            st->flags |= DUET_FSTEP_A_PREV;
+        bool keep = st->dst == nin; /* the output */
+        for (int j = k + 1; j < p->kcode.nsteps && !keep; j++) {
+            const duet_fused_step *r = &p->kcode.step[j];
+            if ((r->kind == DUET_FUSED_BINARY && r->b == st->dst) || (r->a == st->dst && j > k + 1))
+                keep = true;
+            if (r->dst == st->dst) /* overwritten: later readers see the new value */
+                break;
+        }
+        if (keep)
+            st->flags |= DUET_FSTEP_KEEP;
     }
     p->prepared = true;
     return DUET_OK;
