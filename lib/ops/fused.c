@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-/* Every live buffer (32 slots + 8 gathered inputs) fits at the shortest tile. */
-_Static_assert(DUET_FUSED_MAX_REGS * 64 <= DUET_FUSED_SCRATCH_FLOATS, "fused scratch too small");
+/* Every buffer (32 slots, 8 inputs, the padded output) fits at the shortest tile. */
+_Static_assert((DUET_FUSED_MAX_REGS + 1) * 64 <= DUET_FUSED_SCRATCH_FLOATS, "fused scratch too small");
 
 _Static_assert(DUET_FUSED_MAX_INSTRS <= DUET_FSTEP_MAX &&
                    DUET_FUSED_MAX_INPUTS + 1 + DUET_FUSED_MAX_INSTRS <= DUET_FREG_MAX,
