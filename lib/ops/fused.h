@@ -26,9 +26,9 @@
  * tile length is the largest power of two <= DUET_FUSED_TILE_MAX with all
  * live buffers inside this budget: the slots, one per input (broadcast,
  * gathered or padded) and a padded output (512 for up to 8 buffers, 64 at
- * worst). With the register-chained evaluator the tile length barely
- * matters past 256 (128-1024 within noise on the 8-op chain); below that
- * the per-tile setup shows. */
+ * worst). 512 was measured best for the earlier per-kernel executor
+ * (24-27 ms against 28-34 at 256 and 2048 on the 8-op chain); it has not
+ * been re-tuned for the register-chained evaluator. */
 #define DUET_FUSED_SCRATCH_FLOATS 4096
 #define DUET_FUSED_TILE_MAX 512
 
