@@ -45,6 +45,7 @@ const duet_kernels duet_kernels_scalar = {
     .acc_add = duet_scalar_acc_add, .acc_max = duet_scalar_acc_max,
     .softmax_row = duet_scalar_softmax_row, .log_softmax_row = duet_scalar_log_softmax_row,
     .layer_norm_row = duet_scalar_layer_norm_row,
+    .fused_block = duet_scalar_fused_block,
     .small_gemm = duet_scalar_small_gemm, .small_gemm_max_mnk = 32,
 };
 
@@ -61,6 +62,7 @@ const duet_kernels duet_kernels_avx2 = {
     .acc_add = duet_avx2_acc_add, .acc_max = duet_avx2_acc_max,
     .softmax_row = duet_avx2_softmax_row, .log_softmax_row = duet_avx2_log_softmax_row,
     .layer_norm_row = duet_avx2_layer_norm_row,
+    .fused_block = duet_avx2_fused_block,
     .small_gemm = duet_avx2_small_gemm, .small_gemm_max_mnk = 32768,
 };
 

@@ -59,6 +59,43 @@ typedef void (*duet_binary_fn)(size_t n, const float *a, ptrdiff_t sa,
  * l[k] = (l[k] + l[k+8]) + (l[k+16] + l[k+24]), then k and k+4, then k and
  * k+2, then k and k+1. Error bound: (DUET_SUM_BLOCK / DUET_SUM_LANES + 5 +
  * ceil(log2(blocks))) * 2^-24 * sum |x|: only the log term grows with n. */
+/* ---- fused elementwise programs (lib/ops/fused.c prepares and drives) ---- */
+
+/* A fused program as the kernels see it: steps over numbered block
+ * registers, each register one contiguous block of floats. */
+enum {
+    DUET_FSTEP_UNARY,      /* dst = unary[op](a) */
+    DUET_FSTEP_BINARY,     /* dst = binary[op](a, b) */
+    DUET_FSTEP_SCALAR_RHS, /* dst = binary[op](a, c) */
+    DUET_FSTEP_SCALAR_LHS  /* dst = binary[op](c, a) */
+};
+#define DUET_FSTEP_MAX 32
+#define DUET_FREG_MAX 41 /* 8 inputs, the output, 32 temporaries */
+/* Block lengths handed to fused_block are multiples of this (the widest
+ * vector, in floats); the op layer pads the last block of a row. */
+#define DUET_FUSED_LANES 8
+
+/* Step flags: hints that let an evaluator keep a chain's value in its own
+ * registers between steps. A_PREV: a is the previous step's result.
+ * KEEP: the result is read other than as the next step's a (or is the
+ * output), so it must be written to dst's block; without KEEP the block
+ * may be left stale. An evaluator may ignore both (reading a from memory,
+ * writing every result) as long as it ignores them together. */
+#define DUET_FSTEP_A_PREV 1u
+#define DUET_FSTEP_KEEP 2u
+
+typedef struct duet_fused_step {
+    uint8_t kind, op;  /* DUET_FSTEP_*, then a duet_unary_op or duet_binary_op */
+    uint8_t dst, a, b; /* registers; b only for BINARY */
+    uint8_t flags;     /* DUET_FSTEP_A_PREV | DUET_FSTEP_KEEP */
+    float c;           /* the constant of the SCALAR kinds */
+} duet_fused_step;
+
+typedef struct duet_fused_code {
+    int nsteps;
+    duet_fused_step step[DUET_FSTEP_MAX];
+} duet_fused_code;
+
 #define DUET_SUM_LANES 32
 #define DUET_SUM_BLOCK 2048
 
@@ -91,6 +128,17 @@ typedef struct duet_kernels {
      * contiguous or NULL (1 and 0); y may equal x. */
     void (*layer_norm_row)(size_t n, const float *x, const float *gamma,
                            const float *beta, float eps, float *y);
+
+    /* Run every step of code, in order, over one block of len elements
+     * (len a multiple of DUET_FUSED_LANES): reg[r] points at register r's
+     * block. Each element gets bitwise what unary[op] / binary[op] give it
+     * (the same per-element math, with a broadcast constant for the SCALAR
+     * kinds), so a fused chain equals the eager chain under the same table.
+     * A step may write over a register it reads (dst == a or b), never
+     * partially overlapping it; registers a program only reads may point
+     * at read-only memory. Lanes are independent: padding never changes a
+     * real element. */
+    void (*fused_block)(size_t len, const duet_fused_code *code, float *const *reg);
 
     /* Small row-major matmul done without BLAS: C[m,n] = A[m,k] B[k,n], with
      * element strides for A (sam, sak) and B (sbk, sbn); C contiguous. */

@@ -3,8 +3,21 @@
 
 #include <string.h>
 
-/* Every live buffer (32 slots + 8 gathered inputs) fits at the shortest tile. */
-_Static_assert(DUET_FUSED_MAX_REGS * 64 <= DUET_FUSED_SCRATCH_FLOATS, "fused scratch too small");
+/* Every buffer (32 slots, 8 inputs, the padded output) fits at the shortest tile. */
+_Static_assert((DUET_FUSED_MAX_REGS + 1) * 64 <= DUET_FUSED_SCRATCH_FLOATS, "fused scratch too small");
+
+_Static_assert(DUET_FUSED_MAX_INSTRS <= DUET_FSTEP_MAX &&
+                   DUET_FUSED_MAX_INPUTS + 1 + DUET_FUSED_MAX_INSTRS <= DUET_FREG_MAX,
+               "kernel fused code too small");
+
+/* Kernel register of program register r (its slot must be planned). */
+static int kreg(const duet_fused_prog *p, int r)
+{
+    if (r < p->ninputs)
+        return r;
+    int s = p->slot[r - p->ninputs];
+    return s == -2 ? p->ninputs : p->ninputs + 1 + s;
+}
 
 duet_status duet_fused_prepare(duet_fused_prog *p)
 {
@@ -83,18 +96,58 @@ duet_status duet_fused_prepare(duet_fused_prog *p)
         if (s + 1 > p->nslots)
             p->nslots = s + 1;
     }
+
+    /* The kernels' form: registers 0..nin-1 the inputs, nin the output,
+     * nin + 1 + s tile slot s; dead instructions are left out. */
+    p->kcode.nsteps = 0;
+    for (int i = 0; i < p->ninstrs; i++) {
+        if (p->slot[i] == -1)
+            continue;
+        const duet_fused_instr *in = &p->code[i];
+        duet_fused_step *st = &p->kcode.step[p->kcode.nsteps++];
+        st->kind = (uint8_t)in->kind; /* the same numbering */
+        st->op = (uint8_t)in->op;
+        st->dst = (uint8_t)kreg(p, nin + i);
+        st->a = (uint8_t)kreg(p, in->a);
+        st->b = (uint8_t)(in->kind == DUET_FUSED_BINARY ? kreg(p, in->b) : 0);
+        st->c = in->c;
+        st->flags = 0;
+    }
+    /* Chain hints: a result read only as the very next step's a operand
+     * need not reach memory (the evaluator may keep it in registers). */
+    for (int k = 0; k < p->kcode.nsteps; k++) {
+        duet_fused_step *st = &p->kcode.step[k];
+        if (k > 0 && st->a == p->kcode.step[k - 1].dst)
+            st->flags |= DUET_FSTEP_A_PREV;
+        bool keep = st->dst == nin; /* the output */
+        for (int j = k + 1; j < p->kcode.nsteps && !keep; j++) {
+            const duet_fused_step *r = &p->kcode.step[j];
+            if ((r->kind == DUET_FUSED_BINARY && r->b == st->dst) || (r->a == st->dst && j > k + 1))
+                keep = true;
+            if (r->dst == st->dst) /* overwritten: later readers see the new value */
+                break;
+        }
+        if (keep)
+            st->flags |= DUET_FSTEP_KEEP;
+    }
     p->prepared = true;
     return DUET_OK;
 }
 
-/* Copy n elements at stride s (any, 0 included) into contiguous dst. */
+/* Copy n elements at stride s (any, 0 included) into contiguous dst and
+ * zero it up to the next multiple of DUET_FUSED_LANES. */
 static void gather(size_t n, const float *x, ptrdiff_t s, float *dst)
 {
     if (s == 1)
         memcpy(dst, x, n * sizeof *dst);
+    else if (s == 0)
+        for (size_t i = 0; i < n; i++)
+            dst[i] = x[0];
     else
         for (size_t i = 0; i < n; i++)
             dst[i] = x[(ptrdiff_t)i * s];
+    for (size_t i = n; i % DUET_FUSED_LANES; i++)
+        dst[i] = 0.0f;
 }
 
 void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
@@ -113,70 +166,63 @@ void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
         return;
     int last = it.ndim - 1;
     size_t n = (size_t)it.shape[last];
-
-    /* A strided input read more than once is gathered once per tile; one
-     * read once goes to its kernel strided (every kernel takes any stride
-     * and gives an element the same bits whatever its stride). */
     ptrdiff_t s_in[DUET_FUSED_MAX_INPUTS];
-    int gslot[DUET_FUSED_MAX_INPUTS];
-    int nbuf = p->nslots;
-    for (int i = 0; i < nin; i++) {
+    for (int i = 0; i < nin; i++)
         s_in[i] = (ptrdiff_t)it.st[i + 1][last];
-        bool g = s_in[i] != 0 && s_in[i] != 1 && p->in_uses[i] > 1;
-        gslot[i] = g ? nbuf++ : -1;
-    }
+
+    /* Buffers: the tile slots, one per input (broadcast, gathered or
+     * padded), one for a padded output. */
+    int nbuf = p->nslots + nin + 1;
     size_t tile = DUET_FUSED_TILE_MAX;
     while (tile > 64 && (size_t)nbuf * tile > DUET_FUSED_SCRATCH_FLOATS)
         tile /= 2;
-    /* Power-of-two tiles keep the kernels' vector tails to the end of a run. */
-    float scratch[DUET_FUSED_SCRATCH_FLOATS];
+    _Alignas(64) float scratch[DUET_FUSED_SCRATCH_FLOATS];
+    float *reg[DUET_FREG_MAX];
+    float *ibuf[DUET_FUSED_MAX_INPUTS], *obuf = scratch + (size_t)(p->nslots + nin) * tile;
+    for (int s = 0; s < p->nslots; s++)
+        reg[nin + 1 + s] = scratch + (size_t)s * tile;
+    for (int i = 0; i < nin; i++)
+        ibuf[i] = scratch + (size_t)(p->nslots + i) * tile;
+    /* A broadcast input's buffer is filled once per row, as far as a block reaches. */
+    size_t bcast_len = n < tile ? n : tile;
 
-    const float *rp[DUET_FUSED_MAX_REGS];
-    ptrdiff_t rs[DUET_FUSED_MAX_REGS];
     int64_t idx[DUET_MAX_DIMS] = {0}, off[DUET_ITER_MAX_OPS] = {0};
     do {
-        for (size_t t0 = 0; t0 < n; t0 += tile) {
+        float *orow = out + off[0];
+        const float *xrow[DUET_FUSED_MAX_INPUTS];
+        for (int i = 0; i < nin; i++) {
+            xrow[i] = p->in[i].base + off[i + 1];
+            if (s_in[i] == 0)
+                gather(bcast_len, xrow[i], 0, ibuf[i]);
+        }
+        if (p->out < nin) { /* a program that only copies (or broadcasts) an input */
+            for (size_t k = 0; k < n; k++)
+                orow[k] = xrow[p->out][(ptrdiff_t)k * s_in[p->out]];
+            continue;
+        }
+        for (size_t t0 = 0; t0 < n;) {
             size_t len = n - t0 < tile ? n - t0 : tile;
-            float *o = out + off[0] + (ptrdiff_t)t0;
+            /* Whole vectors run in place; a last part of < DUET_FUSED_LANES
+             * elements runs on its own, padded. */
+            bool pad = len < DUET_FUSED_LANES;
+            if (!pad)
+                len -= len % DUET_FUSED_LANES;
             for (int i = 0; i < nin; i++) {
-                const float *x = p->in[i].base + off[i + 1] + (ptrdiff_t)t0 * s_in[i];
-                if (gslot[i] >= 0) {
-                    float *b = scratch + (size_t)gslot[i] * tile;
-                    gather(len, x, s_in[i], b);
-                    rp[i] = b;
-                    rs[i] = 1;
+                const float *x = xrow[i] + (ptrdiff_t)t0 * s_in[i];
+                if (s_in[i] == 0) {
+                    reg[i] = ibuf[i];
+                } else if (s_in[i] == 1 && !pad) {
+                    reg[i] = (float *)x; /* only read: a program never writes an input */
                 } else {
-                    rp[i] = x;
-                    rs[i] = s_in[i];
+                    gather(len, x, s_in[i], ibuf[i]);
+                    reg[i] = ibuf[i];
                 }
             }
-            if (p->out < nin) { /* a program that only copies (or broadcasts) an input */
-                gather(len, rp[p->out], rs[p->out], o);
-                continue;
-            }
-            for (int i = 0; i < p->ninstrs; i++) {
-                int sl = p->slot[i];
-                if (sl == -1)
-                    continue;
-                float *y = sl == -2 ? o : scratch + (size_t)sl * tile;
-                const duet_fused_instr *in = &p->code[i];
-                switch (in->kind) {
-                case DUET_FUSED_UNARY:
-                    kt->unary[in->op](len, rp[in->a], rs[in->a], y);
-                    break;
-                case DUET_FUSED_BINARY:
-                    kt->binary[in->op](len, rp[in->a], rs[in->a], rp[in->b], rs[in->b], y);
-                    break;
-                case DUET_FUSED_SCALAR_RHS:
-                    kt->binary[in->op](len, rp[in->a], rs[in->a], &in->c, 0, y);
-                    break;
-                default: /* DUET_FUSED_SCALAR_LHS */
-                    kt->binary[in->op](len, &in->c, 0, rp[in->a], rs[in->a], y);
-                    break;
-                }
-                rp[nin + i] = y;
-                rs[nin + i] = 1;
-            }
+            reg[nin] = pad ? obuf : orow + t0;
+            kt->fused_block(pad ? DUET_FUSED_LANES : len, &p->kcode, reg);
+            if (pad)
+                memcpy(orow + t0, obuf, len * sizeof *obuf);
+            t0 += len;
         }
     } while (duet_iter_next(&it, idx, off));
 }

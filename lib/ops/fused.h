@@ -1,11 +1,14 @@
 /*
  * Fused elementwise execution: a short program of unary / binary / scalar
  * ops over up to DUET_FUSED_MAX_INPUTS strided inputs, run in one pass over
- * memory, tile by tile, so intermediates live in L1-sized tile buffers
- * instead of full tensors. Every instruction is one call of the same kernel
- * table entry (kt->unary[op], kt->binary[op]) eager mode calls, on the same
- * values, so a fused result is bitwise the eager chain's result under the
- * same table. Independent of any graph IR: graph mode lowers to this.
+ * memory, tile by tile, so intermediates live in L1-sized tile buffers (or,
+ * along a chain, in vector registers) instead of full tensors. Each tile
+ * goes to the table's fused_block kernel, which evaluates every instruction
+ * with the same per-element code as kt->unary[op] / kt->binary[op], so a
+ * fused result is bitwise the eager chain's result under the same table
+ * (NaN sign and payload excepted: not specified, and not even the same
+ * across one eager AVX2 add). Independent of any graph IR: graph mode
+ * lowers to this.
  *
  * Registers: 0..ninputs-1 are the inputs; instruction i writes register
  * ninputs + i. One register is the output, written to contiguous memory.
@@ -21,18 +24,20 @@
 /* Stack floats for tile buffers: 16 KiB, half of this machine's 32 KiB L1d,
  * leaving the other half to the input/output lines streaming through. The
  * tile length is the largest power of two <= DUET_FUSED_TILE_MAX with all
- * live buffers inside this budget (512 for up to 8 buffers, 64 at worst).
- * 512 rather than 1024: on the 8-op chain of two 16M-float inputs 512 ran
- * 24-27 ms against 28-32 ms (256: 31-32, 2048: 32-34): the output tile and
- * the in-place tile stay in L1 and 8 kernel calls per 2 KiB cost little. */
+ * live buffers inside this budget: the slots, one per input (broadcast,
+ * gathered or padded) and a padded output (512 for up to 8 buffers, 64 at
+ * worst). 512 was measured best for the earlier per-kernel executor
+ * (24-27 ms against 28-34 at 256 and 2048 on the 8-op chain); it has not
+ * been re-tuned for the register-chained evaluator. */
 #define DUET_FUSED_SCRATCH_FLOATS 4096
 #define DUET_FUSED_TILE_MAX 512
 
 typedef enum {
-    DUET_FUSED_UNARY,      /* r = unary[op](a) */
-    DUET_FUSED_BINARY,     /* r = binary[op](a, b) */
-    DUET_FUSED_SCALAR_RHS, /* r = binary[op](a, c): what duet_<op>_scalar computes */
-    DUET_FUSED_SCALAR_LHS, /* r = binary[op](c, a): c op a, e.g. 1 - x */
+    /* the kernels' step kinds (kernels.h), so a kind passes through as is */
+    DUET_FUSED_UNARY = DUET_FSTEP_UNARY,           /* r = unary[op](a) */
+    DUET_FUSED_BINARY = DUET_FSTEP_BINARY,         /* r = binary[op](a, b) */
+    DUET_FUSED_SCALAR_RHS = DUET_FSTEP_SCALAR_RHS, /* r = binary[op](a, c): duet_<op>_scalar */
+    DUET_FUSED_SCALAR_LHS = DUET_FSTEP_SCALAR_LHS, /* r = binary[op](c, a): c op a, e.g. 1 - x */
     DUET_FUSED_KIND_COUNT
 } duet_fused_kind;
 
@@ -56,10 +61,16 @@ typedef struct duet_fused_prog {
     /* Filled by duet_fused_prepare: the tile slot each instruction writes
      * (-1: its result is never used, so it is skipped; -2: the output
      * memory itself), the number of tile slots, and how often each input is
-     * read (a strided input read more than once is gathered once per tile). */
+     * read (informational: every input not at unit stride is gathered once
+     * per tile). */
     int8_t slot[DUET_FUSED_MAX_INSTRS];
     int nslots;
     uint8_t in_uses[DUET_FUSED_MAX_INPUTS];
+    /* The executed instructions as the kernels' fused_block runs them
+     * (registers: inputs, then the output, then the tile slots), with the
+     * chain flags (DUET_FSTEP_A_PREV, DUET_FSTEP_KEEP): a result read only
+     * as the next instruction's first operand never reaches memory. */
+    duet_fused_code kcode;
     bool prepared;
 } duet_fused_prog;
 
@@ -77,7 +88,10 @@ duet_status duet_fused_prepare(duet_fused_prog *p);
 /* Run a prepared p over shape into contiguous out (which must not overlap
  * any input). Never fails, never allocates: tile buffers are on the stack
  * (DUET_FUSED_SCRATCH_FLOATS floats; a program with more than 8 live
- * buffers gets shorter tiles, down to 64 floats for 40). */
+ * buffers gets shorter tiles, down to 64 floats for 41). Unit-stride inputs
+ * are read in place and the output written in place, except the last
+ * < DUET_FUSED_LANES elements of each row, which run zero-padded through a
+ * buffer; kt->fused_block must be set. */
 void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
                      const int64_t *shape, float *out);
 

@@ -27,4 +27,7 @@ void duet_avx2_log_softmax_row(size_t n, const float *x, float *y);
 void duet_avx2_layer_norm_row(size_t n, const float *x, const float *gamma, const float *beta,
                               float eps, float *y);
 
+/* Fused elementwise programs, one block of registers (fused.c). */
+void duet_avx2_fused_block(size_t len, const duet_fused_code *code, float *const *reg);
+
 #endif

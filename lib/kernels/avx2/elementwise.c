@@ -4,6 +4,7 @@
  * rounded, so it gives the same bits, and AMD microcodes masked moves (a
  * 1-element add cost 5 ns with them, 1.6 ns without). Built with -mavx2 -mfma. */
 #include "avx2.h"
+#include "vops.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -38,32 +39,11 @@
         }                                                                         \
     }
 
-#define SIGN _mm256_set1_ps(-0.0f)
-UNARY(neg, _mm256_xor_ps(v, SIGN), -v)
-UNARY(abs, _mm256_andnot_ps(SIGN, v), fabsf(v))
-UNARY(sqrt, _mm256_sqrt_ps(v), sqrtf(v))
-/* max(v, 0) with v first so NaN... _mm256_max_ps returns the second operand
- * when either is NaN; relu(NaN) = 0 in the scalar kernel too (v > 0 false). */
-UNARY(relu, _mm256_max_ps(v, _mm256_setzero_ps()), v > 0.0f ? v : 0.0f)
+UNARY(neg, duet_v8_neg(v), -v)
+UNARY(abs, duet_v8_abs(v), fabsf(v))
+UNARY(sqrt, duet_v8_sqrt(v), sqrtf(v))
+UNARY(relu, duet_v8_relu(v), v > 0.0f ? v : 0.0f)
 
-/* NaN-propagating max/min to match the scalar kernels: if a is NaN take a,
- * else if b is NaN take b. _mm256_max_ps(p, q) returns q when either is NaN. */
-static inline __m256 vmax_nan(__m256 p, __m256 q)
-{
-    __m256 r = _mm256_max_ps(q, p);                     /* p if either NaN */
-    __m256 qnan = _mm256_cmp_ps(q, q, _CMP_UNORD_Q);
-    __m256 pnan = _mm256_cmp_ps(p, p, _CMP_UNORD_Q);
-    r = _mm256_blendv_ps(r, q, qnan);
-    return _mm256_blendv_ps(r, p, pnan);
-}
-static inline __m256 vmin_nan(__m256 p, __m256 q)
-{
-    __m256 r = _mm256_min_ps(q, p);
-    __m256 qnan = _mm256_cmp_ps(q, q, _CMP_UNORD_Q);
-    __m256 pnan = _mm256_cmp_ps(p, p, _CMP_UNORD_Q);
-    r = _mm256_blendv_ps(r, q, qnan);
-    return _mm256_blendv_ps(r, p, pnan);
-}
 static inline float smax_nan(float a, float b) { return a != a ? a : (b != b ? b : (a >= b ? a : b)); }
 static inline float smin_nan(float a, float b) { return a != a ? a : (b != b ? b : (a <= b ? a : b)); }
 
@@ -110,9 +90,9 @@ static inline float smin_nan(float a, float b) { return a != a ? a : (b != b ? b
         }                                                                                   \
     }
 
-BINARY(add, _mm256_add_ps(p, q), p + q)
-BINARY(sub, _mm256_sub_ps(p, q), p - q)
-BINARY(mul, _mm256_mul_ps(p, q), p * q)
-BINARY(div, _mm256_div_ps(p, q), p / q)
-BINARY(maximum, vmax_nan(p, q), smax_nan(p, q))
-BINARY(minimum, vmin_nan(p, q), smin_nan(p, q))
+BINARY(add, duet_v8_add(p, q), p + q)
+BINARY(sub, duet_v8_sub(p, q), p - q)
+BINARY(mul, duet_v8_mul(p, q), p * q)
+BINARY(div, duet_v8_div(p, q), p / q)
+BINARY(maximum, duet_v8_maximum(p, q), smax_nan(p, q))
+BINARY(minimum, duet_v8_minimum(p, q), smin_nan(p, q))
