@@ -15,6 +15,8 @@
  *                      DUET_PROGEN_SEED=S DUET_PROGEN_N=1
  *   DUET_PROGEN_KEEPGOING=1  report every failing seed, not just the first
  *   DUET_PROGEN_VERBOSE=1    print each program before running it
+ *   DUET_PROGEN_NAN=any      compare NaNs by NaN-ness only, not bit for bit
+ *                            (see the known issue in the regression list)
  */
 #include "common/progen.h"
 #include "common/testutil.h"
@@ -49,8 +51,7 @@ static uint32_t tolerance_ulps(bool approx, unsigned disable)
     return 0;
 }
 
-/* Distance in ulps between two floats; NaNs are equal only to NaNs of the
- * same bits when tol is 0 (same kernels give the same NaN). */
+/* Distance in ulps between two non-NaN floats. */
 static uint32_t ulp_diff(uint32_t x, uint32_t y)
 {
     int64_t a = (x & 0x80000000u) ? -(int64_t)(x & 0x7fffffffu) : (int64_t)x;
@@ -59,18 +60,21 @@ static uint32_t ulp_diff(uint32_t x, uint32_t y)
     return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
 
-static bool bits_close(uint32_t x, uint32_t y, uint32_t tol, bool is_f32)
+/* Whether graph bits y may stand for eager bits x. With nan_any, a NaN
+ * matches any NaN (sign and payload ignored); otherwise NaNs must match
+ * bit for bit, as the design promises (same kernels, same NaN). */
+static bool bits_close(uint32_t x, uint32_t y, uint32_t tol, bool is_f32, bool nan_any)
 {
     if (x == y)
         return true;
-    if (!is_f32 || tol == 0)
+    if (!is_f32)
         return false;
     float a, b;
     memcpy(&a, &x, 4);
     memcpy(&b, &y, 4);
     if (isnan(a) || isnan(b))
-        return isnan(a) && isnan(b);
-    return ulp_diff(x, y) <= tol;
+        return nan_any && isnan(a) && isnan(b);
+    return tol > 0 && ulp_diff(x, y) <= tol;
 }
 
 static const char *pass_names(unsigned disable, char *buf, size_t cap)
@@ -103,6 +107,8 @@ typedef struct prog_env {
     duet_tensor *in[2][PG_MAX_IN];
     duet_tensor *eager[2][PG_MAX_OUT];
     progen_run run;
+    duet_graph_stats *acc; /* what the passes did, summed over the all-on graphs */
+    bool nan_any;          /* NaNs compared by NaN-ness only */
 } prog_env;
 
 static void dump_graph(duet_ctx *ctx, duet_graph *g)
@@ -184,7 +190,7 @@ static bool run_eager(prog_env *E, int k)
 /* The first element where graph output got differs from eager output want,
  * beyond the tolerance; -1 if none. */
 static int64_t first_diff(duet_ctx *ctx, duet_tensor *want, duet_tensor *got, uint32_t tol,
-                          uint32_t *w, uint32_t *g)
+                          bool nan_any, uint32_t *w, uint32_t *g)
 {
     int64_t n = duet_numel(ctx, want);
     uint32_t *a = malloc(4 * (size_t)(n ? n : 1)), *b = malloc(4 * (size_t)(n ? n : 1));
@@ -194,7 +200,7 @@ static int64_t first_diff(duet_ctx *ctx, duet_tensor *want, duet_tensor *got, ui
     bool f32 = duet_get_dtype(ctx, want) == DUET_F32;
     int64_t at = -1;
     for (int64_t i = 0; i < n && at < 0; i++)
-        if (!bits_close(a[i], b[i], tol, f32)) {
+        if (!bits_close(a[i], b[i], tol, f32, nan_any)) {
             at = i;
             *w = a[i];
             *g = b[i];
@@ -291,7 +297,8 @@ static bool compare(prog_env *E, duet_graph *g, unsigned disable, duet_tensor **
         }
         uint32_t w = 0, gv = 0;
         int64_t at = first_diff(ctx, want, out[i],
-                                tolerance_ulps(progen_out_approx(p, i), disable), &w, &gv);
+                                tolerance_ulps(progen_out_approx(p, i), disable), E->nan_any,
+                                &w, &gv);
         if (at >= 0) {
             float wf, gf;
             memcpy(&wf, &w, 4);
@@ -334,11 +341,13 @@ static bool check_graph(prog_env *E, unsigned disable)
     for (int rep = 0; rep < 3 && ok; rep++) {
         char when[32];
         snprintf(when, sizeof when, "run %d", rep);
+        if (rep == 2) /* allowed: the next run makes a new handle */
+            ck_assert_int_eq(duet_release(ctx, out[E->p->nout - 1]), DUET_OK);
         ok = run_compare(E, g, disable, rep == 1, out, when);
         duet_ctx_mem_stats(ctx, &m1);
         if (rep == 0)
             m0 = m1;
-        else if (ok && (m1.system_allocs != m0.system_allocs ||
+        else if (ok && rep == 1 && (m1.system_allocs != m0.system_allocs ||
                         m1.bytes_in_use != m0.bytes_in_use || m1.live_tensors != m0.live_tensors)) {
             report(E, disable, g, "replay %d allocated (bytes in use %zu -> %zu, tensors %zu -> "
                    "%zu)", rep, m0.bytes_in_use, m1.bytes_in_use, m0.live_tensors,
@@ -386,6 +395,16 @@ static bool check_all(prog_env *E, const unsigned *combos, int ncombos)
     duet_graph *g0 = trace(E, combos[0]);
     if (!g0)
         return false;
+    duet_graph_stats st;
+    if (E->acc && duet_graph_get_stats(E->ctx, g0, &st) == DUET_OK) {
+        E->acc->nodes_recorded += st.nodes_recorded;
+        E->acc->removed_dce += st.removed_dce;
+        E->acc->removed_cse += st.removed_cse;
+        E->acc->folded += st.folded;
+        E->acc->fused_groups += st.fused_groups;
+        E->acc->fused_nodes += st.fused_nodes;
+        E->acc->steps += st.steps;
+    }
     bool ok = run_compare(E, g0, combos[0], 0, out0, "first run");
     for (int c = 1; c < ncombos && ok; c++)
         ok = check_graph(E, combos[c]);
@@ -405,10 +424,12 @@ static bool check_all(prog_env *E, const unsigned *combos, int ncombos)
 /* Run program p (inputs drawn from seed) eagerly and under each pass
  * combination. */
 static bool check_prog(progen_prog *p, uint64_t seed, const char *origin, const unsigned *combos,
-                       int ncombos, bool verbose)
+                       int ncombos, bool verbose, bool nan_any, duet_graph_stats *acc)
 {
     prog_env E;
     memset(&E, 0, sizeof E);
+    E.acc = acc;
+    E.nan_any = nan_any;
     E.seed = seed;
     E.origin = origin;
     E.p = p;
@@ -416,14 +437,17 @@ static bool check_prog(progen_prog *p, uint64_t seed, const char *origin, const 
         progen_print(E.p, stdout);
     E.ctx = tu_ctx();
     ck_assert_int_eq(progen_make_params(E.ctx, E.p, E.params), DUET_OK);
-    ck_assert_int_eq(progen_make_inputs(E.ctx, E.p, seed, false, E.in[0]), DUET_OK);
-    ck_assert_int_eq(progen_make_inputs(E.ctx, E.p, ~seed, true, E.in[1]), DUET_OK);
+    /* Set 1 brings specials, inputs at an offset in their block, aliases. */
+    ck_assert_int_eq(progen_make_inputs(E.ctx, E.p, seed, 0, E.in[0]), DUET_OK);
+    ck_assert_int_eq(progen_make_inputs(E.ctx, E.p, ~seed,
+                                        PROGEN_IN_SPECIALS | PROGEN_IN_OFFSET | PROGEN_IN_ALIAS,
+                                        E.in[1]),
+                     DUET_OK);
     E.run = (progen_run){E.p, E.params, -1, DUET_OK, ""};
     bool ok = run_eager(&E, 0) && run_eager(&E, 1) && check_all(&E, combos, ncombos);
     for (int k = 0; k < 2; k++) {
         release_eager(&E, k);
-        for (int i = 0; i < E.p->nin; i++)
-            duet_release(E.ctx, E.in[k][i]);
+        progen_release_inputs(E.ctx, E.p, E.in[k], E.p->nin);
     }
     for (int j = 0; j < E.p->nparam; j++)
         duet_release(E.ctx, E.params[j]);
@@ -431,14 +455,15 @@ static bool check_prog(progen_prog *p, uint64_t seed, const char *origin, const 
     return ok;
 }
 
-static bool check_program(uint64_t seed, const unsigned *combos, int ncombos, bool verbose)
+static bool check_program(uint64_t seed, const unsigned *combos, int ncombos, bool verbose,
+                          bool nan_any, duet_graph_stats *acc)
 {
     progen_prog *p = malloc(sizeof *p);
     ck_assert_ptr_nonnull(p);
     progen_src src;
     progen_src_seed(&src, seed);
     progen_generate(p, &src, 0);
-    bool ok = check_prog(p, seed, NULL, combos, ncombos, verbose);
+    bool ok = check_prog(p, seed, NULL, combos, ncombos, verbose, nan_any, acc);
     free(p);
     return ok;
 }
@@ -464,15 +489,19 @@ START_TEST(t_progen_valid)
     uint64_t base = env_u64("DUET_PROGEN_SEED", 1);
     bool keep = env_u64("DUET_PROGEN_KEEPGOING", 0) != 0;
     bool verbose = env_u64("DUET_PROGEN_VERBOSE", 0) != 0;
+    const char *nan_env = getenv("DUET_PROGEN_NAN");
+    bool nan_any = nan_env && strcmp(nan_env, "any") == 0;
     bool covered[NCOMBOS] = {false};
     int kinds[PG_KINDS] = {0}, nfail = 0, ninstr = 0, nout = 0, napprox = 0, nempty = 0;
     int64_t nelem = 0;
     unsigned combos[NCOMBOS + 2];
+    duet_graph_stats acc;
+    memset(&acc, 0, sizeof acc);
     for (int i = 0; i < n; i++) {
         int nc = combos_for(i, n, combos);
         for (int c = 0; c < nc; c++)
             covered[combos[c]] = true;
-        if (!check_program(base + (uint64_t)i, combos, nc, verbose)) {
+        if (!check_program(base + (uint64_t)i, combos, nc, verbose, nan_any, &acc)) {
             nfail++;
             if (!keep)
                 break;
@@ -506,9 +535,49 @@ START_TEST(t_progen_valid)
            napprox, nempty, (long long)nelem, ncov, nfail);
     for (int k = 0; k < PG_KINDS; k++)
         printf(" %s %d", progen_kind_name(k), kinds[k]);
-    printf("\n");
+    printf("\n  all passes on: %d nodes recorded, %d removed by DCE, %d by CSE, %d folded, "
+           "%d fused groups of %d ops, %d steps\n",
+           acc.nodes_recorded, acc.removed_dce, acc.removed_cse, acc.folded, acc.fused_groups,
+           acc.fused_nodes, acc.steps);
     ck_assert_msg(nfail == 0, "%d program(s) failed: see the seeds printed above", nfail);
     ck_assert_int_eq(ncov, NCOMBOS);
+}
+END_TEST
+
+/*
+ * Seeds that found bugs, replayed under all 256 pass combinations. Seeds
+ * name programs of THIS generator: a change to progen that shifts its
+ * choices makes them other programs (find new ones by running with
+ * DUET_PROGEN_KEEPGOING=1 over many seeds).
+ *
+ * KNOWN, NOT FIXED (lib/kernels): add and mul return the NaN of either
+ * operand depending on where an element falls in the kernel's loops (the
+ * compiler commutes a + b; x86 returns the first source's NaN), so when
+ * both operands are NaNs of different signs, eager and graph, which split
+ * rows differently (fused tiles, in-place runs), disagree on the sign.
+ * Until the kernels propagate NaNs deterministically (or the design says
+ * NaN payloads are unspecified) these run with NaNs compared by NaN-ness
+ * only, so everything else in them is still checked bitwise.
+ */
+static const struct {
+    uint64_t seed;
+    bool nan_any;
+    const char *why;
+} regress[] = {
+    {101517, true, "NaN sign of add in a fused tile vs eager's 16-wide loop (gcc, avx2)"},
+    {1140, true, "NaN sign of add: clang's vectorised scalar kernels, body vs remainder"},
+    {1547, true, "NaN sign of add run in place: clang's alias-check fallback loop (scalar)"},
+};
+
+START_TEST(t_progen_regress)
+{
+    unsigned all[NCOMBOS];
+    for (int c = 0; c < NCOMBOS; c++)
+        all[c] = (unsigned)c;
+    for (size_t i = 0; i < sizeof regress / sizeof regress[0]; i++)
+        ck_assert_msg(check_program(regress[i].seed, all, NCOMBOS, false, regress[i].nan_any, NULL),
+                      "regression seed %llu (%s) failed", (unsigned long long)regress[i].seed,
+                      regress[i].why);
 }
 END_TEST
 
@@ -531,7 +600,7 @@ START_TEST(t_progen_invalid)
         duet_ctx *ctx = tu_ctx();
         duet_tensor *params[PG_MAX_PARAM], *in[PG_MAX_IN];
         ck_assert_int_eq(progen_make_params(ctx, p, params), DUET_OK);
-        ck_assert_int_eq(progen_make_inputs(ctx, p, seed, false, in), DUET_OK);
+        ck_assert_int_eq(progen_make_inputs(ctx, p, seed, 0, in), DUET_OK);
         progen_run run = {p, params, -1, DUET_OK, ""};
         duet_mem_stats m0, m1;
         duet_ctx_mem_stats(ctx, &m0);
@@ -569,8 +638,7 @@ START_TEST(t_progen_invalid)
                       m0.live_tensors, m1.live_tensors, m0.bytes_in_use, m1.bytes_in_use);
         for (int j = 0; j < p->nparam; j++)
             duet_release(ctx, params[j]);
-        for (int j = 0; j < p->nin; j++)
-            duet_release(ctx, in[j]);
+        progen_release_inputs(ctx, p, in, p->nin);
         tu_ctx_done(ctx);
         free(p);
     }
@@ -603,11 +671,11 @@ START_TEST(t_progen_bytes)
         progen_src src;
         progen_src_bytes(&src, buf, len);
         progen_generate(p, &src, 0);
-        ck_assert_int_ge(p->nin, 1);
         ck_assert_int_ge(p->nout, 1);
         char origin[96];
         snprintf(origin, sizeof origin, "byte string %d of t_progen_bytes (%zu bytes)", i, len);
-        ck_assert_msg(check_prog(p, (uint64_t)i, origin, combos, 4, false), "%s failed", origin);
+        ck_assert_msg(check_prog(p, (uint64_t)i, origin, combos, 4, false, false, NULL),
+                      "%s failed", origin);
         free(p);
     }
 }
@@ -618,6 +686,7 @@ int main(void)
     Suite *s = suite_create("graph_random");
     TCase *tc = tcase_create("progen");
     tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, t_progen_regress);
     tcase_add_test(tc, t_progen_valid);
     tcase_add_test(tc, t_progen_invalid);
     tcase_add_test(tc, t_progen_bytes);

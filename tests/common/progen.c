@@ -152,10 +152,12 @@ void pg_m_transpose(progen_val *v, int a0, int a1)
 
 /* ---- generator state ------------------------------------------------------------ */
 
-
 uint32_t pg_pick(pg_gen *g, uint32_t n) { return progen_pick(g->src, n); }
 bool pg_chance(pg_gen *g, int pct) { return (int)pg_pick(g, 100) < pct; }
-static uint64_t pg_pick64(pg_gen *g) { return (uint64_t)pg_pick(g, 1u << 30) << 30 | pg_pick(g, 1u << 30); }
+static uint64_t pick64(pg_gen *g)
+{
+    return (uint64_t)pg_pick(g, 1u << 30) << 30 | pg_pick(g, 1u << 30);
+}
 
 progen_val *pg_V(pg_gen *g, int id) { return &g->p->val[id]; }
 
@@ -176,7 +178,17 @@ static int64_t rdim(pg_gen *g)
     return r < 70 ? g->pal[pg_pick(g, 4)] : r < 87 ? 1 : r < 89 ? 0 : 1 + (int64_t)pg_pick(g, 6);
 }
 
-/* A random shape of at most max elements; returns the rank. */
+/* The element count with 0s counted as 1s: what a shape would hold if its
+ * empty dims grew (a parameter's or input's block, a stretched view). */
+static int64_t span(int nd, const int64_t *s)
+{
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++)
+        n *= s[d] ? s[d] : 1;
+    return n;
+}
+
+/* A random shape whose span is at most max; returns the rank. */
 int pg_rshape(pg_gen *g, int64_t *s, int64_t max)
 {
     static const int cum[] = {5, 25, 60, 85, 100};
@@ -185,7 +197,7 @@ int pg_rshape(pg_gen *g, int64_t *s, int64_t max)
         nd++;
     for (int d = 0; d < nd; d++)
         s[d] = rdim(g);
-    while (pg_numel(nd, s) > max) {
+    while (span(nd, s) > max) {
         int big = 0;
         for (int d = 1; d < nd; d++)
             if (s[d] > s[big])
@@ -224,10 +236,12 @@ progen_instr pg_instr(int kind, int nsrc, int a, int b)
     return in;
 }
 
+pg_want pg_W(int dtype, int minrank)
+{
+    return (pg_want){dtype, minrank, PG_MAX_RANK, false, false, false, -1};
+}
 
-pg_want pg_W(int dtype, int minrank) { return (pg_want){dtype, minrank, PG_MAX_RANK, false, false, false, -1}; }
-
-static bool pg_fits(const progen_val *v, const pg_want *w)
+static bool fits(const progen_val *v, const pg_want *w)
 {
     if ((w->dtype >= 0 && v->dtype != w->dtype) || v->ndim < w->minrank || v->ndim > w->maxrank)
         return false;
@@ -247,17 +261,19 @@ static bool pg_fits(const progen_val *v, const pg_want *w)
     return true;
 }
 
-/* A value satisfying w (any, or the recent ones more often); -1 if none.
- * Values of the planted invalid call are avoided until it is planted. */
-int pg_pick_val(pg_gen *g, const pg_want *w, bool (*ok)(pg_gen *, int, const void *), const void *arg)
+/* A value satisfying w and ok (the recent ones more often); -1 if none.
+ * After a planted invalid call its value (NULL at run time) may be picked
+ * too: the calls reading it fail as well, after it, as in eager code. */
+int pg_pick_val(pg_gen *g, const pg_want *w, bool (*ok)(pg_gen *, int, const void *),
+                const void *arg)
 {
     int f = g->force;
     g->force = -1;
-    if (f >= 0 && pg_fits(&g->p->val[f], w) && (!ok || ok(g, f, arg)))
+    if (f >= 0 && fits(&g->p->val[f], w) && (!ok || ok(g, f, arg)))
         return f;
     int cand[PG_MAX_VALS], n = 0;
     for (int id = 0; id < PG_MAX_VALS; id++)
-        if (vid_valid(g->p, id) && pg_fits(&g->p->val[id], w) && (!ok || ok(g, id, arg)))
+        if (vid_valid(g->p, id) && fits(&g->p->val[id], w) && (!ok || ok(g, id, arg)))
             cand[n++] = id;
     if (n == 0)
         return -1;
@@ -277,7 +293,7 @@ int pg_pick_val(pg_gen *g, const pg_want *w, bool (*ok)(pg_gen *, int, const voi
 int pg_make_leaf(pg_gen *g, int dtype, int nd, const int64_t *shape)
 {
     progen_prog *p = g->p;
-    if (pg_numel(nd, shape) > PG_MAX_NUMEL)
+    if (span(nd, shape) > PG_MAX_NUMEL)
         return -1;
     if (dtype == DUET_F32 && p->nparam < PG_MAX_PARAM && pg_chance(g, 45)) {
         progen_param *q = &p->param[p->nparam];
@@ -286,7 +302,7 @@ int pg_make_leaf(pg_gen *g, int dtype, int nd, const int64_t *shape)
         q->layout = (int)pg_pick(g, 4);
         if ((q->layout == 1 && nd < 2) || (q->layout >= 2 && nd < 1))
             q->layout = 0;
-        q->seed = pg_pick64(g);
+        q->seed = pick64(g);
         progen_val v = pg_result(DUET_F32, nd, shape);
         v.is_op = false;
         if (q->layout == 1) {
@@ -318,11 +334,11 @@ int pg_make_leaf(pg_gen *g, int dtype, int nd, const int64_t *shape)
         in.s = scalars[pg_pick(g, sizeof scalars / sizeof scalars[0])];
     } else if (r < 7) {
         in.kind = PG_DATA;
-        in.seed = pg_pick64(g);
+        in.seed = pick64(g);
     } else {
         in.kind = PG_RAND;
         in.sub = (uint8_t)pg_pick(g, 2);
-        in.seed = pg_pick64(g);
+        in.seed = pick64(g);
     }
     progen_val v = pg_result(dtype, nd, shape);
     v.is_op = false;
@@ -786,9 +802,14 @@ static int gen_kind(pg_gen *g, int k)
 
 static int gen_op(pg_gen *g)
 {
-    /* Weights per kind (index = pg_kind), then duplicates and variants. */
-    static const int weight[PG_KINDS + 2] = {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3,
-                                             4,  3,  3, 3, 2, 5, 2, 1, 1, 0, 0, 4, 6};
+    /* Weights per kind (index = pg_kind), then duplicates and variants; an
+     * elementwise-heavy program makes big fused DAGs, up to the fusion
+     * limits (8 inputs, 32 ops). */
+    static const int mixed[PG_KINDS + 2] = {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3,
+                                            4,  3,  3, 3, 2, 5, 2, 1, 1, 0, 0, 4, 6};
+    static const int ewise[PG_KINDS + 2] = {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1,
+                                            2,  1,  1, 1, 1, 1, 4, 3, 2, 1, 0, 2, 3};
+    const int *weight = g->ewise ? ewise : mixed;
     int total = 0;
     for (int k = 0; k < PG_KINDS + 2; k++)
         total += weight[k];
@@ -808,32 +829,40 @@ void progen_generate(progen_prog *p, progen_src *src, unsigned flags)
     memset(p, 0, sizeof *p);
     p->seed = src->data ? 0 : src->state;
     p->bad_at = -1;
-    pg_gen G = {p, src, flags, {0}, -1}, *g = &G;
+    pg_gen G = {p, src, flags, {0}, -1, false}, *g = &G;
     /* Small dims, and long ones that cross vector widths and tiles. */
     g->pal[0] = 1 + pg_pick(g, 8);
     g->pal[1] = 2 + pg_pick(g, 6);
     g->pal[2] = 8 + pg_pick(g, 25);
     g->pal[3] = pg_chance(g, 50) ? 33 + pg_pick(g, 40) : 3 + pg_pick(g, 6);
-    p->nin = 1 + (int)pg_pick(g, PG_MAX_IN);
+    g->ewise = pg_chance(g, 20);
+    /* No input at times: a model of parameters and constants only. */
+    p->nin = pg_chance(g, 4) ? 0 : 1 + (int)pg_pick(g, PG_MAX_IN);
     for (int i = 0; i < p->nin; i++) {
         p->in[i].dtype = pg_chance(g, 8) ? DUET_I32 : DUET_F32; /* labels: views and copies only */
         p->in[i].ndim = pg_rshape(g, p->in[i].shape, 1024);
         p->val[i] = pg_result(p->in[i].dtype, p->in[i].ndim, p->in[i].shape);
         p->val[i].is_op = false;
     }
-    int nops = 2 + (int)pg_pick(g, 18);
+    int nops = g->ewise ? 10 + (int)pg_pick(g, 34) : 2 + (int)pg_pick(g, 18);
     int bad = flags & PROGEN_INVALID ? (int)pg_pick(g, (uint32_t)nops) : -1;
-    for (int i = 0; i < nops && pg_room(g, 1); i++) {
-        if (i == bad)
-            for (int tries = 0; tries < 40 && p->bad_at < 0 && pg_room(g, 3); tries++)
+    for (int i = 0; i < nops; i++) {
+        bool planting = bad >= 0 && p->bad_at < 0;
+        if (!pg_room(g, planting ? 4 : 1)) /* room kept for the invalid call */
+            break;
+        if (planting && i >= bad)
+            for (int tries = 0; tries < 40 && p->bad_at < 0 && pg_room(g, 4); tries++)
                 pg_gen_bad(g);
         gen_op(g);
     }
-    if ((flags & PROGEN_INVALID) && p->bad_at < 0 && pg_room(g, 1)) {
-        progen_instr in = pg_instr(PG_TRANSPOSE, 1, 0, -1);
-        in.axis2 = p->val[0].ndim + 1;
-        in.expect = DUET_ERR_AXIS;
-        p->bad_at = pg_emit(g, &in, p->val[0]) - PG_VID_INSTR(0);
+    if (bad >= 0 && p->bad_at < 0) { /* none fitted: an i32 constant of NaN */
+        progen_instr in = pg_instr(PG_FULL, 0, -1, -1);
+        in.sub = DUET_I32;
+        in.s = NAN;
+        in.expect = DUET_ERR_ARG;
+        progen_val v;
+        memset(&v, 0, sizeof v);
+        p->bad_at = pg_emit(g, &in, v) - PG_VID_INSTR(0);
     }
     /* Outputs: most values nothing reads (so little is dead code, but
      * some is), then a few of anything: intermediates, inputs, parameters,
@@ -846,12 +875,19 @@ void progen_generate(progen_prog *p, progen_src *src, unsigned flags)
     for (int k = p->ninstr - 1; k >= 0 && p->nout < PG_MAX_OUT; k--)
         if (!read[PG_VID_INSTR(k)] && pg_chance(g, 85))
             p->out[p->nout++] = PG_VID_INSTR(k);
+    int cand[PG_MAX_VALS], nc = 0;
+    for (int id = 0; id < PG_MAX_VALS; id++)
+        if (vid_valid(p, id))
+            cand[nc++] = id;
+    if (nc == 0) { /* nothing at all (e.g. an exhausted byte source): one constant */
+        int64_t one = 1;
+        cand[nc++] = pg_make_leaf(g, DUET_F32, 1, &one);
+    }
     for (int extra = (int)pg_pick(g, 4); (extra > 0 || p->nout == 0) && p->nout < PG_MAX_OUT;
          extra--) {
-        int id;
-        do
-            id = (int)pg_pick(g, PG_MAX_VALS);
-        while (!vid_valid(p, id) || (id >= PG_VID_INSTR(0) && !read[id] && pg_chance(g, 70)));
+        int id = cand[pg_pick(g, (uint32_t)nc)];
+        for (int t = 0; t < 4 && id >= PG_VID_INSTR(0) && !read[id] && pg_chance(g, 70); t++)
+            id = cand[pg_pick(g, (uint32_t)nc)]; /* rather an intermediate something reads */
         p->out[p->nout++] = id;
     }
     for (int i = p->nout - 1; i > 0; i--) {

@@ -47,7 +47,7 @@
 enum { PROGEN_INVALID = 1 }; /* progen_generate flags */
 
 typedef enum pg_kind {
-    PG_UNARY,     /* sub: duet_unary op index (neg, abs, sqrt, exp, log, tanh, sigmoid, relu, gelu, silu) */
+    PG_UNARY,     /* sub: neg, abs, sqrt, exp, log, tanh, sigmoid, relu, gelu, silu */
     PG_BINARY,    /* sub: add, sub, mul, div, maximum, minimum */
     PG_SCALAR,    /* sub as PG_BINARY, s the scalar */
     PG_REDUCE,    /* sub: 0 sum, 1 mean, 2 max; n axes in v[] (0: all), keepdims */
@@ -139,13 +139,23 @@ uint32_t progen_pick(progen_src *s, uint32_t n);
 /* Decode a program from src. flags: PROGEN_INVALID. */
 void progen_generate(progen_prog *p, progen_src *src, unsigned flags);
 
-/* The parameters, into params[0..p->nparam-1] (the caller releases them),
- * and contiguous inputs with values drawn from seed (mostly in [-2, 2],
- * with some zeros, infinities and NaNs when specials). DUET_OK or the
- * library's error, with nothing left allocated. */
+/* The parameters, into params[0..p->nparam-1] (the caller releases them).
+ * DUET_OK or the library's error, with nothing left allocated. */
 duet_status progen_make_params(duet_ctx *ctx, const progen_prog *p, duet_tensor **params);
-duet_status progen_make_inputs(duet_ctx *ctx, const progen_prog *p, uint64_t seed, bool specials,
+
+/* How progen_make_inputs makes inputs. */
+enum {
+    PROGEN_IN_SPECIALS = 1, /* some zeros, infinities and NaNs among the values */
+    PROGEN_IN_OFFSET = 2,   /* some inputs contiguous at an offset inside a taller block */
+    PROGEN_IN_ALIAS = 4     /* some inputs of equal spec are the same tensor */
+};
+/* Graph inputs in[0..p->nin-1] (contiguous, as duet_graph_run needs), with
+ * values drawn from seed, mostly in [-2, 2]. Release them with
+ * progen_release_inputs (aliases are released once). DUET_OK or the
+ * library's error, with nothing left allocated. */
+duet_status progen_make_inputs(duet_ctx *ctx, const progen_prog *p, uint64_t seed, unsigned how,
                                duet_tensor **in);
+void progen_release_inputs(duet_ctx *ctx, const progen_prog *p, duet_tensor **in, int n);
 
 /* progen_model's user argument. */
 typedef struct progen_run {

@@ -16,6 +16,7 @@ typedef struct pg_gen {
     unsigned flags;
     int64_t pal[4]; /* the program's favourite dims: shared dims make operands fit */
     int force;      /* >= 0: the next pick_val returns this value if it fits */
+    bool ewise;     /* mostly elementwise calls */
 } pg_gen;
 
 /* What a value must be to serve as an operand. */

@@ -12,7 +12,8 @@
 /* Plant one call that must fail; the value id, or -1 if this try did not fit. */
 int pg_gen_bad(pg_gen *g)
 {
-    pg_want f = pg_W(DUET_F32, 0), f1 = pg_W(DUET_F32, 1), f2 = pg_W(DUET_F32, 2), any1 = pg_W(-1, 1);
+    pg_want f = pg_W(DUET_F32, 0), f1 = pg_W(DUET_F32, 1), f2 = pg_W(DUET_F32, 2);
+    pg_want any1 = pg_W(-1, 1);
     int x;
     progen_instr in;
     progen_val v;

@@ -79,30 +79,66 @@ duet_status progen_make_params(duet_ctx *ctx, const progen_prog *p, duet_tensor 
     return DUET_OK;
 }
 
-duet_status progen_make_inputs(duet_ctx *ctx, const progen_prog *p, uint64_t seed, bool specials,
+/* Input i: contiguous, at offset 0 or (PROGEN_IN_OFFSET) inside a taller
+ * block, which the graph must read from the offset. */
+static duet_tensor *make_input(duet_ctx *ctx, const duet_tensor_spec *sp, uint64_t seed,
+                               unsigned how)
+{
+    int64_t shape[DUET_MAX_DIMS];
+    bool offset = (how & PROGEN_IN_OFFSET) && sp->ndim > 0 && (seed & 1);
+    memcpy(shape, sp->shape, sizeof shape);
+    if (offset)
+        shape[0] += 2;
+    int64_t total = pg_numel(sp->ndim, shape);
+    float *buf = malloc(sizeof(float) * (size_t)(total + 1));
+    if (!buf)
+        return NULL;
+    pg_fill(seed, buf, total, -2.0f, 2.0f, (how & PROGEN_IN_SPECIALS) != 0);
+    if (sp->dtype == DUET_I32)
+        for (int64_t j = 0; j < total; j++) {
+            int32_t x = (int32_t)(buf[j] * 1000.0f);
+            memcpy(&buf[j], &x, sizeof x);
+        }
+    duet_tensor *t = duet_from_data(ctx, sp->dtype, sp->ndim, shape, buf);
+    free(buf);
+    if (!t || !offset)
+        return t;
+    duet_tensor *v = duet_narrow(ctx, t, 0, 1, sp->shape[0]);
+    duet_release(ctx, t);
+    return v;
+}
+
+duet_status progen_make_inputs(duet_ctx *ctx, const progen_prog *p, uint64_t seed, unsigned how,
                                duet_tensor **in)
 {
-    float *buf = malloc(sizeof(float) * PG_MAX_NUMEL);
-    if (!buf)
-        return DUET_ERR_NOMEM;
     for (int i = 0; i < p->nin; i++) {
-        int64_t n = pg_numel(p->in[i].ndim, p->in[i].shape);
-        pg_fill(seed * 31 + (uint64_t)i, buf, n, -2.0f, 2.0f, specials);
-        if (p->in[i].dtype == DUET_I32)
-            for (int64_t j = 0; j < n; j++) {
-                int32_t x = (int32_t)(buf[j] * 1000.0f);
-                memcpy(&buf[j], &x, sizeof x);
-            }
-        in[i] = duet_from_data(ctx, p->in[i].dtype, p->in[i].ndim, p->in[i].shape, buf);
+        uint64_t s = seed * 31 + (uint64_t)i;
+        in[i] = NULL;
+        if (how & PROGEN_IN_ALIAS) /* the same tensor for two inputs of one spec */
+            for (int j = 0; j < i && !in[i]; j++)
+                if ((s >> 3) % 3 == 0 && memcmp(&p->in[i], &p->in[j], sizeof p->in[i]) == 0)
+                    in[i] = in[j];
+        if (!in[i])
+            in[i] = make_input(ctx, &p->in[i], s, how);
         if (!in[i]) {
-            while (i-- > 0)
-                duet_release(ctx, in[i]);
-            free(buf);
-            return duet_last_error(ctx);
+            duet_status st = duet_last_error(ctx);
+            progen_release_inputs(ctx, p, in, i);
+            return st ? st : DUET_ERR_NOMEM;
         }
     }
-    free(buf);
     return DUET_OK;
+}
+
+void progen_release_inputs(duet_ctx *ctx, const progen_prog *p, duet_tensor **in, int n)
+{
+    (void)p;
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < i; j++)
+            seen |= in[j] == in[i];
+        if (!seen)
+            duet_release(ctx, in[i]);
+    }
 }
 
 /* ---- the interpreter ---------------------------------------------------------------- */
@@ -368,7 +404,9 @@ static void print_instr(FILE *f, const progen_prog *p, int k)
         break;
     case PG_DATA:
     case PG_RAND:
-        fprintf(f, "duet_%s(", in->kind == PG_DATA ? "from_data" : in->sub ? "rand_normal" : "rand_uniform");
+        fprintf(f, "duet_%s(", in->kind == PG_DATA ? "from_data"
+                               : in->sub           ? "rand_normal"
+                                                   : "rand_uniform");
         print_ints(f, in->v, in->n);
         fprintf(f, ", seed 0x%llx)", (unsigned long long)in->seed);
         break;
