@@ -303,11 +303,19 @@ static bool compare(prog_env *E, duet_graph *g, unsigned disable, duet_tensor **
             float wf, gf;
             memcpy(&wf, &w, 4);
             memcpy(&gf, &gv, 4);
-            char vn[16];
+            char vn[16], idx[128];
+            const progen_val *v = &p->val[p->out[i]];
+            int64_t ix[DUET_MAX_DIMS];
+            tu_unflatten(at, v->ndim, v->shape, ix);
+            size_t n = (size_t)snprintf(idx, sizeof idx, "[");
+            for (int d = 0; d < v->ndim; d++)
+                n += (size_t)snprintf(idx + n, sizeof idx - n, "%s%lld", d ? "," : "",
+                                      (long long)ix[d]);
+            snprintf(idx + n, sizeof idx - n, "]");
             report(E, disable, g,
-                   "%s (input set %d): out[%d] (= %s) differs first at flat element %lld of "
-                   "%lld: graph %.9g (0x%08x), eager %.9g (0x%08x)",
-                   when, k, i, progen_vname(p->out[i], vn, sizeof vn), (long long)at,
+                   "%s (input set %d): out[%d] (= %s) differs first at element %s (flat %lld "
+                   "of %lld): graph %.9g (0x%08x), eager %.9g (0x%08x)",
+                   when, k, i, progen_vname(p->out[i], vn, sizeof vn), idx, (long long)at,
                    (long long)duet_numel(ctx, want), (double)gf, gv, (double)wf, w);
             return false;
         }
