@@ -50,8 +50,9 @@ typedef enum pg_kind {
     PG_UNARY,     /* sub: neg, abs, sqrt, exp, log, tanh, sigmoid, relu, gelu, silu */
     PG_BINARY,    /* sub: add, sub, mul, div, maximum, minimum */
     PG_SCALAR,    /* sub as PG_BINARY, s the scalar */
-    PG_REDUCE,    /* sub: 0 sum, 1 mean, 2 max; n axes in v[] (0: all), keepdims */
-    PG_ARGMAX,    /* n 0 (flat) or 1 (axis v[0]), keepdims */
+    PG_REDUCE,    /* sub: 0 sum, 1 mean, 2 max; n axes in v[] (0: all), keepdims;
+                   * step 1: opts NULL */
+    PG_ARGMAX,    /* n 0 (flat) or 1 (axis v[0]), keepdims; step 1: opts NULL */
     PG_SOFTMAX,   /* sub 1: log_softmax; axis */
     PG_LNORM,     /* src[1] gamma, src[2] beta (-1: none); s eps; sub 1: opts NULL */
     PG_MATMUL,
@@ -69,7 +70,7 @@ typedef enum pg_kind {
     PG_FULL,      /* constant: sub dtype, n, v[] shape, s value */
     PG_DATA,      /* constant: duet_from_data of values drawn from seed */
     PG_RAND,      /* constant: sub 0 uniform [-1,1), 1 normal; seed */
-    PG_ARANGE,    /* constant: start, stop, step as floats in v[0..2] / 8 */
+    PG_ARANGE,    /* constant: duet_arange(start / 8, stop / 8, step / 8) */
     PG_STALE,     /* invalid only: release src[0], then duet_neg it */
     PG_KINDS
 } pg_kind;
