@@ -42,6 +42,13 @@
  *
  *  - Binary elementwise ops broadcast as NumPy does: shapes are aligned at
  *    the right and a dimension of 1 stretches to match.
+ *
+ *  - Results are deterministic: the same op on the same inputs under the
+ *    same ISA gives the same bits, in eager mode and in a graph (fused or
+ *    not; fused reductions and matmul epilogues excepted where their docs
+ *    say so). One exception: a NaN result's sign and payload are not
+ *    specified (an add of two NaNs may return either one, depending on the
+ *    element's position in a kernel's loop); it is a NaN either way.
  */
 #ifndef DUET_H
 #define DUET_H

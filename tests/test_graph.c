@@ -574,6 +574,24 @@ START_TEST(t_graph_replay_no_alloc)
     ck_assert_uint_eq(tu_live(ctx), live);
     for (int i = 0; i < c->nout; i++)
         ck_assert_ptr_eq(out[i], out2[i]); /* the same handles every run */
+    /* Output handles belong to the graph, not to the caller's scopes: runs
+     * and a trace inside scopes keep handing out the same live handle. */
+    for (int k = 0; k < 3; k++) {
+        duet_scope_begin(ctx);
+        ck_assert_int_eq(duet_graph_run(ctx, g, in, out2), DUET_OK);
+        duet_scope_end(ctx);
+        ck_assert_ptr_eq(out2[0], out[0]);
+        ck_assert_int_eq(duet_ndim(ctx, out2[0]), 2);
+    }
+    duet_scope_begin(ctx);
+    duet_graph *g2 = duet_trace(ctx, c->fn, c->nin, c->in, &p, &o);
+    duet_scope_end(ctx);
+    ck_assert_int_eq(duet_graph_run(ctx, g2, in, out2), DUET_OK);
+    ck_assert_int_eq(duet_ndim(ctx, out2[0]), 2);
+    duet_tensor *first = out2[0];
+    ck_assert_int_eq(duet_graph_run(ctx, g2, in, out2), DUET_OK);
+    ck_assert_ptr_eq(out2[0], first);
+    duet_graph_free(ctx, g2);
     /* A released output handle comes back as a new one. */
     duet_release(ctx, out[0]);
     ck_assert_int_eq(duet_graph_run(ctx, g, in, out2), DUET_OK);

@@ -183,6 +183,11 @@ duet_tensor *duet_tensor_new(duet_ctx *ctx, const char *op, duet_block *blk, int
                              duet_dtype dtype, int ndim, const int64_t *shape,
                              const int64_t *strides, duet_tensor_impl **out);
 
+/* Take h, just made, out of the innermost scope: it lives until released
+ * explicitly (a graph's output handles, which must outlive the caller's
+ * scopes). h must be the newest tensor made. */
+void duet_unscope(duet_ctx *ctx, duet_tensor *h);
+
 /* Allocate a fresh contiguous tensor of the shape. NULL with error set. */
 duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, int ndim,
                                const int64_t *shape, duet_tensor_impl **out);

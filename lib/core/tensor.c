@@ -299,6 +299,16 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
     return h;
 }
 
+void duet_unscope(duet_ctx *ctx, duet_tensor *h)
+{
+    duet_tensor_impl *t = duet_lookup(ctx, h);
+    if (!t || t->scope == 0)
+        return;
+    if (ctx->nscoped > 0 && ctx->scoped[ctx->nscoped - 1] == h)
+        ctx->nscoped--;
+    t->scope = 0; /* a stale scope-list entry, if any, is skipped at scope end */
+}
+
 static void release_slot(duet_ctx *ctx, duet_tensor_impl *t)
 {
     uint32_t idx = t->idx;

@@ -601,6 +601,9 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     }
     g->nsteps = k;
     g->naux = ka;
+    for (int i = 0; i < k; i++)
+        if (g->steps[i].kind == DUET_STEP_MATMUL && !g->steps[i].aux->mm.small)
+            g->uses_blas = true;
     g->st.steps = k;
     for (int i = 0; i < g->nin; i++)
         g->bound[i] = NULL;
@@ -624,6 +627,7 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
             s = ctx->err;
             goto done;
         }
+        duet_unscope(ctx, g->outh[i]); /* the graph's, not the caller's scope's */
     }
     s = DUET_OK;
 done:

@@ -197,6 +197,7 @@ typedef struct duet_graph_impl {
     int nfix;
     const void *bound[DUET_GRAPH_MAX_IO]; /* input data the fixups point at now */
     const duet_kernels *kt;  /* the table the steps were resolved from */
+    bool uses_blas;          /* a matmul step goes to OpenBLAS */
     duet_block *arena;       /* NULL when the plan needs no bytes */
     duet_block *outblk[DUET_GRAPH_MAX_IO];
     duet_tensor *outh[DUET_GRAPH_MAX_IO];

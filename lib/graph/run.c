@@ -227,6 +227,8 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
         return duet_fail(ctx, DUET_ERR_NULL, "%s: out is NULL", op);
     if (duet_graph_bind(ctx, g, in) != DUET_OK)
         return ctx->err;
+    if (g->uses_blas) /* as an eager matmul does: OpenBLAS's count is process-wide */
+        duet_blas_threads(ctx->threads);
     duet_graph_exec(g);
     for (int i = 0; i < g->nout; i++) {
         if (DUET_UNLIKELY(!duet_lookup(ctx, g->outh[i]))) {
@@ -237,6 +239,7 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
                                          n->ndim, n->shape, NULL, NULL);
             if (!g->outh[i])
                 return ctx->err;
+            duet_unscope(ctx, g->outh[i]);
         }
         out[i] = g->outh[i];
     }
