@@ -407,6 +407,10 @@ START_TEST(t_special_values)
     NEAR(duet_tanh, 0.75f, 1.5);            /* the branch point */
     NEAR(duet_tanh, 0x1.7ffffep-1f, 1.5);
     NEAR(duet_tanh, -9.0f, 1.5);
+    /* around the AVX2 clamp of |x| (DUET_TANH_ARG_MAX = 10): already 1 */
+    EXPECT(duet_tanh, 0x1.3ffffep3f, 1.0f);
+    EXPECT(duet_tanh, -0x1.400002p3f, -1.0f);
+    EXPECT(duet_tanh, 100.0f, 1.0f);
 
     EXPECT(duet_sigmoid, qnan, qnan);
     EXPECT(duet_sigmoid, 0.0f, 0.5f);

@@ -53,6 +53,9 @@
  *      |x| >= T: 1 - 2e / (1 + e) with e = e^(-2|x|); sign restored last.
  *      T = 0.75 keeps 2e / (1 + e) <= 0.37, so its rounding costs < 1 ULP. */
 #define DUET_TANH_SMALL 0.75f
+/* Clamp of |x| in the AVX2 exp branch: tanh is exactly +-1 from ~9.01 on,
+ * and n = round(-2|x| log2 e) >= -29 keeps 2^n a normal float. */
+#define DUET_TANH_ARG_MAX 10.0f
 #define DUET_TANH_T3 -0x1.55554ap-2f
 #define DUET_TANH_T5 0x1.110ddap-3f
 #define DUET_TANH_T7 -0x1.b98108p-5f

@@ -9,9 +9,10 @@
  * except the polynomial steps of exp, log and tanh, which use FMA (the
  * scalar mirror rounds a*b and +c separately): those three agree with the
  * scalar code within 1 ULP, sigmoid/silu/gelu bit for bit. Range reduction
- * deliberately avoids FMA so the reduced argument is bit-identical in both
- * ISAs. Special values (NaN, +-inf, +-0, subnormals, overflow) give the same
- * results as the scalar code (a NaN's payload and sign are not specified).
+ * uses FMA only where the product is exact, so the reduced argument is
+ * bit-identical in both ISAs. Special values (NaN, +-inf, +-0, subnormals,
+ * overflow) give the same results as the scalar code (a NaN's payload and
+ * sign are not specified).
  * No libm, no branches on data except whole-vector shortcuts.
  */
 #ifndef DUET_VMATH_H
@@ -154,7 +155,21 @@ DUET_V8_INLINE __m256 duet_v8_log(__m256 x)
 
 /* tanh on |x| with the sign put back last; the exp branch only runs when a
  * lane needs it. Its polynomial may use FMA: 1 - 2e / (1 + e) does not
- * amplify a 1-ULP difference in e (measured: the ISAs stay within 1 ULP). */
+ * amplify a 1-ULP difference in e (measured: the ISAs stay within 1 ULP).
+ *
+ * The exp branch gives the bits of duet_sf_tanh's steps (checked over every
+ * float) but is arranged for a short dependency chain, because 8 lanes of
+ * this code are bound by latency, not by the FMA pipes (measured: each
+ * cycle taken off the chain shows in the throughput):
+ * - |x| is clamped to DUET_TANH_ARG_MAX, where the result is already 1, so
+ *   n stays in [-29, 0] and 2^n needs no flush;
+ * - it reduces +2|x| (n' = -n, r' = -r): every step is the negation of the
+ *   scalar one, which rounds the same; vroundps stands for the 1.5 * 2^23
+ *   trick (same integer, one step shorter), and 2|x| - n' ln2_hi is one
+ *   FMA because the product is exact;
+ * - 2e / (1 + e) with e = p 2^n is computed as 2p / (2^-n + p): scaling
+ *   numerator and denominator by 2^-n is exact, so the quotient rounds the
+ *   same, and it saves the scaling multiply and the FMA-pipe work. */
 DUET_V8_INLINE __m256 duet_v8_tanh(__m256 x)
 {
     const __m256 signbit = DUET_V8(-0.0f);
@@ -167,14 +182,23 @@ DUET_V8_INLINE __m256 duet_v8_tanh(__m256 x)
     q = _mm256_fmadd_ps(q, x2, DUET_V8(DUET_TANH_T5));
     q = _mm256_fmadd_ps(q, x2, DUET_V8(DUET_TANH_T3));
     __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(ax, x2), q, ax);
-    /* NaN lanes compare false: they take the exp branch, which keeps NaN. */
+    /* NaN lanes compare false: they take the exp branch, which keeps NaN
+     * (min returns its second operand for a NaN). */
     __m256 small = _mm256_cmp_ps(ax, DUET_V8(DUET_TANH_SMALL), _CMP_LT_OQ);
     if (_mm256_movemask_ps(small) != 0xff) {
-        __m256i n;
-        __m256 v = _mm256_max_ps(DUET_V8(DUET_EXP_ARG_LO), _mm256_mul_ps(DUET_V8(-2.0f), ax));
-        __m256 r = duet_v8_exp_reduce(v, &n);
-        __m256 e = _mm256_mul_ps(duet_v8_exp_poly(r), duet_v8_pow2_flush(n));
-        __m256 big = _mm256_sub_ps(DUET_V8(1.0f), _mm256_div_ps(_mm256_add_ps(e, e), _mm256_add_ps(DUET_V8(1.0f), e)));
+        __m256 a = _mm256_min_ps(DUET_V8(DUET_TANH_ARG_MAX), ax);
+        __m256 nf = _mm256_round_ps(_mm256_mul_ps(a, DUET_V8(2.0f * DUET_LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256 rn = _mm256_fnmadd_ps(nf, DUET_V8(DUET_LN2_HI), _mm256_add_ps(a, a));
+        rn = _mm256_sub_ps(rn, _mm256_mul_ps(nf, DUET_V8(DUET_LN2_LO)));
+        /* duet_v8_exp_poly(-rn), its odd steps negated */
+        __m256 p = _mm256_fnmadd_ps(DUET_V8(DUET_EXP_C6), rn, DUET_V8(DUET_EXP_C5));
+        p = _mm256_fnmadd_ps(p, rn, DUET_V8(DUET_EXP_C4));
+        p = _mm256_fnmadd_ps(p, rn, DUET_V8(DUET_EXP_C3));
+        p = _mm256_fnmadd_ps(p, rn, DUET_V8(DUET_EXP_C2));
+        p = _mm256_add_ps(DUET_V8(1.0f), _mm256_fmsub_ps(_mm256_mul_ps(rn, rn), p, rn));
+        __m256 sinv = duet_v8_pow2i(_mm256_cvtps_epi32(nf));
+        __m256 big = _mm256_sub_ps(DUET_V8(1.0f), _mm256_div_ps(_mm256_add_ps(p, p), _mm256_add_ps(sinv, p)));
         y = _mm256_blendv_ps(big, y, small);
     }
     return _mm256_or_ps(y, sign);
