@@ -24,6 +24,7 @@ static const suite suites[] = {
     {"replay", bench_replay, 1, "graph replay: cost per step vs eager per op, 1-element ops"},
     {"fusion", bench_fusion, 1, "elementwise chains: eager vs graph unfused vs fused, 16M"},
     {"crossover", bench_crossover, 1, "eager vs graph over sizes 1 .. 16M: where overhead stops mattering"},
+    {"mlp", bench_mlp, 1, "MLP 784-512-512-10, batch 1 and 64: eager vs graph latency, peak memory"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
 };
 #define NSUITES ((int)(sizeof suites / sizeof suites[0]))
