@@ -89,12 +89,18 @@ duet_graph *bench_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_te
  * else -1 with a message naming what (graph mode promises the eager bits). */
 int bench_same_output(const bench_model_run *x, const bench_model_run *y, size_t numel,
                       const char *what);
-/* The elementwise chain of the fusion and crossover suites: in = {a, b},
- * user points at the length L; op k is chain op k % 8 of
- * t=a*b; t=t+a; t=tanh(t); t=relu(t); t=t*0.5; t=t-b; t=exp(t); t=t+a.
- * Each intermediate is released as soon as the next exists. */
+/* The elementwise chain of the fusion and crossover suites: in = {a, b};
+ * op k is chain op k % 8 of BENCH_CHAIN_TEXT, or of BENCH_CHAIN_CHEAP_TEXT
+ * (tanh -> abs, exp -> neg: the same shape with nearly free arithmetic, so
+ * memory is the only limit). Each intermediate is released as soon as the
+ * next exists. user points at a bench_chain. */
+typedef struct bench_chain {
+    int len;
+    int cheap;
+} bench_chain;
 void bench_chain_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user);
 #define BENCH_CHAIN_TEXT "t=a*b; t=t+a; t=tanh(t); t=relu(t); t=t*0.5; t=t-b; t=exp(t); out=t+a"
+#define BENCH_CHAIN_CHEAP_TEXT "t=a*b; t=t+a; t=abs(t); t=relu(t); t=t*0.5; t=t-b; t=-t; out=t+a"
 /* The passes that make an unfused graph: every fusion pass off. */
 #define BENCH_NO_FUSION (DUET_PASS_FUSE | DUET_PASS_FUSE_REDUCE | DUET_PASS_FUSE_MATMUL)
 /* Context system allocations so far (0 on failure). */

@@ -115,7 +115,7 @@ int bench_same_output(const bench_model_run *x, const bench_model_run *y, size_t
     return rc;
 }
 
-static duet_tensor *chain_op(duet_ctx *ctx, int k, duet_tensor *t, duet_tensor *a,
+static duet_tensor *chain_op(duet_ctx *ctx, int k, int cheap, duet_tensor *t, duet_tensor *a,
                              duet_tensor *b)
 {
     switch (k % 8) {
@@ -124,7 +124,7 @@ static duet_tensor *chain_op(duet_ctx *ctx, int k, duet_tensor *t, duet_tensor *
     case 1:
         return duet_add(ctx, t, a);
     case 2:
-        return duet_tanh(ctx, t);
+        return cheap ? duet_abs(ctx, t) : duet_tanh(ctx, t);
     case 3:
         return duet_relu(ctx, t);
     case 4:
@@ -132,7 +132,7 @@ static duet_tensor *chain_op(duet_ctx *ctx, int k, duet_tensor *t, duet_tensor *
     case 5:
         return duet_sub(ctx, t, b);
     case 6:
-        return duet_exp(ctx, t);
+        return cheap ? duet_neg(ctx, t) : duet_exp(ctx, t);
     default:
         return duet_add(ctx, t, a);
     }
@@ -140,10 +140,10 @@ static duet_tensor *chain_op(duet_ctx *ctx, int k, duet_tensor *t, duet_tensor *
 
 void bench_chain_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user)
 {
-    int len = *(const int *)user;
+    const bench_chain *c = user;
     duet_tensor *t = in[0];
-    for (int k = 0; k < len; k++) {
-        duet_tensor *u = chain_op(ctx, k, t, in[0], in[1]);
+    for (int k = 0; k < c->len; k++) {
+        duet_tensor *u = chain_op(ctx, k, c->cheap, t, in[0], in[1]);
         if (t != in[0])
             duet_release(ctx, t);
         t = u;
