@@ -6,7 +6,7 @@
 #   make sanitize   the suite built with ASan + UBSan
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
-#   make bench      benchmarks: tables on stdout, CSV in bench/results/
+#   make bench      benchmarks: tables on stdout, CSV (and a plot) in bench/results/
 #   make install PREFIX=/usr/local
 #
 # Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS, V=1 (show commands).
@@ -151,7 +151,25 @@ $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@echo "  CC $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -Ilib $(BLAS_CFLAGS) $(EXTRA_CFLAGS) $(BENCH_SRC) -o $@ $(LINK_LIBS)
 
-bench: $(BUILD)/bench/duet-bench
+# gnuplot draws the crossover suite's plot. Optional, so it is not among
+# DEB_PKGS: one attempt to install gnuplot-nox (as root, with apt-get), and
+# the bench runs without it either way (the driver says the plot was skipped).
+BENCH_PLOT_STAMP := $(BUILD)/.bench-plot-tried
+$(BENCH_PLOT_STAMP):
+	@mkdir -p $(BUILD)
+	@command -v gnuplot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "duet: installing gnuplot-nox for the bench plots (optional)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null 2>&1; } || \
+	    echo "duet: gnuplot-nox could not be installed: bench plots skipped"; \
+	  else \
+	    echo "duet: no gnuplot: bench plots skipped (sudo apt-get install gnuplot-nox)"; \
+	  fi; }
+	@touch $@
+
+bench: $(BUILD)/bench/duet-bench $(BENCH_PLOT_STAMP)
 	@mkdir -p bench/results
 	$(BUILD)/bench/duet-bench $(BENCH_ARGS)
 

@@ -65,11 +65,56 @@ duet_ctx *bench_ctx_threads(int threads);
  * two in the same run. */
 double bench_triad_pass(size_t n, float *a, const float *b, const float *c);
 
+/* ---- graph-mode suites: shared pieces (bench/graph.c) ---------------------- */
+
+/* One way of computing a model: eagerly (g NULL: the model function called
+ * on real tensors, its result released, as a loop in a user's program would)
+ * or by replaying the compiled graph g (outputs are graph-owned). */
+typedef struct bench_model_run {
+    duet_ctx *ctx;
+    duet_model_fn fn;
+    void *user;
+    duet_graph *g;
+    duet_tensor *in[4];
+} bench_model_run;
+/* ns per call over iters calls; a negative value if a call failed. */
+double bench_time_runs(const bench_model_run *r, long iters);
+/* Calls per sample so that one sample lasts about target_ns (at least 1);
+ * runs the model a few times first (the warm-up), -1 if it failed. */
+long bench_calibrate(const bench_model_run *r, double target_ns);
+/* Trace fn with the passes in `disable` off; NULL with a message. */
+duet_graph *bench_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
+                        void *user, unsigned disable, duet_graph_stats *st);
+/* 0 if the two runs give bitwise the same single output of numel floats,
+ * else -1 with a message naming what (graph mode promises the eager bits). */
+int bench_same_output(const bench_model_run *x, const bench_model_run *y, size_t numel,
+                      const char *what);
+/* The elementwise chain of the fusion and crossover suites: in = {a, b};
+ * op k is chain op k % 8 of BENCH_CHAIN_TEXT, or of BENCH_CHAIN_CHEAP_TEXT
+ * (tanh -> abs, exp -> neg: the same shape with nearly free arithmetic, so
+ * memory is the only limit). Each intermediate is released as soon as the
+ * next exists. user points at a bench_chain. */
+typedef struct bench_chain {
+    int len;
+    int cheap;
+} bench_chain;
+void bench_chain_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user);
+#define BENCH_CHAIN_TEXT "t=a*b; t=t+a; t=tanh(t); t=relu(t); t=t*0.5; t=t-b; t=exp(t); out=t+a"
+#define BENCH_CHAIN_CHEAP_TEXT "t=a*b; t=t+a; t=abs(t); t=relu(t); t=t*0.5; t=t-b; t=-t; out=t+a"
+/* The passes that make an unfused graph: every fusion pass off. */
+#define BENCH_NO_FUSION (DUET_PASS_FUSE | DUET_PASS_FUSE_REDUCE | DUET_PASS_FUSE_MATMUL)
+/* Context system allocations so far (0 on failure). */
+uint64_t bench_system_allocs(duet_ctx *ctx);
+
 /* The suites. Each returns 0 on success. */
 int bench_dispatch(const bench_opts *o); /* eager per-op overhead on tiny tensors */
 int bench_kernels(const bench_opts *o);  /* scalar vs AVX2 throughput per kernel */
 int bench_stream(const bench_opts *o);   /* memory bandwidth: copy and triad */
 int bench_gemm(const bench_opts *o);     /* sgemm via duet vs OpenBLAS directly */
 int bench_accuracy(const bench_opts *o); /* max error of exp/log/tanh/... over the float range */
+int bench_replay(const bench_opts *o);    /* graph replay cost per step vs eager per op */
+int bench_fusion(const bench_opts *o);    /* fused vs unfused vs eager elementwise chains */
+int bench_crossover(const bench_opts *o); /* eager vs graph over sizes 1 .. 16M */
+int bench_mlp(const bench_opts *o);       /* MLP 784-512-512-10: latency and peak memory */
 
 #endif

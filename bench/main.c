@@ -21,6 +21,10 @@ static const suite suites[] = {
     {"kernels", bench_kernels, 1, "scalar vs AVX2 throughput per elementwise kernel"},
     {"stream", bench_stream, 1, "memory bandwidth: copy and triad, 64 MiB arrays"},
     {"gemm", bench_gemm, 1, "sgemm through duet_matmul vs cblas_sgemm"},
+    {"replay", bench_replay, 1, "graph replay: cost per step vs eager per op, 1-element ops"},
+    {"fusion", bench_fusion, 1, "elementwise chains: eager vs graph unfused vs fused, 16M"},
+    {"crossover", bench_crossover, 1, "eager vs graph over sizes 1 .. 16M: where overhead stops mattering"},
+    {"mlp", bench_mlp, 1, "MLP 784-512-512-10, batch 1 and 64: eager vs graph latency, peak memory"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
 };
 #define NSUITES ((int)(sizeof suites / sizeof suites[0]))
