@@ -6,6 +6,7 @@
  */
 #include "graph.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,13 +189,13 @@ duet_status duet_graph_bind(duet_ctx *ctx, duet_graph_impl *g, duet_tensor *cons
                          g->nin);
     const void *data[DUET_GRAPH_MAX_IO];
     for (int i = 0; i < g->nin; i++) {
-        char what[16] = "in[";
-        what[3] = (char)('0' + i / 10);
-        what[4] = (char)('0' + i % 10);
-        what[5] = ']';
-        duet_tensor_impl *t = duet_get(ctx, in[i], op, what);
-        if (!t)
+        duet_tensor_impl *t = in[i] ? duet_lookup(ctx, in[i]) : NULL;
+        if (DUET_UNLIKELY(!t)) { /* the argument's name is made only for the message */
+            char what[16];
+            snprintf(what, sizeof what, "in[%d]", i);
+            duet_get_fail(ctx, in[i], op, what);
             return ctx->err;
+        }
         if (check_input(ctx, g, i, t) != DUET_OK)
             return ctx->err;
         data[i] = (const float *)DUET_BLOCK_DATA(t->blk) + t->offset;
