@@ -42,6 +42,7 @@ const duet_kernels duet_kernels_scalar = {
 #undef X
     .sum_row = duet_scalar_sum_row, .max_row = duet_scalar_max_row,
     .argmax_row = duet_scalar_argmax_row,
+    .sum_lanes = duet_scalar_sum_lanes,
     .acc_add = duet_scalar_acc_add, .acc_max = duet_scalar_acc_max,
     .softmax_row = duet_scalar_softmax_row, .log_softmax_row = duet_scalar_log_softmax_row,
     .layer_norm_row = duet_scalar_layer_norm_row,
@@ -59,6 +60,7 @@ const duet_kernels duet_kernels_avx2 = {
 #undef X
     .sum_row = duet_avx2_sum_row, .max_row = duet_avx2_max_row,
     .argmax_row = duet_avx2_argmax_row,
+    .sum_lanes = duet_avx2_sum_lanes,
     .acc_add = duet_avx2_acc_add, .acc_max = duet_avx2_acc_max,
     .softmax_row = duet_avx2_softmax_row, .log_softmax_row = duet_avx2_log_softmax_row,
     .layer_norm_row = duet_avx2_layer_norm_row,

@@ -112,6 +112,13 @@ typedef struct duet_kernels {
      * argmax_row returns the index of the first maximum, a NaN counting as
      * greater than everything (so: the first NaN if there is one). */
     float (*sum_row)(size_t n, const float *x, ptrdiff_t sx);
+    /* sum_row of a contiguous row before its final fold: lanes[0..31]
+     * receive the DUET_SUM_LANES lane sums in the shared order, so a caller
+     * that holds a long row in pieces (a fused reduction evaluating its
+     * producer chunk by chunk) can add the pieces' lanes as sum_row's block
+     * tree would and fold once, bitwise equal to sum_row of the whole row.
+     * The fold (kernels.h order) gives the same bits on every ISA. */
+    void (*sum_lanes)(size_t n, const float *x, float *lanes);
     float (*max_row)(size_t n, const float *x, ptrdiff_t sx);
     size_t (*argmax_row)(size_t n, const float *x, ptrdiff_t sx);
     /* Column-wise accumulation for reducing an outer axis: acc[i] op= x[i * sx],

@@ -78,6 +78,14 @@ float duet_avx2_sum_row(size_t n, const float *x, ptrdiff_t sx)
     return duet_v8_fold32(acc);
 }
 
+void duet_avx2_sum_lanes(size_t n, const float *x, float *lanes)
+{
+    __m256 acc[4];
+    sum_node(n, x, acc);
+    for (int k = 0; k < 4; k++)
+        _mm256_storeu_ps(lanes + 8 * k, acc[k]);
+}
+
 static inline __m256 isnan_v(__m256 v) { return _mm256_cmp_ps(v, v, _CMP_UNORD_Q); }
 
 float duet_avx2_max_row(size_t n, const float *x, ptrdiff_t sx)
