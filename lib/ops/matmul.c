@@ -4,7 +4,7 @@
  * kernel or cblas_sgemm). Eager calls plan then exec on every call; graph
  * mode can plan once and replay exec.
  */
-#include "ops.h"
+#include "fused_src.h"
 
 #include <limits.h>
 #include <string.h>
@@ -230,6 +230,68 @@ void duet_exec_matmul(const duet_kernels *kt, const duet_matmul_desc *d, const f
                             (int)d->lda, pb, (int)d->ldb, 0.0f, pc, n > 1 ? (int)n : 1);
         }
         for (int i = nbt - 1; i >= 0; i--) {
+            oa += d->sa[i];
+            ob += d->sb[i];
+            if (++idx[i] < d->batch[i])
+                break;
+            oa -= d->sa[i] * d->batch[i];
+            ob -= d->sb[i] * d->batch[i];
+            idx[i] = 0;
+        }
+    }
+}
+
+/* ---- matmul with a fused epilogue (graph mode) ------------------------------------ */
+
+int64_t duet_matmul_panel_rows(const duet_matmul_desc *d, int64_t panel_floats)
+{
+    if (d->small || d->n <= 0 || panel_floats <= 0)
+        return d->m;
+    int64_t p = panel_floats / d->n;
+    return p < 1 ? 1 : p > d->m ? d->m : p;
+}
+
+void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
+                               const float *a, const float *b, int64_t panel_rows,
+                               duet_fused_src *epi, float *panel, float *scratch, float *c)
+{
+    if (d->count == 0)
+        return;
+    const int64_t m = d->m, n = d->n, k = d->k, mn = m * n;
+    const int64_t pr = panel_rows < 1 || panel_rows > m ? m : panel_rows;
+    /* Each panel is one product of pr rows: same layouts and leading
+     * dimensions (valid for any row count), same small/BLAS choice. */
+    duet_matmul_desc sub = *d;
+    sub.count = 1;
+    sub.nbatch = 1;
+    sub.batch[0] = 1;
+    sub.sa[0] = sub.sb[0] = 0;
+    /* A b that needs a copy is gathered once per distinct matrix, not once
+     * per panel; the panels then read the copy in place. */
+    float *cb = NULL;
+    if (!d->small && k > 0 && d->lb == DUET_MM_COPY) {
+        cb = d->la == DUET_MM_COPY ? scratch + m * k : scratch;
+        sub.lb = DUET_MM_N;
+        sub.ldb = n > 1 ? n : 1;
+        sub.sbk = n;
+        sub.sbn = 1;
+    }
+    const float *last_b = NULL;
+    int64_t idx[DUET_MAX_DIMS] = {0}, oa = 0, ob = 0;
+    for (int64_t t = 0; t < d->count; t++) {
+        const float *pa = a + oa, *pb = b + ob;
+        if (cb) {
+            if (pb != last_b)
+                gather(k, n, pb, d->sbk, d->sbn, cb);
+            last_b = pb;
+            pb = cb;
+        }
+        for (int64_t r0 = 0; r0 < m; r0 += pr) {
+            sub.m = m - r0 < pr ? m - r0 : pr;
+            duet_exec_matmul(kt, &sub, pa + r0 * d->sam, pb, panel, scratch);
+            duet_fused_src_eval(epi, t * mn + r0 * n, sub.m * n, c + t * mn + r0 * n, panel);
+        }
+        for (int i = d->nbatch - 1; i >= 0; i--) {
             oa += d->sa[i];
             ob += d->sb[i];
             if (++idx[i] < d->batch[i])

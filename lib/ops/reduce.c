@@ -14,7 +14,8 @@
  * The other dims are visited outermost-stride first so x is read roughly in
  * memory order, then coalesced. Input is never copied.
  */
-#include "ops.h"
+#include "fused_src.h"
+#include "../kernels/scalar/sumfold.h"
 
 #include <math.h>
 #include <string.h>
@@ -50,9 +51,24 @@ static int64_t prod(int n, const int64_t *s)
     return p;
 }
 
-void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
-                      const int64_t *shape, const float *x, const int64_t *sx, uint32_t mask,
-                      float *y)
+/* A reduction's walk, decided from shapes and strides only, so the eager
+ * op and the fused one (which reads a producer's contiguous result chunk by
+ * chunk) visit the same runs in the same order. */
+typedef struct rplan {
+    duet_iter it;
+    bool columns;   /* acc_add/acc_max of whole output rows, else one row kernel per run */
+    size_t n;       /* run length */
+    ptrdiff_t s;    /* run stride in x */
+    int64_t nout, nred;
+} rplan;
+
+enum { RP_DONE, RP_SINGLE, RP_WALK };
+
+/* RP_DONE: y is complete (nothing to reduce, or an empty set filled);
+ * RP_SINGLE: one element in, one out; RP_WALK: P holds the walk and y its
+ * initial values. */
+static int reduce_plan(duet_reduce_kind kind, int ndim, const int64_t *shape, const int64_t *sx,
+                       uint32_t mask, float *y, rplan *P)
 {
     int64_t ks[DUET_MAX_DIMS], rs[DUET_MAX_DIMS];
     int nk = 0, nr = 0;
@@ -62,14 +78,14 @@ void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
         else
             ks[nk++] = shape[d];
     }
-    int64_t nout = prod(nk, ks);
-    if (nout == 0)
-        return;
-    int64_t nred = prod(nr, rs);
+    P->nout = prod(nk, ks);
+    if (P->nout == 0)
+        return RP_DONE;
+    P->nred = prod(nr, rs);
     bool is_max = kind == DUET_REDUCE_MAX;
-    if (nred == 0) {
-        fill(nout, y, kind == DUET_REDUCE_SUM ? 0.0f : kind == DUET_REDUCE_MEAN ? NAN : -INFINITY);
-        return;
+    if (P->nred == 0) {
+        fill(P->nout, y, kind == DUET_REDUCE_SUM ? 0.0f : kind == DUET_REDUCE_MEAN ? NAN : -INFINITY);
+        return RP_DONE;
     }
 
     rdim dims[DUET_MAX_DIMS];
@@ -89,12 +105,10 @@ void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
             rmin = nd;
         nd++;
     }
-    if (nd == 0) { /* one element in, one out */
-        y[0] = is_max ? x[0] : kt->sum_row(1, x, 1);
-        return;
-    }
-    bool columns = kin >= 0 && (rmin < 0 || skey(dims[kin].xs) < skey(dims[rmin].xs));
-    int inner = columns ? kin : rmin;
+    if (nd == 0)
+        return RP_SINGLE;
+    P->columns = kin >= 0 && (rmin < 0 || skey(dims[kin].xs) < skey(dims[rmin].xs));
+    int inner = P->columns ? kin : rmin;
 
     /* Everything but `inner` sorted by falling key (insertion sort of <= 8). */
     rdim ord[DUET_MAX_DIMS];
@@ -117,30 +131,49 @@ void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
         yst[i] = ord[i].ys;
     }
     const int64_t *st[2] = {xst, yst};
-    duet_iter it;
-    duet_iter_init(&it, m, shp, 2, st);
-    size_t n = (size_t)it.shape[it.ndim - 1];
-    ptrdiff_t s = (ptrdiff_t)it.st[0][it.ndim - 1];
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+    duet_iter_init(&P->it, m, shp, 2, st);
+    P->n = (size_t)P->it.shape[P->it.ndim - 1];
+    P->s = (ptrdiff_t)P->it.st[0][P->it.ndim - 1];
+    fill(P->nout, y, is_max ? -INFINITY : 0.0f);
+    return RP_WALK;
+}
 
-    fill(nout, y, is_max ? -INFINITY : 0.0f);
-    if (columns) {
-        void (*acc)(size_t, const float *, ptrdiff_t, float *) = is_max ? kt->acc_max : kt->acc_add;
-        do
-            acc(n, x + off[0], s, y + off[1]);
-        while (duet_iter_next(&it, idx, off));
-    } else if (is_max) {
-        do
-            y[off[1]] = max_nan(y[off[1]], kt->max_row(n, x + off[0], s));
-        while (duet_iter_next(&it, idx, off));
-    } else {
-        do
-            y[off[1]] += kt->sum_row(n, x + off[0], s);
-        while (duet_iter_next(&it, idx, off));
-    }
+static void reduce_finish(duet_reduce_kind kind, const rplan *P, float *y)
+{
     if (kind == DUET_REDUCE_MEAN)
-        for (int64_t i = 0; i < nout; i++)
-            y[i] = (float)((double)y[i] / (double)nred);
+        for (int64_t i = 0; i < P->nout; i++)
+            y[i] = (float)((double)y[i] / (double)P->nred);
+}
+
+/* One run of the walk folded into its output (y at the run's output). */
+static inline void reduce_run(const duet_kernels *kt, duet_reduce_kind kind, bool columns,
+                              size_t n, const float *x, ptrdiff_t s, float *y)
+{
+    if (columns)
+        (kind == DUET_REDUCE_MAX ? kt->acc_max : kt->acc_add)(n, x, s, y);
+    else if (kind == DUET_REDUCE_MAX)
+        y[0] = max_nan(y[0], kt->max_row(n, x, s));
+    else
+        y[0] += kt->sum_row(n, x, s);
+}
+
+void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
+                      const int64_t *shape, const float *x, const int64_t *sx, uint32_t mask,
+                      float *y)
+{
+    rplan P;
+    int how = reduce_plan(kind, ndim, shape, sx, mask, y, &P);
+    if (how == RP_DONE)
+        return;
+    if (how == RP_SINGLE) {
+        y[0] = kind == DUET_REDUCE_MAX ? x[0] : kt->sum_row(1, x, 1);
+    } else {
+        int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+        do
+            reduce_run(kt, kind, P.columns, P.n, x + off[0], P.s, y + off[1]);
+        while (duet_iter_next(&P.it, idx, off));
+    }
+    reduce_finish(kind, &P, y);
 }
 
 /* ---- argmax ------------------------------------------------------------------ */
@@ -370,6 +403,35 @@ void duet_exec_softmax(const duet_kernels *kt, bool logp, int ndim, const int64_
 
 /* ---- layer norm ------------------------------------------------------------------ */
 
+/* One row of layer norm into yr (xr may equal yr). The kernel wants
+ * contiguous gamma/beta; for strided ones (post) it runs without them and
+ * they are applied here with the kernel's own two roundings (v * g, then
+ * + b), so the bits are the same. */
+static void lnorm_row(const duet_kernels *kt, size_t len, const float *xr, const float *gamma,
+                      ptrdiff_t sg, const float *beta, ptrdiff_t sb, bool post, float eps,
+                      float *yr)
+{
+    if (!post) {
+        kt->layer_norm_row(len, xr, gamma, beta, eps, yr);
+        return;
+    }
+    kt->layer_norm_row(len, xr, NULL, NULL, eps, yr);
+    for (size_t j = 0; j < len; j++) {
+        float v = yr[j];
+        if (gamma)
+            v = v * gamma[(ptrdiff_t)j * sg];
+        if (beta)
+            v = v + beta[(ptrdiff_t)j * sb];
+        yr[j] = v;
+    }
+}
+
+static bool lnorm_post(size_t len, const float *gamma, ptrdiff_t sg, const float *beta,
+                       ptrdiff_t sb)
+{
+    return (gamma && sg != 1 && len > 1) || (beta && sb != 1 && len > 1);
+}
+
 void duet_exec_layer_norm(const duet_kernels *kt, int ndim, const int64_t *shape, const float *x,
                           const int64_t *sx, const float *gamma, ptrdiff_t sg, const float *beta,
                           ptrdiff_t sb, float eps, float *y)
@@ -378,10 +440,7 @@ void duet_exec_layer_norm(const duet_kernels *kt, int ndim, const int64_t *shape
         return;
     size_t len = (size_t)shape[ndim - 1];
     ptrdiff_t sl = (ptrdiff_t)sx[ndim - 1];
-    /* The kernel wants contiguous gamma/beta; for strided ones it runs
-     * without them and they are applied here with the kernel's own two
-     * roundings (v * g, then + b), so the bits are the same. */
-    bool post = (gamma && sg != 1 && len > 1) || (beta && sb != 1 && len > 1);
+    bool post = lnorm_post(len, gamma, sg, beta, sb);
     duet_iter it;
     outer_iter(&it, ndim, shape, sx, ndim - 1);
     int64_t w = it.shape[it.ndim - 1];
@@ -395,19 +454,139 @@ void duet_exec_layer_norm(const duet_kernels *kt, int ndim, const int64_t *shape
                 gather_row(len, xr, sl, yr);
                 xr = yr;
             }
-            if (!post) {
-                kt->layer_norm_row(len, xr, gamma, beta, eps, yr);
-                continue;
-            }
-            kt->layer_norm_row(len, xr, NULL, NULL, eps, yr);
-            for (size_t j = 0; j < len; j++) {
-                float v = yr[j];
-                if (gamma)
-                    v = v * gamma[(ptrdiff_t)j * sg];
-                if (beta)
-                    v = v + beta[(ptrdiff_t)j * sb];
-                yr[j] = v;
-            }
+            lnorm_row(kt, len, xr, gamma, sg, beta, sb, post, eps, yr);
         }
     } while (duet_iter_next(&it, idx, off));
+}
+
+/* ---- the same ops over a fused producer (graph mode) ------------------------------ */
+
+/* The producer is a contiguous value of `shape`, so every walk above visits
+ * it in flat order: a reduction's runs, softmax's and layer norm's rows are
+ * consecutive flat ranges. Each is evaluated into a buffer (or into the
+ * output rows themselves) just before the same kernel call eager makes on
+ * the materialised value, so the results are eager's bits. */
+
+/* sum_row's block tree over the producer's elements [f, f + n), cut into
+ * chunks that fit buf: leaves are sum_lanes of a chunk, inner nodes add
+ * lanes as sum_row does, so the fold is sum_row of the whole run. */
+static void src_lanes(duet_fused_src *src, int64_t f, size_t n, float *buf, float *acc)
+{
+    if (n <= DUET_FUSED_SRC_CHUNK) {
+        duet_fused_src_eval(src, f, (int64_t)n, buf, NULL);
+        src->kt->sum_lanes(n, buf, acc);
+        return;
+    }
+    size_t blocks = (n + DUET_SUM_BLOCK - 1) / DUET_SUM_BLOCK;
+    size_t h = blocks / 2 * DUET_SUM_BLOCK;
+    float r[DUET_SUM_LANES];
+    src_lanes(src, f, h, buf, acc);
+    src_lanes(src, f + (int64_t)h, n - h, buf, r);
+    for (int j = 0; j < DUET_SUM_LANES; j++)
+        acc[j] += r[j];
+}
+
+/* One run longer than the buffer, in chunks. acc_add/acc_max are per
+ * element and sums go through the block tree, so both keep eager's bits;
+ * max_row of chunks combined keeps the value (a zero maximum's sign may
+ * differ, as it may between the ISAs). */
+static void src_long_run(duet_fused_src *src, duet_reduce_kind kind, bool columns, int64_t f,
+                         size_t n, float *buf, float *y)
+{
+    const duet_kernels *kt = src->kt;
+    if (!columns && kind != DUET_REDUCE_MAX) {
+        float acc[DUET_SUM_LANES];
+        src_lanes(src, f, n, buf, acc);
+        y[0] += duet_sf_fold32(acc);
+        return;
+    }
+    float m = -INFINITY;
+    for (size_t c0 = 0; c0 < n; c0 += DUET_FUSED_SRC_CHUNK) {
+        size_t len = n - c0 < DUET_FUSED_SRC_CHUNK ? n - c0 : DUET_FUSED_SRC_CHUNK;
+        duet_fused_src_eval(src, f + (int64_t)c0, (int64_t)len, buf, NULL);
+        if (columns)
+            reduce_run(kt, kind, true, len, buf, 1, y + c0);
+        else
+            m = max_nan(m, kt->max_row(len, buf, 1));
+    }
+    if (!columns)
+        y[0] = max_nan(y[0], m);
+}
+
+void duet_exec_reduce_src(duet_reduce_kind kind, int ndim, const int64_t *shape, uint32_t mask,
+                          duet_fused_src *src, float *buf, float *y)
+{
+    const duet_kernels *kt = src->kt;
+    int64_t cs[DUET_MAX_DIMS];
+    duet_contig_strides(ndim, shape, cs);
+    rplan P;
+    int how = reduce_plan(kind, ndim, shape, cs, mask, y, &P);
+    if (how == RP_DONE)
+        return;
+    if (how == RP_SINGLE) {
+        duet_fused_src_eval(src, 0, 1, buf, NULL);
+        y[0] = kind == DUET_REDUCE_MAX ? buf[0] : kt->sum_row(1, buf, 1);
+        reduce_finish(kind, &P, y);
+        return;
+    }
+    /* Runs of a contiguous value have unit stride (the innermost non-1 dim
+     * is the walk's inner dim); several short runs share one evaluation. */
+    size_t n = P.n;
+    int64_t per = n <= DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / n) : 0;
+    int64_t runs = P.nout * P.nred / (int64_t)n, t = 0;
+    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+    do {
+        int64_t f = t * (int64_t)n;
+        if (per == 0) {
+            src_long_run(src, kind, P.columns, f, n, buf, y + off[1]);
+        } else {
+            int64_t k = t % per;
+            if (k == 0)
+                duet_fused_src_eval(src, f, (runs - t < per ? runs - t : per) * (int64_t)n, buf,
+                                    NULL);
+            reduce_run(kt, kind, P.columns, n, buf + k * (int64_t)n, 1, y + off[1]);
+        }
+        t++;
+    } while (duet_iter_next(&P.it, idx, off));
+    reduce_finish(kind, &P, y);
+}
+
+void duet_exec_softmax_src(bool logp, int ndim, const int64_t *shape, int axis,
+                           duet_fused_src *src, float *y)
+{
+    const duet_kernels *kt = src->kt;
+    int64_t total = prod(ndim, shape);
+    if (total == 0)
+        return;
+    size_t len = (size_t)shape[axis];
+    void (*row)(size_t, const float *, float *) = logp ? kt->log_softmax_row : kt->softmax_row;
+    int64_t rows = total / (int64_t)len;
+    int64_t per = len < DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / len) : 1;
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        int64_t c = rows - r0 < per ? rows - r0 : per;
+        float *yb = y + r0 * (int64_t)len;
+        duet_fused_src_eval(src, r0 * (int64_t)len, c * (int64_t)len, yb, NULL);
+        for (int64_t i = 0; i < c; i++, yb += len)
+            row(len, yb, yb); /* in place, as eager does with a gathered row */
+    }
+}
+
+void duet_exec_layer_norm_src(int ndim, const int64_t *shape, duet_fused_src *src,
+                              const float *gamma, ptrdiff_t sg, const float *beta, ptrdiff_t sb,
+                              float eps, float *y)
+{
+    int64_t total = prod(ndim, shape);
+    if (total == 0)
+        return;
+    size_t len = (size_t)shape[ndim - 1];
+    bool post = lnorm_post(len, gamma, sg, beta, sb);
+    int64_t rows = total / (int64_t)len;
+    int64_t per = len < DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / len) : 1;
+    for (int64_t r0 = 0; r0 < rows; r0 += per) {
+        int64_t c = rows - r0 < per ? rows - r0 : per;
+        float *yb = y + r0 * (int64_t)len;
+        duet_fused_src_eval(src, r0 * (int64_t)len, c * (int64_t)len, yb, NULL);
+        for (int64_t i = 0; i < c; i++, yb += len)
+            lnorm_row(src->kt, len, yb, gamma, sg, beta, sb, post, eps, yb);
+    }
 }

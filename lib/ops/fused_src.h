@@ -1,0 +1,88 @@
+/*
+ * A fused elementwise program used as the source of another op: a
+ * reduction, softmax or layer norm that reads it, or the epilogue of a
+ * matmul. Instead of materialising the program's whole result, the consumer
+ * asks for flat ranges of it (row-major over the program's shape), chunk by
+ * chunk, into a small buffer (or straight into its own output rows) that it
+ * then reads while the chunk is still in cache.
+ *
+ * A range is cut into at most 2 * ndim boxes (a partial leading dim and
+ * whole trailing ones) and each box is one duet_exec_fused call over
+ * sub-views of the program's inputs, so every element is computed by the
+ * same kernel calls on the same values as a whole-tensor run: bitwise the
+ * materialised result.
+ */
+#ifndef DUET_FUSED_SRC_H
+#define DUET_FUSED_SRC_H
+
+#include "fused.h"
+
+/* Floats a consumer evaluates at once (32 KiB, L1-sized on Zen 4 / L2-hot
+ * elsewhere): the row buffer of a fused reduction, and the block of rows a
+ * fused softmax or layer norm fills before running its row kernel. A
+ * multiple of DUET_SUM_BLOCK, so a long row's chunks are whole subtrees of
+ * sum_row's block tree (kernels.h). */
+#define DUET_FUSED_SRC_CHUNK 8192
+_Static_assert(DUET_FUSED_SRC_CHUNK % DUET_SUM_BLOCK == 0, "chunks must be whole sum blocks");
+
+typedef struct duet_fused_src {
+    const duet_kernels *kt;
+    duet_fused_prog p; /* a working copy: bases and strides are rewritten per box */
+    const float *base[DUET_FUSED_MAX_INPUTS];
+    int64_t st[DUET_FUSED_MAX_INPUTS][DUET_MAX_DIMS];
+    int ndim;
+    int64_t shape[DUET_MAX_DIMS];
+    int64_t cs[DUET_MAX_DIMS]; /* contiguous strides of shape */
+    /* An input the caller provides per range (a matmul panel), contiguous
+     * over shape: its base is given to each eval; -1 when none. */
+    int local;
+} duet_fused_src;
+
+/* Set s up for the prepared program p over shape (ndim 0 is a scalar). */
+void duet_fused_src_init(duet_fused_src *s, const duet_kernels *kt, const duet_fused_prog *p,
+                         int ndim, const int64_t *shape, int local);
+
+/* Elements [start, start + count) of the program's result into contiguous
+ * out (count > 0, the range inside the shape; out overlaps no input). The
+ * local input, if any, is read from lbase, which holds its elements
+ * [start, start + count). */
+void duet_fused_src_eval(duet_fused_src *s, int64_t start, int64_t count, float *out,
+                         const float *lbase);
+
+/* ---- consumers (reduce.c, matmul.c) ---------------------------------------------- */
+
+/* duet_exec_reduce over src's result (of shape, contiguous): the same walk
+ * and kernel calls, each run evaluated just before it is reduced. buf holds
+ * min(numel, DUET_FUSED_SRC_CHUNK) floats. Bitwise eager's result, except
+ * that a max over runs longer than the chunk may give a zero maximum the
+ * other sign. */
+void duet_exec_reduce_src(duet_reduce_kind kind, int ndim, const int64_t *shape, uint32_t mask,
+                          duet_fused_src *src, float *buf, float *y);
+/* duet_exec_softmax along a last axis (only size-1 dims after it) of src's
+ * result: blocks of rows are evaluated into y, then the row kernel runs on
+ * each in place. Bitwise eager's result. */
+void duet_exec_softmax_src(bool logp, int ndim, const int64_t *shape, int axis,
+                           duet_fused_src *src, float *y);
+/* duet_exec_layer_norm of src's result, the same way. */
+void duet_exec_layer_norm_src(int ndim, const int64_t *shape, duet_fused_src *src,
+                              const float *gamma, ptrdiff_t sg, const float *beta, ptrdiff_t sb,
+                              float eps, float *y);
+
+/* The panel budget of a matmul with an epilogue, in floats of its output
+ * (see docs/design.md, "Matmul epilogue fusion", for the measurement). */
+#define DUET_MATMUL_PANEL_FLOATS ((int64_t)1 << 16)
+
+/* Rows per panel of a matmul with an epilogue: as many as fit panel_floats
+ * (at least 1, at most m); all of m on the small-kernel path (one product
+ * fits L1 there, and splitting would change nothing but the call count). */
+int64_t duet_matmul_panel_rows(const duet_matmul_desc *d, int64_t panel_floats);
+/* c = epi(a @ b): each product of d is computed panel_rows rows at a time
+ * into panel (panel_rows * n floats; the result of duet_exec_matmul on the
+ * same rows), and epi, whose local input is the matmul's result, is
+ * evaluated over those rows into c while the panel is in cache. scratch
+ * holds duet_matmul_scratch(d) floats. c overlaps no input of epi. */
+void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
+                               const float *a, const float *b, int64_t panel_rows,
+                               duet_fused_src *epi, float *panel, float *scratch, float *c);
+
+#endif
