@@ -470,8 +470,10 @@ enum {
     DUET_PASS_CSE = 1 << 1,         /* merge nodes that compute the same thing */
     DUET_PASS_FOLD = 1 << 2,        /* compute nodes over constants at compile time */
     DUET_PASS_FUSE = 1 << 3,        /* elementwise chains/DAGs -> one tiled kernel */
-    DUET_PASS_FUSE_REDUCE = 1 << 4, /* elementwise producers into sum/mean/max */
-    DUET_PASS_FUSE_MATMUL = 1 << 5, /* bias add + activation into the matmul's panels */
+    DUET_PASS_FUSE_REDUCE = 1 << 4, /* elementwise producers into sum/mean/max, last-axis
+                                     * softmax/log_softmax and layer norm */
+    DUET_PASS_FUSE_MATMUL = 1 << 5, /* bias add + activation (any elementwise readers) into
+                                     * the matmul's output panels */
     DUET_PASS_REUSE = 1 << 6,       /* share arena memory between values whose lifetimes
                                      * do not meet (off: every value its own bytes) */
     DUET_PASS_INPLACE = 1 << 7,     /* elementwise results over a dying input */
@@ -532,6 +534,10 @@ typedef struct duet_graph_stats {
                           * of the model, and its peak if it frees nothing until the end */
     size_t lower_bound;  /* max bytes of intermediates alive at once: no plan does better */
     size_t output_bytes; /* the graph-owned output tensors */
+    int fused_reductions; /* sum/mean/max, softmax, layer norm computing their elementwise
+                           * producer chunk by chunk (DUET_PASS_FUSE_REDUCE) */
+    int fused_epilogues;  /* matmuls whose elementwise readers run per output panel
+                           * (DUET_PASS_FUSE_MATMUL) */
 } duet_graph_stats;
 
 DUET_API duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *g,

@@ -58,7 +58,7 @@ static duet_status place_outputs(lower *L)
             c.numel *= c.shape[d] = r->shape[d];
         c.in0 = ir->nrefs;
         c.nin = 1;
-        c.repl = c.group = -1;
+        c.repl = c.group = c.fused_into = c.fsrc = -1;
         if (duet_gir_add_ref(ir, r) < 0)
             return DUET_ERR_NOMEM;
         int id = duet_gir_add_node(ir, &c);
@@ -100,8 +100,9 @@ static void liveness(lower *L)
         int at = L->lstep[L->root[v]];
         for (int k = 0; k < n->nin; k++) {
             int u = ir->refs[n->in0 + k].node;
-            if (L->root[u] == L->root[v] && ir->nodes[u].group >= 0 && u != v)
-                continue; /* inside the group: never materialised */
+            if (L->root[u] == L->root[v] && u != v &&
+                (ir->nodes[u].group >= 0 || ir->nodes[u].fused_into >= 0))
+                continue; /* inside the group or step: never materialised */
             L->nreaders[u]++;
             if (at > L->last[u])
                 L->last[u] = at;
@@ -114,9 +115,50 @@ static void liveness(lower *L)
 static void *plan_alloc(void *user, size_t bytes) { (void)user; return malloc(bytes); }
 static void plan_free(void *user, void *p) { (void)user; free(p); }
 
+/* The matmul node v as planned (it was validated when recorded). */
+static void plan_matmul(const lower *L, int v, duet_matmul_desc *d)
+{
+    const duet_gir *ir = L->ir;
+    const duet_gnode *n = &ir->nodes[v];
+    const duet_gref *a = &ir->refs[n->in0], *b = &ir->refs[n->in0 + 1];
+    int ond;
+    int64_t oshape[DUET_MAX_DIMS];
+    (void)duet_matmul_plan(L->ctx, n->name, a->ndim, a->shape, a->strides, b->ndim, b->shape,
+                           b->strides, d, &ond, oshape);
+}
+
+/* Panel floats rounded so the matmul scratch after the panel stays aligned. */
+static size_t panel_floats(const duet_matmul_desc *d)
+{
+    int64_t rows = duet_matmul_panel_rows(d, DUET_MATMUL_PANEL_FLOATS);
+    return ((size_t)rows * (size_t)d->n + 15) / 16 * 16;
+}
+
+/* Floats of scratch the step of node v needs for the duration of the step:
+ * a matmul's operand copies; a fused reduction's chunk buffer; a matmul
+ * epilogue's panel, then the matmul's copies. */
+static size_t step_scratch(const lower *L, int v)
+{
+    const duet_gnode *n = &L->ir->nodes[v];
+    duet_matmul_desc d;
+    if (n->fsrc >= 0 && n->op == DUET_GOP_REDUCE) {
+        int64_t p = L->ir->nodes[n->fsrc].numel;
+        return (size_t)(p < DUET_FUSED_SRC_CHUNK ? p : DUET_FUSED_SRC_CHUNK);
+    }
+    if (n->fsrc >= 0 && duet_gop_is_elementwise(n->op)) {
+        plan_matmul(L, n->fsrc, &d);
+        return d.count > 0 ? panel_floats(&d) + duet_matmul_scratch(&d) : 0;
+    }
+    if (n->op == DUET_GOP_MATMUL) {
+        plan_matmul(L, v, &d);
+        return duet_matmul_scratch(&d);
+    }
+    return 0;
+}
+
 /* Values: every executed group root, plus one scratch value per matmul
  * that copies an operand. val[v] is node v's value index (-1: none). */
-static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *mm_scratch_off)
+static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratch_off)
 {
     duet_gir *ir = L->ir;
     duet_graph_impl *g = L->g;
@@ -137,7 +179,7 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *mm_scr
     }
     for (int v = 0; v < ir->nnodes; v++) {
         val[v] = -1;
-        mm_scratch_off[v] = DUET_PLAN_EXTERNAL;
+        scratch_off[v] = DUET_PLAN_EXTERNAL;
         if (L->lstep[v] < 0)
             continue;
         const duet_gnode *n = &ir->nodes[v];
@@ -180,24 +222,15 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *mm_scr
         }
         val[v] = nv;
         pv[nv++] = x;
-        if (n->op == DUET_GOP_MATMUL) {
-            /* The scratch need is known only from the plan; see lower_matmul. */
-            duet_matmul_desc d;
-            int ond;
-            int64_t oshape[DUET_MAX_DIMS];
-            const duet_gref *a = &ir->refs[n->in0], *b = &ir->refs[n->in0 + 1];
-            if (duet_matmul_plan(L->ctx, n->name, a->ndim, a->shape, a->strides, b->ndim,
-                                 b->shape, b->strides, &d, &ond, oshape) == DUET_OK &&
-                duet_matmul_scratch(&d) > 0) {
-                duet_plan_value s = {duet_matmul_scratch(&d) * 4, x.first, x.first, 0,
-                                     DUET_PV_NO_INPLACE};
-                if (!reuse) {
-                    s.first = 0;
-                    s.last = L->nlogical;
-                }
-                mm_scratch_off[v] = (size_t)nv; /* value index for now */
-                pv[nv++] = s;
+        size_t sf = step_scratch(L, v);
+        if (sf > 0) {
+            duet_plan_value sv = {sf * 4, x.first, x.first, 0, DUET_PV_NO_INPLACE};
+            if (!reuse) {
+                sv.first = 0;
+                sv.last = L->nlogical;
             }
+            scratch_off[v] = (size_t)nv; /* value index for now */
+            pv[nv++] = sv;
         }
     }
     duet_plan_allocator al = {plan_alloc, plan_free, NULL};
@@ -210,8 +243,8 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *mm_scr
         return s;
     }
     for (int v = 0; v < ir->nnodes; v++)
-        if (mm_scratch_off[v] != DUET_PLAN_EXTERNAL)
-            mm_scratch_off[v] = off[mm_scratch_off[v]];
+        if (scratch_off[v] != DUET_PLAN_EXTERNAL)
+            scratch_off[v] = off[scratch_off[v]];
     g->st.arena_bytes = ps.arena_bytes;
     g->st.value_bytes = 0; /* what eager mode allocates: every op result of the model */
     for (int v = 0; v < g->rec.nnodes; v++)
@@ -274,21 +307,21 @@ static void copy_strides(int64_t *dst, const duet_gref *r)
 
 /* ---- fused groups ------------------------------------------------------------- */
 
-/* The program of group root v: members in node order, inputs the distinct
- * refs from outside the group. */
-static void lower_fused(const resolve *R, int v, duet_step *s)
+/* The program of fused group gid: members in node order (the last one is
+ * the group's value), inputs the distinct refs from outside the group.
+ * Every ref to node local (a matmul computed panel by panel) becomes one
+ * input whose base the step supplies per panel; its index goes to
+ * *local_in (-1 when local is -1). */
+static void build_prog(const resolve *R, int gid, int local, duet_fused_prog *p, int *local_in)
 {
     const duet_gir *ir = R->L->ir;
-    const duet_gnode *rn = &ir->nodes[v];
-    duet_step_aux *x = s->aux;
-    duet_fused_prog *p = &x->prog;
     memset(p, 0, sizeof *p);
-    set_shape(x, rn->ndim, rn->shape);
     int reg[DUET_FUSED_MAX_INSTRS + 1], regnode[DUET_FUSED_MAX_INSTRS + 1];
     int nm = 0;
     const duet_gref *inref[DUET_FUSED_MAX_INPUTS];
-    for (int u = 0; u <= v; u++)
-        if (ir->nodes[u].group == rn->group && R->L->root[u] == v && executes(ir, &ir->nodes[u]))
+    *local_in = -1;
+    for (int u = 0; u < ir->nnodes && nm < DUET_FUSED_MAX_INSTRS; u++)
+        if (ir->nodes[u].group == gid && executes(ir, &ir->nodes[u]))
             regnode[nm++] = u;
     /* Inputs first (registers 0..ninputs-1), then one register per member. */
     for (int m = 0; m < nm; m++) {
@@ -301,7 +334,8 @@ static void lower_fused(const resolve *R, int v, duet_step *s)
             if (inside)
                 continue;
             int j = 0;
-            while (j < p->ninputs && !duet_gref_equal(inref[j], r))
+            while (j < p->ninputs && !duet_gref_equal(inref[j], r) &&
+                   !(r->node == local && inref[j]->node == local))
                 j++;
             if (j == p->ninputs) {
                 inref[j] = r;
@@ -310,8 +344,11 @@ static void lower_fused(const resolve *R, int v, duet_step *s)
         }
     }
     for (int j = 0; j < p->ninputs; j++) {
-        bind(R, &p->in[j].base, inref[j]);
         copy_strides(p->in[j].strides, inref[j]);
+        if (inref[j]->node == local)
+            *local_in = j;
+        else
+            bind(R, &p->in[j].base, inref[j]);
     }
     for (int m = 0; m < nm; m++) {
         const duet_gnode *n = &ir->nodes[regnode[m]];
@@ -323,7 +360,7 @@ static void lower_fused(const resolve *R, int v, duet_step *s)
                 if (regnode[q] == r->node)
                     src[k] = p->ninputs + q;
             for (int j = 0; src[k] < 0 && j < p->ninputs; j++)
-                if (duet_gref_equal(inref[j], r))
+                if (duet_gref_equal(inref[j], r) || (r->node == local && inref[j]->node == local))
                     src[k] = j;
         }
         in->op = n->sub;
@@ -337,17 +374,76 @@ static void lower_fused(const resolve *R, int v, duet_step *s)
     }
     p->ninstrs = nm;
     p->out = reg[nm - 1];
-    (void)duet_fused_prepare(p); /* the fuse pass kept within its limits */
+    (void)duet_fused_prepare(p); /* the passes kept within its limits */
+}
+
+static void lower_fused(const resolve *R, int v, duet_step *s)
+{
+    const duet_gnode *rn = &R->L->ir->nodes[v];
+    duet_step_aux *x = s->aux;
+    int local;
+    set_shape(x, rn->ndim, rn->shape);
+    build_prog(R, rn->group, -1, &x->prog, &local);
     s->kind = DUET_STEP_FUSED;
     s->y = value_base(R, v);
     s->n = (size_t)rn->numel;
+}
+
+/* A step that computes a fused producer or matmul inside itself (fsrc). */
+static void lower_consumer(const resolve *R, int v, duet_step *s, const size_t *scratch_off)
+{
+    lower *L = R->L;
+    const duet_gir *ir = L->ir;
+    const duet_gnode *n = &ir->nodes[v], *src = &ir->nodes[n->fsrc];
+    duet_step_aux *x = s->aux;
+    float *scratch = scratch_off[v] != DUET_PLAN_EXTERNAL
+                         ? (float *)((char *)DUET_BLOCK_DATA(L->g->arena) + scratch_off[v])
+                         : NULL;
+    x->local = -1;
+    if (duet_gop_is_elementwise(n->op)) {
+        /* The epilogue group v over the matmul src, panel by panel. */
+        const duet_gref *a = &ir->refs[src->in0], *b = &ir->refs[src->in0 + 1];
+        s->kind = DUET_STEP_MATMUL_EPI;
+        set_shape(x, n->ndim, n->shape);
+        build_prog(R, n->group, n->fsrc, &x->prog, &x->local);
+        plan_matmul(L, n->fsrc, &x->mm);
+        bind(R, &s->a, a);
+        bind(R, &s->b, b);
+        x->panel_rows = duet_matmul_panel_rows(&x->mm, DUET_MATMUL_PANEL_FLOATS);
+        x->buf = scratch;
+        x->scratch = scratch ? scratch + panel_floats(&x->mm) : NULL;
+        return;
+    }
+    const duet_gref *r0 = &ir->refs[n->in0];
+    set_shape(x, r0->ndim, r0->shape);
+    int local;
+    build_prog(R, src->group, -1, &x->prog, &local);
+    x->mask = n->mask;
+    x->axis = n->axis;
+    x->kind = n->sub;
+    x->buf = scratch;
+    s->kind = n->op == DUET_GOP_REDUCE    ? DUET_STEP_REDUCE_SRC
+              : n->op == DUET_GOP_SOFTMAX ? DUET_STEP_SOFTMAX_SRC
+                                          : DUET_STEP_LNORM_SRC;
+    if (n->op == DUET_GOP_LNORM) {
+        int q = 1;
+        if (n->has_g) {
+            bind(R, &x->g, &ir->refs[n->in0 + q]);
+            x->sg = (ptrdiff_t)ir->refs[n->in0 + q++].strides[0];
+        }
+        if (n->has_b) {
+            bind(R, &x->b, &ir->refs[n->in0 + q]);
+            x->sbeta = (ptrdiff_t)ir->refs[n->in0 + q].strides[0];
+        }
+        s->c = n->c;
+    }
 }
 
 /* ---- one node -> steps --------------------------------------------------------- */
 
 /* Lower node v into steps[*k...], advancing *k. */
 static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_step_aux *aux,
-                       int *naux, const size_t *mm_off)
+                       int *naux, const size_t *scratch_off)
 {
     lower *L = R->L;
     const duet_gir *ir = L->ir;
@@ -361,6 +457,12 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
     s->n = (size_t)n->numel;
     s->y = value_base(R, v);
 #define NEED_AUX() (s->aux = &aux[(*naux)++])
+    if (n->fsrc >= 0) {
+        (void)NEED_AUX();
+        lower_consumer(R, v, s, scratch_off);
+        (*k)++;
+        return;
+    }
     if (n->group >= 0) {
         (void)NEED_AUX();
         lower_fused(R, v, s);
@@ -446,8 +548,8 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
                                r1->shape, r1->strides, &x->mm, &ond, oshape);
         bind(R, &s->a, r0);
         bind(R, &s->b, r1);
-        if (mm_off[v] != DUET_PLAN_EXTERNAL)
-            x->scratch = (float *)((char *)DUET_BLOCK_DATA(L->g->arena) + mm_off[v]);
+        if (scratch_off[v] != DUET_PLAN_EXTERNAL)
+            x->scratch = (float *)((char *)DUET_BLOCK_DATA(L->g->arena) + scratch_off[v]);
         break;
     }
     case DUET_GOP_COPY:
@@ -512,6 +614,12 @@ static duet_status run_passes(duet_ctx *ctx, duet_graph_impl *g)
         duet_pass_dce(ir, &st->removed_dce);
     if (!(g->disable & DUET_PASS_FUSE))
         duet_pass_fuse(ir, &st->fused_groups, &st->fused_nodes);
+    /* Reductions first: a group read by both would rather not be
+     * materialised than let its matmul skip a pass. */
+    if (!(g->disable & DUET_PASS_FUSE_REDUCE))
+        duet_pass_fuse_reduce(ir, &st->fused_reductions);
+    if (!(g->disable & DUET_PASS_FUSE_MATMUL))
+        duet_pass_fuse_matmul(ir, &st->fused_epilogues);
     return DUET_OK;
 }
 
@@ -522,6 +630,8 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     g->st.nodes_recorded = g->rec.nnodes;
     if (duet_gir_clone(&g->rec, &g->ir) != DUET_OK)
         return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory compiling the graph", op);
+    for (int v = 0; v < g->ir.nnodes; v++)
+        g->ir.nodes[v].fused_into = g->ir.nodes[v].fsrc = -1;
     duet_status s = run_passes(ctx, g);
     if (s != DUET_OK)
         return ctx->err != DUET_OK ? ctx->err
@@ -531,10 +641,10 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     size_t cap = (size_t)ir->nnodes + (size_t)ir->nout; /* room for the output copies */
     lower L = {ctx, g, ir, NULL, NULL, NULL, NULL, NULL, 0};
     int *mem = malloc(cap * 6 * sizeof *mem);
-    size_t *mm_off = malloc(cap * sizeof *mm_off);
+    size_t *scratch_off = malloc(cap * sizeof *scratch_off);
     size_t *voff = NULL;
     s = DUET_ERR_NOMEM;
-    if (!mem || !mm_off)
+    if (!mem || !scratch_off)
         goto done;
     L.root = mem;
     L.lstep = mem + cap;
@@ -554,10 +664,14 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
                     L.root[v] = u;
                     break;
                 }
+    /* A node computed inside another node's step belongs to that step. */
+    for (int v = 0; v < ir->nnodes; v++)
+        if (ir->nodes[v].fused_into >= 0)
+            L.root[v] = ir->nodes[v].fused_into;
     if ((s = place_outputs(&L)) != DUET_OK)
         goto done;
     liveness(&L);
-    if ((s = plan(&L, val, &voff, mm_off)) != DUET_OK)
+    if ((s = plan(&L, val, &voff, scratch_off)) != DUET_OK)
         goto done;
 
     /* Memory: the arena and one block per output, all from ctx's pool. */
@@ -597,7 +711,7 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
         if (L.lstep[v] < 0 || steps_of(&ir->nodes[v]) == 0)
             continue;
         g->step_of[v] = k;
-        lower_node(&R, v, g->steps, &k, g->aux, &ka, mm_off);
+        lower_node(&R, v, g->steps, &k, g->aux, &ka, scratch_off);
     }
     g->nsteps = k;
     g->naux = ka;
@@ -632,7 +746,7 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     s = DUET_OK;
 done:
     free(mem);
-    free(mm_off);
+    free(scratch_off);
     free(voff);
     if (s != DUET_OK && ctx->err == DUET_OK)
         duet_fail(ctx, s, "%s: out of memory compiling the graph", op);

@@ -96,6 +96,10 @@ static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool comp
         if (compiled) {
             if (n->group >= 0)
                 put(o, "  group %d", n->group);
+            if (n->fused_into >= 0)
+                put(o, "  into %%%d", n->fused_into);
+            if (n->fsrc >= 0)
+                put(o, "  fuses %%%d", n->fsrc);
             if (g->offset && !duet_gop_is_leaf(n->op)) {
                 if (g->offset[v] != DUET_PLAN_EXTERNAL)
                     put(o, "  arena +%zu", g->offset[v]);
@@ -110,9 +114,10 @@ static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool comp
     for (int i = 0; i < ir->nout; i++)
         put(o, "out[%d] = %%%d\n", i, ir->out[i].node);
     if (compiled)
-        put(o, "# %d steps, %d fused groups, arena %zu bytes (values %zu bytes, lower bound %zu)\n",
+        put(o, "# %d steps, %d fused groups, arena %zu bytes (values %zu bytes, lower bound %zu), "
+            "%d fused reductions, %d fused epilogues\n",
             g->st.steps, g->st.fused_groups, g->st.arena_bytes, g->st.value_bytes,
-            g->st.lower_bound);
+            g->st.lower_bound, g->st.fused_reductions, g->st.fused_epilogues);
 }
 
 static void dot(out *o, const duet_gir *ir, bool compiled)
@@ -134,7 +139,8 @@ static void dot(out *o, const duet_gir *ir, bool compiled)
                 continue;
             put(o, "    n%d [label=\"%%%d %s\\n", v, v, op_label(n));
             shape_str(o, n->ndim, n->shape);
-            put(o, "\"%s];\n", duet_gop_is_leaf(n->op) ? ", shape=ellipse" : "");
+            put(o, "\"%s%s];\n", duet_gop_is_leaf(n->op) ? ", shape=ellipse" : "",
+                compiled && n->fused_into >= 0 ? ", style=dashed" : "");
         }
         if (gi >= 0)
             put(o, "  }\n");

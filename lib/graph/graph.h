@@ -13,7 +13,7 @@
 #ifndef DUET_GRAPH_H
 #define DUET_GRAPH_H
 
-#include "../ops/fused.h"
+#include "../ops/fused_src.h"
 #include "plan.h"
 
 #define DUET_GRAPH_MAX_IO 64
@@ -65,6 +65,13 @@ typedef struct duet_gnode {
     int repl;              /* >= 0: replaced by this node (CSE, folding) */
     bool dead;
     int group;             /* fused group id, -1 when not fused */
+    /* Set by the reduction and matmul fusion passes (fuse_into.c), -1 when
+     * not: fused_into on a node whose value is computed inside another
+     * node's step (the members of a producer group read by a reduction, a
+     * matmul whose epilogue reads it); fsrc on that consumer: the producer
+     * group's root, or the matmul. */
+    int fused_into;
+    int fsrc;
 } duet_gnode;
 
 /* A growable node + ref list: the recorded graph, and its compiled copy. */
@@ -140,6 +147,10 @@ typedef enum {
     DUET_STEP_MATMUL,
     DUET_STEP_COPY,
     DUET_STEP_FUSED,
+    DUET_STEP_REDUCE_SRC,  /* a reduction, softmax or layer norm evaluating its */
+    DUET_STEP_SOFTMAX_SRC, /* fused producer chunk by chunk (aux->prog) */
+    DUET_STEP_LNORM_SRC,
+    DUET_STEP_MATMUL_EPI,  /* a matmul by row panels, each followed by its epilogue */
     DUET_STEP_COUNT
 } duet_step_kind;
 
@@ -156,6 +167,11 @@ typedef struct duet_step_aux {
     duet_matmul_desc mm;
     float *scratch;
     duet_fused_prog prog;
+    /* The fused consumer kinds: the program's input that is the matmul
+     * panel (-1: none), rows per panel, and the chunk buffer or panel. */
+    int local;
+    int64_t panel_rows;
+    float *buf;
 } duet_step_aux;
 
 /* One prepared step: the kernel pointer and every argument resolved. The
@@ -230,5 +246,15 @@ void duet_pass_dce(duet_gir *ir, int *removed);
 duet_status duet_pass_cse(duet_gir *ir, int *removed);
 duet_status duet_pass_fold(duet_ctx *ctx, duet_gir *ir, int *folded);
 void duet_pass_fuse(duet_gir *ir, int *groups, int *members);
+/* After duet_pass_fuse (fuse_into.c): an elementwise producer (group or
+ * single node) read whole and only by a sum/mean/max, a last-axis softmax
+ * or log_softmax, or layer norm's x is computed inside that op's step; a
+ * matmul read whole and only by one elementwise group (or node) is computed
+ * inside that group's step, panel by panel. Both set fused_into/fsrc and
+ * may give a lone node a group id of its own; they never allocate. */
+void duet_pass_fuse_reduce(duet_gir *ir, int *count);
+void duet_pass_fuse_matmul(duet_gir *ir, int *count);
+/* Run a step of the fused consumer kinds (DUET_STEP_REDUCE_SRC ...). */
+void duet_run_fused_consumer(const duet_kernels *kt, const duet_step *s);
 
 #endif

@@ -46,6 +46,12 @@ static void run_aux(const duet_kernels *kt, const duet_step *s)
     case DUET_STEP_FUSED:
         duet_exec_fused(kt, &x->prog, x->ndim, x->shape, s->y);
         break;
+    case DUET_STEP_REDUCE_SRC:
+    case DUET_STEP_SOFTMAX_SRC:
+    case DUET_STEP_LNORM_SRC:
+    case DUET_STEP_MATMUL_EPI:
+        duet_run_fused_consumer(kt, s);
+        break;
     default:
         break;
     }
