@@ -108,6 +108,13 @@ static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool comp
             }
             if (g->step_of && g->step_of[v] >= 0)
                 put(o, "  step %d", g->step_of[v]);
+            if (g->step_of && g->step_of[v] >= 0 &&
+                g->steps[g->step_of[v]].kind == DUET_STEP_MATMUL_EPI) {
+                const duet_step_aux *x = g->steps[g->step_of[v]].aux;
+                int64_t pr = x->panel_rows > 0 ? x->panel_rows : 1;
+                put(o, "  panels %lld x %lld rows", (long long)((x->mm.m + pr - 1) / pr),
+                    (long long)pr);
+            }
         }
         put(o, "\n");
     }

@@ -248,7 +248,13 @@ int64_t duet_matmul_panel_rows(const duet_matmul_desc *d, int64_t panel_floats)
     if (d->small || d->n <= 0 || panel_floats <= 0)
         return d->m;
     int64_t p = panel_floats / d->n;
-    return p < 1 ? 1 : p > d->m ? d->m : p;
+    if (p < 1)
+        p = 1;
+    if (p >= d->m)
+        return d->m;
+    /* Even panels: a short last one would be a slow sgemm call of its own. */
+    int64_t np = (d->m + p - 1) / p;
+    return (d->m + np - 1) / np;
 }
 
 void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
