@@ -22,7 +22,9 @@
  * fused softmax or layer norm fills before running its row kernel. A
  * multiple of DUET_SUM_BLOCK, so a long row's chunks are whole subtrees of
  * sum_row's block tree (kernels.h). */
+#ifndef DUET_FUSED_SRC_CHUNK /* -D for measuring other sizes (bench/fuse) */
 #define DUET_FUSED_SRC_CHUNK 8192
+#endif
 _Static_assert(DUET_FUSED_SRC_CHUNK % DUET_SUM_BLOCK == 0, "chunks must be whole sum blocks");
 
 typedef struct duet_fused_src {
@@ -70,7 +72,9 @@ void duet_exec_layer_norm_src(int ndim, const int64_t *shape, duet_fused_src *sr
 
 /* The panel budget of a matmul with an epilogue, in floats of its output
  * (see docs/design.md, "Matmul epilogue fusion", for the measurement). */
+#ifndef DUET_MATMUL_PANEL_FLOATS
 #define DUET_MATMUL_PANEL_FLOATS ((int64_t)1 << 16)
+#endif
 
 /* Rows per panel of a matmul with an epilogue: as many as fit panel_floats
  * (at least 1, at most m); all of m on the small-kernel path (one product
