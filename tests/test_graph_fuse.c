@@ -743,6 +743,104 @@ START_TEST(t_epilogue_not_fused)
 }
 END_TEST
 
+/* Products with k below the split bound run in several panels: batched,
+ * with b broadcast over the batch (gathered once when it needs a copy) or
+ * one b per product, each operand in place or copied. */
+START_TEST(t_epilogue_panels)
+{
+    duet_ctx *ctx = tu_ctx();
+    tu_rng r = tu_seed(23);
+    static const int64_t shapes[][4] = {
+        {0, 1000, 20, 100}, {3, 300, 9, 130}, {2, 257, 63, 70}, {0, 5000, 1, 7},
+    };
+    for (int i = 0; i < 4; i++)
+        for (int lay = 0; lay < 3; lay++) {
+            emodel m;
+            memset(&m, 0, sizeof m);
+            m.batch = shapes[i][0];
+            m.m = shapes[i][1];
+            m.k = shapes[i][2];
+            m.n = shapes[i][3];
+            m.wbatch = m.batch && lay == 1;
+            m.alayout = lay;
+            m.blayout = 2 - lay;
+            m.bias = 1 + lay % 3;
+            m.act = 2 + lay;
+            make_w(ctx, &m, &r);
+            char what[96];
+            snprintf(what, sizeof what, "panels %d.%d", i, lay);
+            duet_tensor_spec sp[2];
+            epi_specs(&m, sp);
+            duet_trace_options to = {2, 0};
+            duet_scope_begin(ctx); /* the views of the parameters the model makes */
+            duet_graph *g = duet_trace(ctx, m_epi, 2, sp, &m, &to);
+            duet_scope_end(ctx);
+            ck_assert_ptr_nonnull(g);
+            char *d = dump(ctx, g);
+            const char *pn = strstr(d, "  panels ");
+            ck_assert_msg(pn && atoi(pn + 9) > 1, "%s: not split: %s", what, d);
+            free(d);
+            duet_graph_free(ctx, g);
+            check_epi(ctx, &m, &r, 0, 1, false, what);
+            duet_release(ctx, m.w);
+            duet_release(ctx, m.b);
+        }
+    tu_ctx_done(ctx);
+}
+END_TEST
+
+/* The epilogue runs in place: duet_exec_fused writing over an input read
+ * at the output's own strides gives the out-of-place result, for random
+ * programs (this is the contract fused.h states and the epilogue needs). */
+START_TEST(t_fused_in_place)
+{
+    duet_ctx *ctx = tu_ctx();
+    const duet_kernels *kt = duet_kernels_for(duet_ctx_isa(ctx));
+    tu_rng r = tu_seed(31);
+    for (int trial = 0; trial < 200; trial++) {
+        int64_t shape[2] = {tu_int(&r, 1, 9), tu_int(&r, 1, 1500)}, n = shape[0] * shape[1];
+        float *x = malloc((size_t)n * 4), *b = malloc((size_t)shape[1] * 4);
+        float *ref = malloc((size_t)n * 4), *io = malloc((size_t)n * 4);
+        tu_fill(&r, x, (size_t)n, -2, 2);
+        tu_fill(&r, b, (size_t)shape[1], -2, 2);
+        duet_fused_prog p;
+        memset(&p, 0, sizeof p);
+        p.ninputs = 2;
+        p.in[0].base = x;
+        p.in[0].strides[0] = shape[1];
+        p.in[0].strides[1] = 1;
+        p.in[1].base = b;
+        p.in[1].strides[1] = 1;
+        p.ninstrs = tu_int(&r, 1, 12);
+        for (int i = 0; i < p.ninstrs; i++) {
+            duet_fused_instr *in = &p.code[i];
+            in->kind = tu_int(&r, 0, 2);
+            in->op = tu_int(&r, 0, in->kind == DUET_FUSED_UNARY ? DUET_UNARY_COUNT - 1
+                                                                : DUET_BINARY_COUNT - 1);
+            in->a = tu_int(&r, 0, 2 + i - 1);
+            in->b = tu_int(&r, 0, 2 + i - 1);
+            in->c = 0.5f;
+        }
+        p.out = 2 + p.ninstrs - 1;
+        ck_assert_int_eq(duet_fused_prepare(&p), DUET_OK);
+        duet_exec_fused(kt, &p, 2, shape, ref);
+        memcpy(io, x, (size_t)n * 4);
+        p.in[0].base = io;
+        duet_exec_fused(kt, &p, 2, shape, io);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++)
+            bad += memcmp(&ref[i], &io[i], 4) != 0 && !(ref[i] != ref[i] && io[i] != io[i]);
+        ck_assert_msg(bad == 0, "trial %d [%lld,%lld]: %lld elements differ in place", trial,
+                      (long long)shape[0], (long long)shape[1], (long long)bad);
+        free(x);
+        free(b);
+        free(ref);
+        free(io);
+    }
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 /* The MLP of the brief: three layers, each matmul + bias (+ relu) fused,
  * batch 1 and 64; the dump shows each matmul computed inside its epilogue. */
 typedef struct mlp {
@@ -824,6 +922,8 @@ int main(void)
     tcase_add_test(tr, t_fused_liveness);
     tcase_add_loop_test(te, t_epilogue_random, 0, 6);
     tcase_add_test(te, t_epilogue_not_fused);
+    tcase_add_test(te, t_epilogue_panels);
+    tcase_add_test(te, t_fused_in_place);
     tcase_add_test(te, t_epilogue_mlp);
     suite_add_tcase(s, tr);
     suite_add_tcase(s, te);

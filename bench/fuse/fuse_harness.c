@@ -54,7 +54,7 @@ typedef struct mmcase {
     const duet_kernels *kt;
     duet_matmul_desc d;
     const float *a, *b, *bias;
-    float *c, *out, *panel, *scratch;
+    float *c, *out, *scratch;
     duet_fused_prog prog; /* in0 = the product, in1 = bias broadcast; add, relu */
     int64_t panel_rows;
 } mmcase;
@@ -83,8 +83,8 @@ static void run_fused(void *p)
     int64_t shape[2] = {m->d.m, m->d.n};
     duet_fused_src src;
     duet_fused_src_init(&src, m->kt, &m->prog, 2, shape, 0);
-    duet_exec_matmul_epilogue(m->kt, &m->d, m->a, m->b, m->panel_rows, &src, m->panel,
-                              m->scratch, m->out);
+    duet_exec_matmul_epilogue(m->kt, &m->d, m->a, m->b, m->panel_rows, &src, m->scratch,
+                              m->out);
     BENCH_CLOBBER(m->out);
 }
 
@@ -95,17 +95,19 @@ static void panels(int reps, int threads)
         {64, 512, 10}, {1024, 1024, 1024}, {4096, 784, 512}, {256, 4096, 4096},
         {65536, 16, 256}, {16384, 16, 512}, {16384, 32, 512}, {16384, 64, 512},
         {16384, 128, 512}, {16384, 256, 512}, {16384, 512, 512}, {4096, 256, 2048},
+        {16384, 8, 512}, {16384, 48, 512}, {65536, 32, 64}, {4096, 32, 4096},
     };
-    static const int64_t budgets[] = {16384, 65536, 262144, 1048576, 0}; /* floats; 0: all rows */
-    enum { NB = 5, NV = NB + 2 };
+    /* floats of c per panel; 0: the rule (duet_matmul_panel_rows) */
+    static const int64_t budgets[] = {4096, 16384, 65536, 262144, 1 << 30, 0};
+    enum { NB = 6, NV = NB + 2 };
     duet_ctx *ctx = bench_ctx_threads(threads);
     duet_blas_threads(threads);
     printf("# panels: %d BLAS thread(s), kernel table %s; ms per call, median of %d\n",
            threads, duet_isa_name(duet_ctx_isa(ctx)), reps);
     printf("%-16s %9s %9s", "m x k x n", "mm", "unfused");
-    for (int b = 0; b < NB; b++)
-        printf(b < NB - 1 ? "   P=%-6lld" : "   P=all   ", (long long)budgets[b]);
-    printf("  rows(64K)  bitwise\n");
+    for (int b = 0; b < NB - 2; b++)
+        printf("   P=%-7lld", (long long)budgets[b]);
+    printf("   P=all       rule  rows(rule) bitwise\n");
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int64_t M = sizes[s][0], K = sizes[s][1], N = sizes[s][2];
         mmcase mc;
@@ -119,7 +121,6 @@ static void panels(int reps, int threads)
         mc.c = bench_alloc_f32((size_t)(M * N));
         mc.out = bench_alloc_f32((size_t)(M * N));
         float *ref = bench_alloc_f32((size_t)(M * N));
-        mc.panel = bench_alloc_f32((size_t)(M * N));
         mc.scratch = NULL;
         bench_fill(a, (size_t)(M * K), -1, 1, 1);
         bench_fill(b, (size_t)(K * N), -1, 1, 2);
@@ -148,13 +149,14 @@ static void panels(int reps, int threads)
         fn[1] = run_unfused;
         for (int v = 2; v < NV; v++) {
             fn[v] = run_fused;
-            rows[v] = duet_matmul_panel_rows(&mc.d, budgets[v - 2] ? budgets[v - 2] : M * N);
+            rows[v] = budgets[v - 2] > 0 ? duet_matmul_rows_for(&mc.d, budgets[v - 2])
+                                         : duet_matmul_panel_rows(&mc.d);
         }
         run_unfused(&mc);
         memcpy(ref, mc.out, (size_t)(M * N) * 4);
         int bitwise = 1;
         for (int v = 0; v < NV; v++) {
-            if (v >= 2)
+                if (v >= 2)
                 mc.panel_rows = rows[v];
             it[v] = calibrate(fn[v], &mc);
             if (v >= 2) {
@@ -177,15 +179,13 @@ static void panels(int reps, int threads)
         printf(" %9.4f %9.4f", med[0] / 1e6, med[1] / 1e6);
         for (int v = 2; v < NV; v++)
             printf("  %5.3f(%.2f)", med[v] / 1e6, med[v] / med[1]);
-        printf("  %8lld  %s\n", (long long)duet_matmul_panel_rows(&mc.d, DUET_MATMUL_PANEL_FLOATS),
-               bitwise ? "yes" : "NO");
+        printf("  %8lld  %s\n", (long long)duet_matmul_panel_rows(&mc.d), bitwise ? "yes" : "NO");
         free(a);
         free(b);
         free(bias);
         free(mc.c);
         free(mc.out);
         free(ref);
-        free(mc.panel);
     }
     printf("# (x.xx): time / unfused time in the same rounds\n");
     duet_ctx_destroy(ctx);

@@ -127,16 +127,9 @@ static void plan_matmul(const lower *L, int v, duet_matmul_desc *d)
                            b->strides, d, &ond, oshape);
 }
 
-/* Panel floats rounded so the matmul scratch after the panel stays aligned. */
-static size_t panel_floats(const duet_matmul_desc *d)
-{
-    int64_t rows = duet_matmul_panel_rows(d, DUET_MATMUL_PANEL_FLOATS);
-    return ((size_t)rows * (size_t)d->n + 15) / 16 * 16;
-}
-
 /* Floats of scratch the step of node v needs for the duration of the step:
- * a matmul's operand copies; a fused reduction's chunk buffer; a matmul
- * epilogue's panel, then the matmul's copies. */
+ * a matmul's operand copies (with an epilogue too: the panels are the
+ * output's own rows); a fused reduction's chunk buffer. */
 static size_t step_scratch(const lower *L, int v)
 {
     const duet_gnode *n = &L->ir->nodes[v];
@@ -145,12 +138,9 @@ static size_t step_scratch(const lower *L, int v)
         int64_t p = L->ir->nodes[n->fsrc].numel;
         return (size_t)(p < DUET_FUSED_SRC_CHUNK ? p : DUET_FUSED_SRC_CHUNK);
     }
-    if (n->fsrc >= 0 && duet_gop_is_elementwise(n->op)) {
-        plan_matmul(L, n->fsrc, &d);
-        return d.count > 0 ? panel_floats(&d) + duet_matmul_scratch(&d) : 0;
-    }
-    if (n->op == DUET_GOP_MATMUL) {
-        plan_matmul(L, v, &d);
+    bool epi = n->fsrc >= 0 && duet_gop_is_elementwise(n->op);
+    if (epi || n->op == DUET_GOP_MATMUL) {
+        plan_matmul(L, epi ? n->fsrc : v, &d);
         return duet_matmul_scratch(&d);
     }
     return 0;
@@ -409,9 +399,8 @@ static void lower_consumer(const resolve *R, int v, duet_step *s, const size_t *
         plan_matmul(L, n->fsrc, &x->mm);
         bind(R, &s->a, a);
         bind(R, &s->b, b);
-        x->panel_rows = duet_matmul_panel_rows(&x->mm, DUET_MATMUL_PANEL_FLOATS);
-        x->buf = scratch;
-        x->scratch = scratch ? scratch + panel_floats(&x->mm) : NULL;
+        x->panel_rows = duet_matmul_panel_rows(&x->mm);
+        x->scratch = scratch;
         return;
     }
     const duet_gref *r0 = &ir->refs[n->in0];

@@ -192,8 +192,8 @@ void duet_run_fused_consumer(const duet_kernels *kt, const duet_step *s)
         break;
     case DUET_STEP_MATMUL_EPI:
         duet_fused_src_init(&src, kt, &x->prog, x->ndim, x->shape, x->local);
-        duet_exec_matmul_epilogue(kt, &x->mm, s->a, s->b, x->panel_rows, &src, x->buf,
-                                  x->scratch, s->y);
+        duet_exec_matmul_epilogue(kt, &x->mm, s->a, s->b, x->panel_rows, &src, x->scratch,
+                                  s->y);
         break;
     default:
         break;

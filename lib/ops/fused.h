@@ -85,8 +85,11 @@ typedef struct duet_fused_prog {
  * prepare and each exec. */
 duet_status duet_fused_prepare(duet_fused_prog *p);
 
-/* Run a prepared p over shape into contiguous out (which must not overlap
- * any input). Never fails, never allocates: tile buffers are on the stack
+/* Run a prepared p over shape into contiguous out, which must not overlap
+ * any input except exactly: out may be the memory of an input read at
+ * out's own contiguous strides (a matmul epilogue runs in place over the
+ * product; each tile reads its inputs before its output is written, and
+ * elementwise kernels allow y == x). Never fails, never allocates: tile buffers are on the stack
  * (DUET_FUSED_SCRATCH_FLOATS floats; a program with more than 8 live
  * buffers gets shorter tiles, down to 64 floats for 41). Unit-stride inputs
  * are read in place and the output written in place, except the last

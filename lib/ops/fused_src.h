@@ -45,9 +45,9 @@ void duet_fused_src_init(duet_fused_src *s, const duet_kernels *kt, const duet_f
                          int ndim, const int64_t *shape, int local);
 
 /* Elements [start, start + count) of the program's result into contiguous
- * out (count > 0, the range inside the shape; out overlaps no input). The
- * local input, if any, is read from lbase, which holds its elements
- * [start, start + count). */
+ * out (count > 0, the range inside the shape). The local input, if any, is
+ * read from lbase, which holds its elements [start, start + count); lbase
+ * may be out itself (the in-place epilogue); out overlaps no other input. */
 void duet_fused_src_eval(duet_fused_src *s, int64_t start, int64_t count, float *out,
                          const float *lbase);
 
@@ -70,23 +70,32 @@ void duet_exec_layer_norm_src(int ndim, const int64_t *shape, duet_fused_src *sr
                               const float *gamma, ptrdiff_t sg, const float *beta, ptrdiff_t sb,
                               float eps, float *y);
 
-/* The panel budget of a matmul with an epilogue, in floats of its output
- * (see docs/design.md, "Matmul epilogue fusion", for the measurement). */
+/* The panel rule of a matmul with an epilogue (measured: docs/design.md,
+ * "Matmul epilogue fusion"). Each sgemm call packs all of b again, which
+ * costs more than the epilogue's pass over c saves unless the product is
+ * memory-bound: only products with k below DUET_MATMUL_SPLIT_K are split,
+ * into even panels of about DUET_MATMUL_PANEL_FLOATS floats of c (64 KiB:
+ * the panel, a's rows and b's packed block share the L2). */
 #ifndef DUET_MATMUL_PANEL_FLOATS
-#define DUET_MATMUL_PANEL_FLOATS ((int64_t)1 << 16)
+#define DUET_MATMUL_PANEL_FLOATS ((int64_t)1 << 14)
+#endif
+#ifndef DUET_MATMUL_SPLIT_K
+#define DUET_MATMUL_SPLIT_K 64
 #endif
 
-/* Rows per panel of a matmul with an epilogue: as many as fit panel_floats
- * (at least 1, at most m); all of m on the small-kernel path (one product
- * fits L1 there, and splitting would change nothing but the call count). */
-int64_t duet_matmul_panel_rows(const duet_matmul_desc *d, int64_t panel_floats);
+/* Rows per panel of d under that rule (1..m); all of m on the small-kernel
+ * path, where a product fits L1 anyway. */
+int64_t duet_matmul_panel_rows(const duet_matmul_desc *d);
+/* Rows per panel for a budget of panel_floats floats of c, at least 1, the
+ * panels made even (a short last one would be a slow call of its own). */
+int64_t duet_matmul_rows_for(const duet_matmul_desc *d, int64_t panel_floats);
 /* c = epi(a @ b): each product of d is computed panel_rows rows at a time
- * into panel (panel_rows * n floats; the result of duet_exec_matmul on the
- * same rows), and epi, whose local input is the matmul's result, is
- * evaluated over those rows into c while the panel is in cache. scratch
- * holds duet_matmul_scratch(d) floats. c overlaps no input of epi. */
+ * into its rows of c (duet_exec_matmul on those rows), and epi, whose local
+ * input is the matmul's result, runs over the same rows in place while they
+ * are in cache. scratch holds duet_matmul_scratch(d) floats. c overlaps no
+ * other input of epi. */
 void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
                                const float *a, const float *b, int64_t panel_rows,
-                               duet_fused_src *epi, float *panel, float *scratch, float *c);
+                               duet_fused_src *epi, float *scratch, float *c);
 
 #endif

@@ -243,9 +243,16 @@ void duet_exec_matmul(const duet_kernels *kt, const duet_matmul_desc *d, const f
 
 /* ---- matmul with a fused epilogue (graph mode) ------------------------------------ */
 
-int64_t duet_matmul_panel_rows(const duet_matmul_desc *d, int64_t panel_floats)
+int64_t duet_matmul_panel_rows(const duet_matmul_desc *d)
 {
-    if (d->small || d->n <= 0 || panel_floats <= 0)
+    if (d->small || d->k >= DUET_MATMUL_SPLIT_K)
+        return d->m;
+    return duet_matmul_rows_for(d, DUET_MATMUL_PANEL_FLOATS);
+}
+
+int64_t duet_matmul_rows_for(const duet_matmul_desc *d, int64_t panel_floats)
+{
+    if (d->n <= 0 || panel_floats <= 0)
         return d->m;
     int64_t p = panel_floats / d->n;
     if (p < 1)
@@ -259,7 +266,7 @@ int64_t duet_matmul_panel_rows(const duet_matmul_desc *d, int64_t panel_floats)
 
 void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
                                const float *a, const float *b, int64_t panel_rows,
-                               duet_fused_src *epi, float *panel, float *scratch, float *c)
+                               duet_fused_src *epi, float *scratch, float *c)
 {
     if (d->count == 0)
         return;
@@ -294,8 +301,12 @@ void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d
         }
         for (int64_t r0 = 0; r0 < m; r0 += pr) {
             sub.m = m - r0 < pr ? m - r0 : pr;
-            duet_exec_matmul(kt, &sub, pa + r0 * d->sam, pb, panel, scratch);
-            duet_fused_src_eval(epi, t * mn + r0 * n, sub.m * n, c + t * mn + r0 * n, panel);
+            /* The product's rows land in c; the epilogue then runs over them
+             * in place (the panel is its local input, read at c's own strides:
+             * exact aliasing, which duet_exec_fused allows). */
+            float *pc = c + t * mn + r0 * n;
+            duet_exec_matmul(kt, &sub, pa + r0 * d->sam, pb, pc, scratch);
+            duet_fused_src_eval(epi, t * mn + r0 * n, sub.m * n, pc, pc);
         }
         for (int i = d->nbatch - 1; i >= 0; i--) {
             oa += d->sa[i];
