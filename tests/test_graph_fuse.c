@@ -499,6 +499,7 @@ typedef struct emodel {
     int bias;          /* 0 none, 1 [n], 2 [1,n], 3 an input of the output's shape */
     int act;           /* 0 none, 1 relu, 2 gelu, 3 tanh, 4 sigmoid, 5 silu, 6 gelu*0.5 -> tanh */
     bool also_out, twice, bcast;
+    bool viewed;       /* the epilogue also reads the product transposed (m == n) */
     duet_tensor *w, *b; /* the stored parameters */
 } emodel;
 
@@ -524,6 +525,8 @@ static void m_epi(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *
     duet_tensor *y = duet_matmul(c, a, w_view(c, m)), *q = y;
     if (m->bcast) /* y is [.., 1, n]: read broadcast over 5 rows */
         q = duet_add(c, q, in[1]);
+    if (m->viewed) /* the same group reads y whole and through a view */
+        q = duet_sub(c, duet_transpose(c, y, nd - 2, nd - 1), q);
     if (m->bias)
         q = duet_add(c, q, m->bias == 3 ? in[1] : m->b);
     switch (m->act) {
@@ -612,7 +615,7 @@ static int64_t check_epi(duet_ctx *ctx, emodel *m, tu_rng *r, unsigned disable, 
     assert_same(ctx, e[1], go[1], false, what);
 
     /* The reference, from the logical contents of every operand. */
-    if (!m->bcast) {
+    if (!m->bcast && !m->viewed) {
         int64_t na, nw, nb = 0, ny;
         duet_scope_begin(ctx);
         int nd = m->batch ? 3 : 2;
@@ -677,7 +680,7 @@ static void make_w(duet_ctx *ctx, emodel *m, tu_rng *r)
 
 static bool epi_fuses(const emodel *m)
 {
-    return (m->bias || m->act) && !m->also_out && !m->twice && !m->bcast;
+    return (m->bias || m->act) && !m->also_out && !m->twice && !m->bcast && !m->viewed;
 }
 
 START_TEST(t_epilogue_random)
@@ -720,12 +723,13 @@ START_TEST(t_epilogue_not_fused)
 {
     duet_ctx *ctx = tu_ctx();
     tu_rng r = tu_seed(17);
-    for (int v = 0; v < 4; v++) {
+    for (int v = 0; v < 5; v++) {
         emodel m;
         memset(&m, 0, sizeof m);
         m.m = v == 2 ? 1 : 37;
         m.k = 29;
-        m.n = 53;
+        m.n = v == 4 ? 37 : 53;
+        m.viewed = v == 4; /* found by progen: a view read hidden behind a whole one */
         m.bias = v == 3 ? 0 : 1;
         m.act = v == 3 ? 0 : 2;
         m.also_out = v == 0;

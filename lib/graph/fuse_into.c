@@ -139,7 +139,7 @@ static int epilogue_matmul(const duet_gir *ir, const int *nusers, int e)
                     if (r->node != c)
                         continue;
                     reads++;
-                    ok = duet_gref_is_whole(ir, r);
+                    ok = ok && duet_gref_is_whole(ir, r);
                 }
             }
             if (ok && reads == nusers[c])

@@ -88,10 +88,11 @@ duet_status duet_fused_prepare(duet_fused_prog *p);
 /* Run a prepared p over shape into contiguous out, which must not overlap
  * any input except exactly: out may be the memory of an input read at
  * out's own contiguous strides (a matmul epilogue runs in place over the
- * product; each tile reads its inputs before its output is written, and
- * elementwise kernels allow y == x). Never fails, never allocates: tile buffers are on the stack
- * (DUET_FUSED_SCRATCH_FLOATS floats; a program with more than 8 live
- * buffers gets shorter tiles, down to 64 floats for 41). Unit-stride inputs
+ * product; each block reads its inputs before its output is written, and
+ * a step may write over a register it reads). Never fails, never
+ * allocates: tile buffers are on the stack (DUET_FUSED_SCRATCH_FLOATS
+ * floats; a program with more than 8 live buffers gets shorter tiles, down
+ * to 64 floats for 41). Unit-stride inputs
  * are read in place and the output written in place, except the last
  * < DUET_FUSED_LANES elements of each row, which run zero-padded through a
  * buffer; kt->fused_block must be set. */
