@@ -167,8 +167,9 @@ typedef struct duet_step_aux {
     duet_matmul_desc mm;
     float *scratch;
     duet_fused_prog prog;
-    /* The fused consumer kinds: the program's input that is the matmul
-     * panel (-1: none), rows per panel, and the chunk buffer or panel. */
+    /* The fused consumer kinds: the program's input that is the matmul's
+     * product (-1: none), rows per epilogue panel, and a fused reduction's
+     * chunk buffer. */
     int local;
     int64_t panel_rows;
     float *buf;
