@@ -295,6 +295,24 @@ static void copy_strides(int64_t *dst, const duet_gref *r)
         dst[d] = r->strides[d];
 }
 
+/* Layer norm's gamma and beta (refs 1 and 2 when present) and eps, for the
+ * plain and the fused-producer step alike. */
+static void bind_lnorm_params(const resolve *R, const duet_gnode *n, duet_step *s,
+                              duet_step_aux *x)
+{
+    const duet_gref *r = &R->L->ir->refs[n->in0 + 1];
+    if (n->has_g) {
+        bind(R, &x->g, r);
+        x->sg = (ptrdiff_t)r->strides[0];
+        r++;
+    }
+    if (n->has_b) {
+        bind(R, &x->b, r);
+        x->sbeta = (ptrdiff_t)r->strides[0];
+    }
+    s->c = n->c;
+}
+
 /* ---- fused groups ------------------------------------------------------------- */
 
 /* The program of fused group gid: members in node order (the last one is
@@ -414,18 +432,8 @@ static void lower_consumer(const resolve *R, int v, duet_step *s, const size_t *
     s->kind = n->op == DUET_GOP_REDUCE    ? DUET_STEP_REDUCE_SRC
               : n->op == DUET_GOP_SOFTMAX ? DUET_STEP_SOFTMAX_SRC
                                           : DUET_STEP_LNORM_SRC;
-    if (n->op == DUET_GOP_LNORM) {
-        int q = 1;
-        if (n->has_g) {
-            bind(R, &x->g, &ir->refs[n->in0 + q]);
-            x->sg = (ptrdiff_t)ir->refs[n->in0 + q++].strides[0];
-        }
-        if (n->has_b) {
-            bind(R, &x->b, &ir->refs[n->in0 + q]);
-            x->sbeta = (ptrdiff_t)ir->refs[n->in0 + q].strides[0];
-        }
-        s->c = n->c;
-    }
+    if (n->op == DUET_GOP_LNORM)
+        bind_lnorm_params(R, n, s, x);
 }
 
 /* ---- one node -> steps --------------------------------------------------------- */
@@ -514,16 +522,7 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
         bind(R, &s->a, r0);
         set_shape(x, r0->ndim, r0->shape);
         copy_strides(x->sa, r0);
-        int q = 1;
-        if (n->has_g) {
-            bind(R, &x->g, &ir->refs[n->in0 + q]);
-            x->sg = (ptrdiff_t)ir->refs[n->in0 + q++].strides[0];
-        }
-        if (n->has_b) {
-            bind(R, &x->b, &ir->refs[n->in0 + q]);
-            x->sbeta = (ptrdiff_t)ir->refs[n->in0 + q].strides[0];
-        }
-        s->c = n->c;
+        bind_lnorm_params(R, n, s, x);
         break;
     }
     case DUET_GOP_MATMUL: {
