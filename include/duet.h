@@ -129,6 +129,10 @@ typedef struct duet_ctx_options {
      * with DIFFERENT counts must not run matmuls at the same time from
      * different threads. */
     int num_threads;
+    /* oneDNN primitives (conv, pool, batch norm) the context keeps for eager
+     * calls; 0 means the default, 64; -1 turns caching off. See
+     * duet_prim_cache_stats_get. */
+    int prim_cache_capacity;
 } duet_ctx_options;
 
 /**
@@ -417,6 +421,98 @@ DUET_API duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *x, const duet_
  * DUET_ERR_HANDLE for bad handles.
  */
 DUET_API duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+
+/* ------------------------------------------------------------------ */
+/* Convolution, pooling, batch norm (oneDNN)                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * These ops take and return plain duet tensors in NCHW order (x is
+ * [N, C, H, W]); oneDNN computes them. Each distinct configuration (op,
+ * shapes, strides, attributes, the ISA oneDNN runs at) needs a oneDNN
+ * "primitive", whose creation costs tens of microseconds; eager calls get
+ * theirs from a bounded cache owned by the context (duet_ctx_options.
+ * prim_cache_capacity), so a loop repeating the same call creates each
+ * primitive once. Inputs may be any strided view; results are contiguous.
+ *
+ * oneDNN's ISA is process-wide and can be fixed only once, before its first
+ * primitive is made: the first context that runs one of these ops caps it
+ * at that context's ISA (scalar: SSE4.1, oneDNN's lowest, since it has no
+ * scalar path; avx2: AVX2, so no AVX-512 even where the CPU has it). A
+ * context with another ISA later still runs oneDNN at that first cap;
+ * duet_prim_cache_stats reports the ISA oneDNN actually uses.
+ *
+ * Output size per spatial axis (floor division; must be >= 1, else
+ * DUET_ERR_SHAPE naming the op and the shapes):
+ *     out = (in + 2*padding - dilation*(kernel-1) - 1) / stride + 1
+ */
+
+/** Options of duet_conv2d. Zero-initialise: zero stride, dilation and
+ *  groups mean 1, zero padding none. */
+typedef struct duet_conv2d_options {
+    duet_tensor *bias;  /* [C_out] f32, or NULL */
+    int stride[2];      /* [height, width]; 0: 1 */
+    int padding[2];     /* zeros added on both sides of each axis */
+    int dilation[2];    /* 1 (or 0): plain; d: kernel taps d apart */
+    int groups;         /* 0: 1. C_in and C_out must both divide by it */
+} duet_conv2d_options;
+
+/**
+ * 2-D convolution (cross-correlation, as in every DL framework):
+ * x [N, C_in, H, W] with weights w [C_out, C_in/groups, KH, KW] gives
+ * [N, C_out, OH, OW]; opts NULL means stride 1, no padding, no bias.
+ * Errors: DUET_ERR_SHAPE (ranks, channel counts, bias length, an empty
+ * output window), DUET_ERR_ARG (negative stride/padding/dilation/groups),
+ * DUET_ERR_DTYPE, DUET_ERR_BACKEND if oneDNN refuses, DUET_ERR_NOMEM.
+ * Each output agrees with an exact (double-precision) convolution within
+ * (K + 2) * 2^-24 * (sum |x||w| + |bias|), K = C_in/groups * KH * KW the
+ * length of its dot product: the bound of f32 accumulation in any order,
+ * since oneDNN picks its own (direct, GEMM-based, blocked).
+ */
+DUET_API duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *x, duet_tensor *w,
+                                  const duet_conv2d_options *opts);
+
+/** Options of the 2-D pools. kernel is required (>= 1 each). */
+typedef struct duet_pool2d_options {
+    int kernel[2];   /* [height, width] */
+    int stride[2];   /* 0: the kernel size (non-overlapping windows) */
+    int padding[2];  /* each at most half the kernel: padding[i] <= kernel[i] / 2 */
+    bool count_pad;  /* average pool: divide by the full window (true) or
+                      * only by the elements inside x (false, default) */
+} duet_pool2d_options;
+
+/** Max over each window of x [N, C, H, W]; padding never wins (it is -inf). */
+DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
+/** Mean over each window of x [N, C, H, W] (see count_pad). */
+DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
+
+/** Batch norm in inference form, per channel c (axis 1 of x [N, C, H, W]):
+ *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]. mean and var
+ *  are required, gamma and beta optional (NULL: 1 and 0); each is f32 [C]. */
+typedef struct duet_batch_norm_options {
+    duet_tensor *mean;
+    duet_tensor *var;
+    duet_tensor *gamma;
+    duet_tensor *beta;
+    float eps; /* 0 means the default, 1e-5; must be finite and >= 0 */
+} duet_batch_norm_options;
+DUET_API duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *x,
+                                      const duet_batch_norm_options *opts);
+
+/** The context's oneDNN primitive cache. */
+typedef struct duet_prim_cache_stats {
+    uint64_t hits;       /* eager calls that found their primitive */
+    uint64_t misses;     /* eager calls that had to create one */
+    uint64_t evictions;  /* entries dropped (least recently used) to respect the capacity */
+    int entries;         /* primitives held now */
+    int capacity;        /* most entries held (0: caching off) */
+    const char *onednn_isa; /* what oneDNN runs at: "sse41", "avx2", ...; "none" before first use */
+} duet_prim_cache_stats;
+
+DUET_API duet_status duet_prim_cache_stats_get(duet_ctx *ctx, duet_prim_cache_stats *out);
+/** Change the capacity (0: off, every eager call creates and drops its
+ *  primitive; shrinking evicts). Negative fails with DUET_ERR_ARG. */
+DUET_API duet_status duet_prim_cache_set_capacity(duet_ctx *ctx, int capacity);
 
 /* ------------------------------------------------------------------ */
 /* Graph mode: trace once, compile, replay                             */
