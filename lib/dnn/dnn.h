@@ -14,6 +14,7 @@
 #define DUET_DNN_H
 
 #include "../core/core.h"
+#include "../core/iter.h"
 
 #include <dnnl.h>
 
@@ -105,8 +106,37 @@ typedef struct duet_dnn_args {
     void *scratch;                     /* scratch_bytes, 64-byte aligned */
 } duet_dnn_args;
 
-/* Run p. Fails only if oneDNN does (error set, naming op). */
-duet_status duet_dnn_exec(duet_ctx *ctx, const char *op, duet_dnn_prim *p, const duet_dnn_args *a);
+/* Run p on d's stream with threads OpenMP threads. */
+dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a);
+
+/* ---- one op's operands, as eager and graph mode hold them (run.c) ----- */
+
+enum { DUET_DNN_V_BIAS, DUET_DNN_V_MEAN, DUET_DNN_V_VAR, DUET_DNN_V_GAMMA, DUET_DNN_V_BETA,
+       DUET_DNN_NV };
+
+/* Operands over duet's strided memory. The pointers change per call (graph
+ * mode's fixups aim at them); the rest is fixed by duet_dnn_io_prepare. */
+typedef struct duet_dnn_io {
+    const float *x, *w, *vec[DUET_DNN_NV];
+    float *y;
+    int x_ndim;
+    int64_t x_shape[4], x_strides[4], w_shape[4], w_strides[4];
+    int64_t vec_n, vec_stride[DUET_DNN_NV];
+    bool gather_x, gather_w;   /* an expanded (stride-0) view oneDNN cannot describe */
+    size_t gather_bytes;       /* scratch those copies take, before the primitive's */
+} duet_dnn_io;
+
+/* Decide the gathers and fill key's tensor fields (x, and w when has_w)
+ * from io's shapes and strides. */
+void duet_dnn_io_prepare(duet_dnn_io *io, bool has_w, duet_dnn_key *key);
+/* Scratch one run of p on io needs (64-byte aligned). */
+static inline size_t duet_dnn_io_scratch(const duet_dnn_io *io, const duet_dnn_prim *p)
+{
+    return io->gather_bytes + p->scratch_bytes;
+}
+/* Gather what must be gathered into scratch and run p. */
+dnnl_status_t duet_dnn_run(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_io *io,
+                           void *scratch);
 
 /* Shared by the creators: a plain strided f32 memory descriptor. */
 dnnl_status_t duet_dnn_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape,

@@ -175,13 +175,12 @@ static dnnl_status_t reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t fro
     return dnnl_primitive_execute(re, d->stream, 2, args);
 }
 
-duet_status duet_dnn_exec(duet_ctx *ctx, const char *op, duet_dnn_prim *p, const duet_dnn_args *a)
+dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a)
 {
-    duet_dnn *d = ctx->dnn;
     char *scratch = a->scratch;
     /* oneDNN runs on OpenMP; the thread count is a per-calling-thread
      * setting, so contexts on different threads do not disturb each other. */
-    omp_set_num_threads(ctx->threads);
+    omp_set_num_threads(threads);
     dnnl_exec_arg_t args[10];
     int n = 0;
     dnnl_status_t s = set(p->m_src, a->x);
@@ -206,7 +205,7 @@ duet_status duet_dnn_exec(duet_ctx *ctx, const char *op, duet_dnn_prim *p, const
         (s = set(p->m_var, a->var)) == dnnl_success && (s = set(p->m_scale, a->gamma)) == dnnl_success)
         s = set(p->m_shift, a->beta);
     if (s != dnnl_success)
-        return duet_dnn_fail(ctx, op, "memory binding", s);
+        return s;
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
     if (wei)
@@ -228,7 +227,7 @@ duet_status duet_dnn_exec(duet_ctx *ctx, const char *op, duet_dnn_prim *p, const
         s = reorder(d, p->re_dst, dst, p->m_dst);
     if (s == dnnl_success)
         s = dnnl_stream_wait(d->stream);
-    return s == dnnl_success ? DUET_OK : duet_dnn_fail(ctx, op, "execution", s);
+    return s;
 }
 
 duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key *key)

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { V_BIAS, V_MEAN, V_VAR, V_GAMMA, V_BETA, V_N };
+enum { V_BIAS = DUET_DNN_V_BIAS, V_MEAN, V_VAR, V_GAMMA, V_BETA, V_N };
 
 /* "[a,b]" of an int pair, for messages. */
 static const char *pair(char *buf, size_t cap, const int *v)
@@ -61,31 +61,6 @@ static duet_tensor_impl *vec_param(duet_ctx *ctx, const char *op, const duet_ten
     return p;
 }
 
-/* The key's view of t: its strides, with contiguous tensors described the
- * one way (size-1 dims may carry any stride) so they share primitives. */
-static void key_tensor(const duet_tensor_impl *t, int64_t *shape, int64_t *strides)
-{
-    for (int i = 0; i < t->ndim; i++)
-        shape[i] = t->shape[i];
-    if (duet_impl_is_contiguous(t))
-        duet_contig_strides(t->ndim, t->shape, strides);
-    else
-        for (int i = 0; i < t->ndim; i++)
-            strides[i] = t->shape[i] == 1 ? 0 : t->strides[i];
-}
-
-/* True if a dim of length > 1 has stride 0 (an expanded view): oneDNN
- * cannot describe it, so such a tensor is gathered first. */
-static bool expanded(const duet_tensor_impl *t)
-{
-    for (int i = 0; i < t->ndim; i++)
-        if (t->shape[i] > 1 && t->strides[i] == 0)
-            return true;
-    return false;
-}
-
-static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* Run the primitive for key on x (and w, vec[]) into a new tensor of yshape. */
 static duet_tensor *run(duet_ctx *ctx, const char *op, duet_dnn_key *key, duet_tensor_impl *x,
                         duet_tensor_impl *w, duet_tensor_impl *const *vec, int ydim,
@@ -95,71 +70,41 @@ static duet_tensor *run(duet_ctx *ctx, const char *op, duet_dnn_key *key, duet_t
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, ydim, yshape, &y);
     if (DUET_UNLIKELY(!hy) || y->numel == 0)
         return hy;
-    /* Scratch: expanded x or w gathered, non-unit-stride vectors gathered,
-     * then the primitive's own (sized once the primitive is known). */
-    bool gx = expanded(x), gw = w && expanded(w);
-    size_t bytes = 0, off[V_N + 2];
-    off[0] = bytes, bytes += gx ? up64((size_t)x->numel * 4) : 0;
-    off[1] = bytes, bytes += gw ? up64((size_t)w->numel * 4) : 0;
+    duet_dnn_io io = {.x = duet_impl_f32(x), .w = w ? duet_impl_f32(w) : NULL,
+                      .y = duet_impl_f32(y), .x_ndim = x->ndim, .vec_n = x->shape[1]};
+    memcpy(io.x_shape, x->shape, sizeof(int64_t) * x->ndim);
+    memcpy(io.x_strides, x->strides, sizeof(int64_t) * x->ndim);
+    if (w) {
+        memcpy(io.w_shape, w->shape, sizeof io.w_shape);
+        memcpy(io.w_strides, w->strides, sizeof io.w_strides);
+        io.vec_n = w->shape[0];
+    }
     for (int i = 0; i < V_N; i++) {
-        off[2 + i] = bytes;
-        if (vec[i] && vec[i]->strides[0] != 1 && vec[i]->numel > 1)
-            bytes += up64((size_t)vec[i]->numel * 4);
+        io.vec[i] = vec[i] ? duet_impl_f32(vec[i]) : NULL;
+        io.vec_stride[i] = vec[i] ? vec[i]->strides[0] : 1;
     }
     key->isa = ctx->isa;
-    int64_t st[4];
-    if (gx) {
-        duet_contig_strides(x->ndim, x->shape, st);
-        memcpy(key->x_strides, st, sizeof(int64_t) * (size_t)x->ndim);
-    }
-    if (gw) {
-        duet_contig_strides(4, w->shape, st);
-        memcpy(key->w_strides, st, sizeof st);
-    }
+    duet_dnn_io_prepare(&io, w != NULL, key);
     bool owned;
     duet_dnn_prim *p = duet_dnn_lookup(ctx, op, key, &owned);
     if (DUET_UNLIKELY(!p)) {
         duet_release(ctx, hy);
         return NULL;
     }
-    size_t prim_off = bytes;
-    bytes += p->scratch_bytes;
+    size_t bytes = duet_dnn_io_scratch(&io, p);
     duet_block *blk = NULL;
-    if (bytes && DUET_UNLIKELY(!(blk = duet_pool_get(ctx, bytes)))) {
-        duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for %zu bytes of scratch", op, bytes);
-        if (owned)
-            duet_dnn_prim_free(p);
-        duet_release(ctx, hy);
-        return NULL;
-    }
-    char *sc = blk ? DUET_BLOCK_DATA(blk) : NULL;
-    const float *ptr[V_N];
-    for (int i = 0; i < V_N; i++) {
-        ptr[i] = vec[i] ? duet_impl_f32(vec[i]) : NULL;
-        if (vec[i] && vec[i]->strides[0] != 1 && vec[i]->numel > 1) {
-            duet_gather32(1, vec[i]->shape, (const uint32_t *)ptr[i], vec[i]->strides,
-                          sc + off[2 + i]);
-            ptr[i] = (const float *)(sc + off[2 + i]);
-        }
-    }
-    duet_dnn_args a = {.x = duet_impl_f32(x), .w = w ? duet_impl_f32(w) : NULL,
-                       .bias = ptr[V_BIAS], .mean = ptr[V_MEAN], .var = ptr[V_VAR],
-                       .gamma = ptr[V_GAMMA], .beta = ptr[V_BETA], .y = duet_impl_f32(y),
-                       .scratch = sc ? sc + prim_off : NULL};
-    if (gx) {
-        duet_gather32(x->ndim, x->shape, (const uint32_t *)a.x, x->strides, sc + off[0]);
-        a.x = (const float *)(sc + off[0]);
-    }
-    if (gw) {
-        duet_gather32(4, w->shape, (const uint32_t *)a.w, w->strides, sc + off[1]);
-        a.w = (const float *)(sc + off[1]);
-    }
-    duet_status s = duet_dnn_exec(ctx, op, p, &a);
+    dnnl_status_t s = dnnl_out_of_memory;
+    if (!bytes || (blk = duet_pool_get(ctx, bytes)) != NULL)
+        s = duet_dnn_run(ctx->dnn, ctx->threads, p, &io, blk ? DUET_BLOCK_DATA(blk) : NULL);
     if (blk)
         duet_pool_put(ctx, blk);
     if (owned)
         duet_dnn_prim_free(p);
-    if (DUET_UNLIKELY(s != DUET_OK)) {
+    if (DUET_UNLIKELY(s != dnnl_success)) {
+        if (bytes && !blk)
+            duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for %zu bytes of scratch", op, bytes);
+        else
+            duet_dnn_fail(ctx, op, "execution", s);
         duet_release(ctx, hy);
         return NULL;
     }
@@ -252,7 +197,6 @@ duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
     duet_dnn_key key;
     memset(&key, 0, sizeof key);
     key.kind = DUET_DNN_CONV;
-    key.ndim = 4;
     key.flags = vec[V_BIAS] ? DUET_DNN_BIAS : 0;
     key.groups = (int32_t)g;
     for (int i = 0; i < 2; i++) {
@@ -260,8 +204,6 @@ duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
         key.pad[i] = o.padding[i];
         key.dil[i] = o.dilation[i] - 1;
     }
-    key_tensor(x, key.x_shape, key.x_strides);
-    key_tensor(w, key.w_shape, key.w_strides);
     return run(ctx, op, &key, x, w, vec, 4, yshape);
 }
 
@@ -306,13 +248,11 @@ static duet_tensor *pool(duet_ctx *ctx, const char *op, bool max, duet_tensor *h
     duet_dnn_key key;
     memset(&key, 0, sizeof key);
     key.kind = max ? DUET_DNN_MAXPOOL : o.count_pad ? DUET_DNN_AVGPOOL_PAD : DUET_DNN_AVGPOOL;
-    key.ndim = 4;
     for (int i = 0; i < 2; i++) {
         key.kernel[i] = o.kernel[i];
         key.stride[i] = o.stride[i];
         key.pad[i] = o.padding[i];
     }
-    key_tensor(x, key.x_shape, key.x_strides);
     duet_tensor_impl *vec[V_N] = {0};
     return run(ctx, op, &key, x, NULL, vec, 4, yshape);
 }
@@ -367,9 +307,7 @@ duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_no
     duet_dnn_key key;
     memset(&key, 0, sizeof key);
     key.kind = DUET_DNN_BNORM;
-    key.ndim = x->ndim;
     key.eps = eps == 0.0f ? 1e-5f : eps;
     key.flags = (vec[V_GAMMA] ? DUET_DNN_GAMMA : 0) | (vec[V_BETA] ? DUET_DNN_BETA : 0);
-    key_tensor(x, key.x_shape, key.x_strides);
     return run(ctx, op, &key, x, NULL, vec, x->ndim, x->shape);
 }
