@@ -138,6 +138,8 @@ static size_t step_scratch(const lower *L, int v)
         int64_t p = L->ir->nodes[n->fsrc].numel;
         return (size_t)(p < DUET_FUSED_SRC_CHUNK ? p : DUET_FUSED_SRC_CHUNK);
     }
+    if (n->op == DUET_GOP_DNN)
+        return (duet_graph_dnn_scratch(L->g, v) + 3) / 4;
     bool epi = n->fsrc >= 0 && duet_gop_is_elementwise(n->op);
     if (epi || n->op == DUET_GOP_MATMUL) {
         plan_matmul(L, epi ? n->fsrc : v, &d);
@@ -540,6 +542,16 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
             x->scratch = (float *)((char *)DUET_BLOCK_DATA(L->g->arena) + scratch_off[v]);
         break;
     }
+    case DUET_GOP_DNN:
+        s->kind = DUET_STEP_DNN;
+        x = NEED_AUX();
+        x->dnn = duet_graph_dnn_step(L->g, v, s->y,
+                                     scratch_off[v] != DUET_PLAN_EXTERNAL
+                                         ? (char *)DUET_BLOCK_DATA(L->g->arena) + scratch_off[v]
+                                         : NULL);
+        for (int i = 0; i < n->nin; i++)
+            bind(R, duet_graph_dnn_operand(L->g, v, i), &ir->refs[n->in0 + i]);
+        break;
     case DUET_GOP_COPY:
         s->kind = DUET_STEP_COPY;
         x = NEED_AUX();
@@ -659,6 +671,12 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     if ((s = place_outputs(&L)) != DUET_OK)
         goto done;
     liveness(&L);
+    /* oneDNN primitives now: their scratch is planned with the values. */
+    bool *need = (bool *)(void *)val; /* val is free until plan() fills it */
+    for (int v = 0; v < ir->nnodes; v++)
+        need[v] = L.lstep[v] >= 0 && ir->nodes[v].op == DUET_GOP_DNN && ir->nodes[v].numel > 0;
+    if ((s = duet_graph_dnn_prepare(ctx, g, need)) != DUET_OK)
+        goto done;
     if ((s = plan(&L, val, &voff, scratch_off)) != DUET_OK)
         goto done;
 

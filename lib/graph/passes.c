@@ -83,6 +83,7 @@ static bool same_node(const duet_gir *ir, const duet_gnode *a, const duet_gnode 
 {
     if (a->op != b->op || a->sub != b->sub || a->axis != b->axis || a->mask != b->mask ||
         memcmp(&a->c, &b->c, sizeof a->c) != 0 || a->has_g != b->has_g ||
+        memcmp(&a->dnn, &b->dnn, sizeof a->dnn) != 0 ||
         a->has_b != b->has_b || a->dtype != b->dtype || a->ndim != b->ndim || a->nin != b->nin)
         return false;
     for (int d = 0; d < a->ndim; d++)
