@@ -281,6 +281,15 @@ struct duet_dnn_step *duet_graph_dnn_step(const duet_graph_impl *g, int v, float
 void duet_graph_dnn_run(struct duet_dnn_step *d);
 duet_status duet_graph_dnn_status(duet_ctx *ctx, const duet_graph_impl *g);
 void duet_graph_dnn_free(duet_graph_impl *g);
+/* Ref index read by binary post-op j of the step of node v (-1: none). */
+int duet_graph_dnn_bin_ref(const duet_graph_impl *g, int v, int j);
+const float **duet_graph_dnn_bin_slot(const duet_graph_impl *g, int v, int j);
+/* DUET_PASS_FUSE_DNN: a conv's chain of sole elementwise readers (relu and
+ * other activations, scalar affine ops, binary ops with a second operand
+ * such as a residual or a per-channel bias) becomes the primitive's
+ * post-ops when oneDNN takes them. Marks the chain like the matmul epilogue
+ * (fused_into the last node; its fsrc the conv); *count += fused ops. */
+duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count);
 /* The eager op behind a oneDNN node over tensors t (constant folding). */
 duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t);
 

@@ -138,7 +138,7 @@ typedef struct fuse_ctx {
 static bool fusible(const duet_gnode *n)
 {
     return duet_gop_is_elementwise(n->op) && !n->dead && n->repl < 0 && n->group < 0 &&
-           n->numel > 0;
+           n->numel > 0 && n->fused_into < 0 && n->fsrc < 0; /* not a conv's post-op */
 }
 
 static bool same_shape(const duet_gnode *a, const duet_gnode *b)
