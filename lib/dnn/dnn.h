@@ -57,6 +57,9 @@ typedef struct duet_dnn_key {
 typedef struct duet_dnn_prim {
     duet_dnn_key key;
     int64_t y_shape[4];
+    dnnl_memory_desc_t y_md; /* the layout y is written in: duet's plain one, or
+                              * with duet_dnn_layout.keep_y the primitive's own */
+    size_t y_bytes;
     dnnl_primitive_t prim;
     dnnl_primitive_t re_src, re_wei, re_dst; /* NULL: the user's layout is used as is */
     dnnl_memory_t m_src, m_wei, m_bias, m_dst; /* user side; handles set per call */
@@ -93,16 +96,29 @@ void duet_dnn_destroy(duet_ctx *ctx);
  * dnnl_out_of_memory): "op: oneDNN what failed (dnnl_unimplemented)". */
 duet_status duet_dnn_fail(duet_ctx *ctx, const char *op, const char *what, dnnl_status_t s);
 
+/* Layouts a graph gives a primitive beyond its key: between consecutive
+ * oneDNN steps a value stays in the producer's layout. Eager calls pass
+ * NULL: x in duet's strided layout, y written plain. */
+typedef struct duet_dnn_layout {
+    const dnnl_memory_desc_t *x_md; /* x arrives in this layout (NULL: plain strided) */
+    bool keep_y;                     /* write y in the layout the primitive prefers */
+} duet_dnn_layout;
+
 /* Create the primitive for key. NULL with the error set. */
 duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key *key);
 /* The same without touching ctx's error state: oneDNN's status (a fusion
  * attempt that oneDNN cannot do is not an error). */
-dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, duet_dnn_prim **out);
+dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn_layout *lay,
+                            duet_dnn_prim **out);
 /* The creators by kind (conv.c, pool.c), given p zeroed with its key set;
  * they fill p and return oneDNN's status (p is freed by the caller on failure). */
-dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p);
-dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p);
-dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p);
+dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+/* y's side of a creator: with keep_y, the memory in the primitive's layout
+ * want; else duet's plain contiguous layout, reordered from want if needed. */
+dnnl_status_t duet_dnn_bind_y(duet_dnn *d, duet_dnn_prim *p, const dnnl_memory_desc_t *want,
+                              const duet_dnn_layout *lay);
 /* Output length of a window op along one axis: (in + 2 pad - dil (k - 1) - 1) / stride + 1
  * with dil the plain dilation (>= 1); < 1 when no window fits. */
 static inline int64_t duet_dnn_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad,
