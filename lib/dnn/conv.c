@@ -79,6 +79,7 @@ dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p, const duet_dnn
                            &p->scratch_bytes)) == dnnl_success &&
         (s = duet_dnn_bind(d, &wmd, ww, true, &p->m_wei, &p->m_wei_b, &p->re_wei, &p->off_wei_b,
                            &p->scratch_bytes)) == dnnl_success &&
+        ((p->wei_b_bytes = p->re_wei ? dnnl_memory_desc_get_size(ww) : 0), true) &&
         (s = duet_dnn_bind_y(d, p, yw, lay)) == dnnl_success &&
         (!(k->flags & DUET_DNN_BIAS) ||
          (s = dnnl_memory_create(&p->m_bias, &bmd, d->engine, DNNL_MEMORY_NONE)) == dnnl_success))

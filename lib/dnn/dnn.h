@@ -69,6 +69,7 @@ typedef struct duet_dnn_prim {
     dnnl_memory_t m_bin[DUET_DNN_MAX_BIN];
     int bin_post[DUET_DNN_MAX_BIN];             /* which post-op each one feeds */
     size_t off_src_b, off_wei_b, off_dst_b, off_pad;
+    size_t wei_b_bytes;                         /* the weights in oneDNN's layout (0: no reorder) */
     size_t scratch_bytes;
     /* the context's cache */
     uint64_t hash;
@@ -137,12 +138,16 @@ duet_dnn_prim *duet_dnn_lookup(duet_ctx *ctx, const char *op, const duet_dnn_key
 /* The data of one execution. Unused pointers are NULL. */
 typedef struct duet_dnn_args {
     const float *x, *w, *bias;         /* bias: contiguous [O] */
+    const float *w_ready;              /* w already in the primitive's layout (NULL: reorder w) */
     const float *mean, *var, *gamma, *beta; /* contiguous [C] */
     const float *bin[DUET_DNN_MAX_BIN]; /* post-op operands, as the key describes them */
     float *y;                          /* contiguous */
     void *scratch;                     /* scratch_bytes, 64-byte aligned */
 } duet_dnn_args;
 
+/* Reorder weights w into dst (wei_b_bytes) in p's layout, once for many runs. */
+dnnl_status_t duet_dnn_reorder_w(duet_dnn *d, int threads, duet_dnn_prim *p, const float *w,
+                                 void *dst);
 /* Run p on d's stream with threads OpenMP threads. */
 dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a);
 
@@ -155,6 +160,7 @@ enum { DUET_DNN_V_BIAS, DUET_DNN_V_MEAN, DUET_DNN_V_VAR, DUET_DNN_V_GAMMA, DUET_
  * mode's fixups aim at them); the rest is fixed by duet_dnn_io_prepare. */
 typedef struct duet_dnn_io {
     const float *x, *w, *vec[DUET_DNN_NV];
+    const float *w_ready; /* graph mode: weights kept reordered across runs */
     const float *bin[DUET_DNN_MAX_BIN];
     float *y;
     int x_ndim;

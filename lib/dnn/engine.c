@@ -220,6 +220,17 @@ static dnnl_status_t reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t fro
     return dnnl_primitive_execute(re, d->stream, 2, args);
 }
 
+dnnl_status_t duet_dnn_reorder_w(duet_dnn *d, int threads, duet_dnn_prim *p, const float *w,
+                                 void *dst)
+{
+    omp_set_num_threads(threads);
+    dnnl_status_t s = set(p->m_wei, w);
+    if (s == dnnl_success && (s = set(p->m_wei_b, dst)) == dnnl_success &&
+        (s = reorder(d, p->re_wei, p->m_wei, p->m_wei_b)) == dnnl_success)
+        s = dnnl_stream_wait(d->stream);
+    return s;
+}
+
 dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a)
 {
     char *scratch = a->scratch;
@@ -238,7 +249,9 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     if (s == dnnl_success && p->m_wei && (s = set(p->m_wei, a->w)) == dnnl_success &&
         p->re_wei) {
         wei = p->m_wei_b;
-        if ((s = set(wei, scratch + p->off_wei_b)) == dnnl_success)
+        if (a->w_ready)
+            s = set(wei, a->w_ready);
+        else if ((s = set(wei, scratch + p->off_wei_b)) == dnnl_success)
             s = reorder(d, p->re_wei, p->m_wei, wei);
     }
     if (s == dnnl_success && (s = set(p->m_dst, a->y)) == dnnl_success && p->re_dst) {

@@ -149,6 +149,19 @@ duet_status duet_graph_dnn_prepare(duet_ctx *ctx, duet_graph_impl *g, const bool
         d->keep_y = lay.keep_y;
         g->st.blocked_values += lay.keep_y;
     }
+    /* Weights from a parameter or constant: reordered once, kept. */
+    for (int c = 0; c < g->ndnn; c++) {
+        duet_dnn_step *d = g->dnn[c];
+        if (!d || !d->prim->wei_b_bytes || d->io.gather_w)
+            continue;
+        const duet_gnode *w = &ir->nodes[ir->refs[ir->nodes[c].in0 + 1].node];
+        if ((w->op != DUET_GOP_PARAM && w->op != DUET_GOP_CONST) || !w->blk)
+            continue;
+        if (!(d->wbuf = duet_pool_get(ctx, d->prim->wei_b_bytes)))
+            return duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: out of memory for reordered weights");
+        d->wsrc = w->blk;
+        d->io.w_ready = DUET_BLOCK_DATA(d->wbuf);
+    }
     return DUET_OK;
 }
 
@@ -179,7 +192,14 @@ struct duet_dnn_step *duet_graph_dnn_step(const duet_graph_impl *g, int v, float
 
 void duet_graph_dnn_run(duet_dnn_step *d)
 {
-    dnnl_status_t s = duet_dnn_run(d->d, d->threads, d->prim, &d->io, d->scratch);
+    dnnl_status_t s = dnnl_success;
+    if (d->wbuf && (!d->wvalid || d->wsrc->version != d->wseen)) {
+        s = duet_dnn_reorder_w(d->d, d->threads, d->prim, d->io.w, DUET_BLOCK_DATA(d->wbuf));
+        d->wseen = d->wsrc->version;
+        d->wvalid = s == dnnl_success;
+    }
+    if (s == dnnl_success)
+        s = duet_dnn_run(d->d, d->threads, d->prim, &d->io, d->scratch);
     if (DUET_UNLIKELY(s != dnnl_success) && d->status == dnnl_success)
         d->status = s;
 }
@@ -197,10 +217,12 @@ duet_status duet_graph_dnn_status(duet_ctx *ctx, const duet_graph_impl *g)
     return DUET_OK;
 }
 
-void duet_graph_dnn_free(duet_graph_impl *g)
+void duet_graph_dnn_free(duet_ctx *ctx, duet_graph_impl *g)
 {
     for (int v = 0; v < g->ndnn; v++)
         if (g->dnn[v]) {
+            if (g->dnn[v]->wbuf)
+                duet_pool_put(ctx, g->dnn[v]->wbuf);
             duet_dnn_prim_free(g->dnn[v]->prim);
             free(g->dnn[v]);
         }

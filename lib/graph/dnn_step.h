@@ -21,6 +21,12 @@ typedef struct duet_dnn_step {
     bool keep_y;          /* that value stays in the primitive's layout (read only by
                            * oneDNN steps) */
     int bin_ref[DUET_DNN_MAX_BIN]; /* the refs the binary post-ops read (IR indices) */
+    /* Weights that are a parameter or constant stay reordered in wbuf between
+     * runs, redone when their block's version moves (duet_write). */
+    const duet_block *wsrc;
+    duet_block *wbuf;
+    uint32_t wseen;
+    bool wvalid;
 } duet_dnn_step;
 
 /* A step for oneDNN node v: its operands' strides and its key (no post-ops,
