@@ -28,6 +28,8 @@ DEB_PKGS := libopenblas-dev libdnnl-dev check pkg-config
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+# oneDNN runs on OpenMP (libgomp); duet sets its thread count per call.
+DNNL_LIBS   := -ldnnl -lgomp
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -O2 -g $(WARN) -fPIC -fvisibility=hidden -Iinclude
@@ -92,12 +94,12 @@ $(STATIC): $(LIB_OBJ)
 
 $(SHARED): $(LIB_OBJ)
 	@echo "  LD $@"
-	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) $(DNNL_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
 	$(Q)ln -sf libduet.so.$(VERSION) $(BUILD)/libduet.so.$(SOMAJOR)
 	$(Q)ln -sf libduet.so.$(SOMAJOR) $(BUILD)/libduet.so
 
 # Programs link the static library so they run from the tree without LD_LIBRARY_PATH.
-LINK_LIBS = $(STATIC) $(BLAS_LIBS) -lm -lpthread
+LINK_LIBS = $(STATIC) $(BLAS_LIBS) $(DNNL_LIBS) -lm -lpthread
 
 # ---- tests --------------------------------------------------------------------------
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)
@@ -119,7 +121,7 @@ sanitize:
 	  TEST_ENV="ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1" test
 
 valgrind:
-	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"
 
 # The library must pick the scalar path and never execute an AVX instruction
 # on a CPU without AVX2: run the suite (DUET_ISA unset, so detection decides)

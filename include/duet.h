@@ -138,8 +138,9 @@ typedef struct duet_ctx_options {
 /**
  * Create a context. opts may be NULL for the defaults. Returns NULL if memory
  * runs out, if $DUET_ISA names an unknown path, if the ISA asked for is
- * not supported by this machine, or if num_threads is negative or
- * $DUET_NUM_THREADS is not a positive integer (there is no context to report into, so
+ * not supported by this machine, if num_threads is negative or
+ * $DUET_NUM_THREADS is not a positive integer, or if prim_cache_capacity is
+ * below -1 (there is no context to report into, so
  * these are the only failures reported by NULL alone).
  */
 DUET_API duet_ctx *duet_ctx_create(const duet_ctx_options *opts);

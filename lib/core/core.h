@@ -107,6 +107,11 @@ struct duet_ctx {
     struct duet_graph_slot *graphs;
     uint32_t ngraphs, capgraphs;
 
+    /* oneDNN (lib/dnn): engine, stream and the primitive cache, made at the
+     * first conv/pool/batch-norm op; prim_cap bounds the cache (0: off). */
+    struct duet_dnn *dnn;
+    int prim_cap;
+
     duet_status err;
     char msg[512];
 };
@@ -122,6 +127,8 @@ void duet_prof_mark(duet_ctx *ctx, const char *op);
 
 /* Release every graph of ctx (duet_ctx_destroy). */
 void duet_graphs_destroy(duet_ctx *ctx);
+/* Release ctx's oneDNN state and cached primitives (lib/dnn). */
+void duet_dnn_destroy(duet_ctx *ctx);
 /* While ctx->trace: the tracer's copy of the first error (from duet_fail),
  * and a view of symbolic t (no node: same value, new offset/shape/strides). */
 void duet_trace_note_error(duet_ctx *ctx);

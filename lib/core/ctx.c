@@ -83,7 +83,7 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
         return NULL;
     if (o.num_threads == 0)
         o.num_threads = threads_from_env();
-    if (o.num_threads < 0)
+    if (o.num_threads < 0 || o.prim_cache_capacity < -1)
         return NULL;
     if (isa == DUET_ISA_AVX2 && duet_isa_best() != DUET_ISA_AVX2)
         return NULL;
@@ -96,6 +96,7 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     ctx->tag = make_tag(ctx);
     ctx->pool.cache_limit = o.cache_limit;
     ctx->threads = o.num_threads > 0 ? o.num_threads : affinity_cpus();
+    ctx->prim_cap = o.prim_cache_capacity == 0 ? 64 : o.prim_cache_capacity < 0 ? 0 : o.prim_cache_capacity;
     return ctx;
 }
 
@@ -104,6 +105,7 @@ void duet_ctx_destroy(duet_ctx *ctx)
     if (!ctx)
         return;
     duet_graphs_destroy(ctx);
+    duet_dnn_destroy(ctx);
     /* Drop every live tensor's reference, then free all blocks. */
     for (uint32_t i = 0; i < ctx->nslots; i++) {
         duet_tensor_impl *t = duet_slot(ctx, i);

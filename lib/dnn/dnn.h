@@ -1,0 +1,155 @@
+/*
+ * duet's binding to oneDNN: conv2d, pooling and batch norm as oneDNN
+ * primitives, created from a key that holds everything the primitive depends
+ * on, and cached per context for eager calls.
+ *
+ * A primitive here is a bundle: the oneDNN compute primitive, the reorders
+ * between duet's plain strided layout and the layout oneDNN chose (none when
+ * they agree), and memory objects whose data handles are set at each
+ * execution. Executing needs one scratch buffer of scratch_bytes for the
+ * blocked copies and oneDNN's scratchpad (we own it: oneDNN allocates
+ * nothing per call, and the bytes show in the context's memory figures).
+ */
+#ifndef DUET_DNN_H
+#define DUET_DNN_H
+
+#include "../core/core.h"
+#include "../core/iter.h"
+
+#include <dnnl.h>
+
+typedef enum {
+    DUET_DNN_CONV = 1,
+    DUET_DNN_MAXPOOL,
+    DUET_DNN_AVGPOOL,     /* divides by the elements inside x */
+    DUET_DNN_AVGPOOL_PAD, /* divides by the whole window */
+    DUET_DNN_BNORM
+} duet_dnn_kind;
+
+enum { DUET_DNN_BIAS = 1, DUET_DNN_GAMMA = 2, DUET_DNN_BETA = 4 };
+
+/* Everything a primitive depends on. Compared bytewise, so it is always
+ * zeroed before it is filled (padding included). */
+typedef struct duet_dnn_key {
+    int32_t kind, flags, isa, groups;
+    int32_t stride[2], pad[2], dil[2], kernel[2]; /* dil: oneDNN's (0: none) */
+    float eps;
+    int32_t ndim; /* x's rank: 4, or 2..4 for batch norm */
+    int64_t x_shape[4], x_strides[4];
+    int64_t w_shape[4], w_strides[4]; /* conv weights [O, C/g, KH, KW] */
+} duet_dnn_key;
+
+typedef struct duet_dnn_prim {
+    duet_dnn_key key;
+    int64_t y_shape[4];
+    dnnl_primitive_t prim;
+    dnnl_primitive_t re_src, re_wei, re_dst; /* NULL: the user's layout is used as is */
+    dnnl_memory_t m_src, m_wei, m_bias, m_dst; /* user side; handles set per call */
+    dnnl_memory_t m_src_b, m_wei_b, m_dst_b;   /* oneDNN's layout, in the scratch buffer */
+    dnnl_memory_t m_pad;                        /* oneDNN's scratchpad, in the scratch buffer */
+    dnnl_memory_t m_mean, m_var, m_scale, m_shift;
+    size_t off_src_b, off_wei_b, off_dst_b, off_pad;
+    size_t scratch_bytes;
+    /* the context's cache */
+    uint64_t hash;
+    struct duet_dnn_prim *hnext, *lru_prev, *lru_next;
+} duet_dnn_prim;
+
+/* A context's oneDNN state, made at its first conv/pool/batch-norm op. */
+typedef struct duet_dnn {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    const char *isa_name; /* what oneDNN runs at */
+    duet_dnn_prim **buckets;
+    uint32_t nbuckets;    /* power of two */
+    int entries;
+    duet_dnn_prim *lru_head, *lru_tail; /* head: most recently used */
+    uint64_t hits, misses, evictions;
+} duet_dnn;
+
+/* ctx's oneDNN state, made on first use (the first also caps oneDNN's ISA at
+ * ctx's). NULL with the error set, naming op. */
+duet_dnn *duet_dnn_get(duet_ctx *ctx, const char *op);
+void duet_dnn_destroy(duet_ctx *ctx);
+
+/* Record a failed oneDNN call as DUET_ERR_BACKEND (DUET_ERR_NOMEM for
+ * dnnl_out_of_memory): "op: oneDNN what failed (dnnl_unimplemented)". */
+duet_status duet_dnn_fail(duet_ctx *ctx, const char *op, const char *what, dnnl_status_t s);
+
+/* Create the primitive for key. NULL with the error set. */
+duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key *key);
+/* The creators by kind (conv.c, pool.c), given p zeroed with its key set;
+ * they fill p and return oneDNN's status (p is freed by the caller on failure). */
+dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p);
+dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p);
+dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p);
+/* Output length of a window op along one axis: (in + 2 pad - dil (k - 1) - 1) / stride + 1
+ * with dil the plain dilation (>= 1); < 1 when no window fits. */
+static inline int64_t duet_dnn_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad,
+                                       int64_t dil)
+{
+    int64_t span = in + 2 * pad - dil * (k - 1) - 1;
+    return span < 0 ? 0 : span / stride + 1;
+}
+void duet_dnn_prim_free(duet_dnn_prim *p);
+
+/* The cached primitive for key, created on a miss; *owned is set when the
+ * cache is off and the caller must free it after use. NULL with the error set. */
+duet_dnn_prim *duet_dnn_lookup(duet_ctx *ctx, const char *op, const duet_dnn_key *key,
+                               bool *owned);
+
+/* The data of one execution. Unused pointers are NULL. */
+typedef struct duet_dnn_args {
+    const float *x, *w, *bias;         /* bias: contiguous [O] */
+    const float *mean, *var, *gamma, *beta; /* contiguous [C] */
+    float *y;                          /* contiguous */
+    void *scratch;                     /* scratch_bytes, 64-byte aligned */
+} duet_dnn_args;
+
+/* Run p on d's stream with threads OpenMP threads. */
+dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a);
+
+/* ---- one op's operands, as eager and graph mode hold them (run.c) ----- */
+
+enum { DUET_DNN_V_BIAS, DUET_DNN_V_MEAN, DUET_DNN_V_VAR, DUET_DNN_V_GAMMA, DUET_DNN_V_BETA,
+       DUET_DNN_NV };
+
+/* Operands over duet's strided memory. The pointers change per call (graph
+ * mode's fixups aim at them); the rest is fixed by duet_dnn_io_prepare. */
+typedef struct duet_dnn_io {
+    const float *x, *w, *vec[DUET_DNN_NV];
+    float *y;
+    int x_ndim;
+    int64_t x_shape[4], x_strides[4], w_shape[4], w_strides[4];
+    int64_t vec_n, vec_stride[DUET_DNN_NV];
+    bool gather_x, gather_w;   /* an expanded (stride-0) view oneDNN cannot describe */
+    size_t gather_bytes;       /* scratch those copies take, before the primitive's */
+} duet_dnn_io;
+
+/* Decide the gathers and fill key's tensor fields (x, and w when has_w)
+ * from io's shapes and strides. */
+void duet_dnn_io_prepare(duet_dnn_io *io, bool has_w, duet_dnn_key *key);
+/* Scratch one run of p on io needs (64-byte aligned). */
+static inline size_t duet_dnn_io_scratch(const duet_dnn_io *io, const duet_dnn_prim *p)
+{
+    return io->gather_bytes + p->scratch_bytes;
+}
+/* Gather what must be gathered into scratch and run p. */
+dnnl_status_t duet_dnn_run(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_io *io,
+                           void *scratch);
+
+/* Shared by the creators: a plain strided f32 memory descriptor. */
+dnnl_status_t duet_dnn_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape,
+                          const int64_t *strides);
+/* Make p's user-side memory m for md, and when the primitive wants another
+ * layout (want differs from md), the reorder (to_prim: user -> oneDNN, else
+ * back) and the memory in scratch at *off (bytes so far in *total). */
+dnnl_status_t duet_dnn_bind(duet_dnn *d, const dnnl_memory_desc_t *md,
+                            const dnnl_memory_desc_t *want, bool to_prim, dnnl_memory_t *m,
+                            dnnl_memory_t *mb, dnnl_primitive_t *re, size_t *off, size_t *total);
+/* Attributes every primitive gets: a scratchpad we provide. */
+dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr);
+/* After the pd is made: the scratchpad memory (if any) and the compute primitive. */
+dnnl_status_t duet_dnn_finish(duet_dnn *d, duet_dnn_prim *p, const_dnnl_primitive_desc_t pd);
+
+#endif
