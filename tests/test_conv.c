@@ -636,7 +636,6 @@ static pool_cfg rand_pool(tu_rng *r, int mode)
     }
     c.is_max = tu_int(r, 0, 1);
     c.count_pad = tu_int(r, 0, 1);
-    c.neg_inf = c.is_max && tu_int(r, 0, 4) == 0;
     return c;
 }
 
@@ -711,6 +710,37 @@ static void run_bn(duet_ctx *ctx, tu_rng *r, const int64_t *xs, int xk, bool has
     free(bv);
 }
 
+/* -inf inside x: it loses to any finite value, and a window holding only
+ * -inf (and padding) gives -inf, since padding never wins. oneDNN's own
+ * max starts from -FLT_MAX, which would show through here. */
+START_TEST(t_max_pool_neg_inf)
+{
+    duet_ctx *ctx = tu_ctx();
+    uint64_t seed = seed_for(107);
+    tu_rng r = tu_seed(seed);
+    float v[9];
+    for (int i = 0; i < 9; i++)
+        v[i] = -INFINITY;
+    duet_tensor *x = duet_from_data(ctx, DUET_F32, 4, (int64_t[]){1, 1, 3, 3}, v);
+    duet_pool2d_options o = {.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}};
+    duet_tensor *y = duet_max_pool2d(ctx, x, &o);
+    ck_assert_msg(y != NULL, "%s", duet_error_message(ctx));
+    ck_assert_int_eq(duet_read(ctx, y, v, sizeof v), DUET_OK);
+    for (int i = 0; i < 9; i++)
+        ck_assert_msg(v[i] == -INFINITY, "all -inf, padded: output %d is %.9g", i, (double)v[i]);
+    duet_release(ctx, y);
+    duet_release(ctx, x);
+    for (int it = 0; it < 60; it++) {
+        pool_cfg c = rand_pool(&r, it % 8);
+        c.is_max = c.neg_inf = true;
+        char tag[64];
+        snprintf(tag, sizeof tag, "seed %llu iter %d", (unsigned long long)seed, it);
+        run_pool(ctx, &r, &c, tu_int(&r, 0, NVIEWS - 1), tag);
+    }
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 START_TEST(t_bn_random)
 {
     duet_ctx *ctx = tu_ctx();
@@ -723,6 +753,115 @@ START_TEST(t_bn_random)
         char tag[64];
         snprintf(tag, sizeof tag, "seed %llu iter %d", (unsigned long long)seed, it);
         run_bn(ctx, &r, xs, xk, tu_int(&r, 0, 1), tu_int(&r, 0, 1), eps, tu_int(&r, 0, 2), tag);
+    }
+    tu_ctx_done(ctx);
+}
+END_TEST
+
+/* Channel counts where oneDNN leaves its reference code for JIT kernels on
+ * blocked layouts (nChw8c / nChw16c, reorders in and out): ResNet and small-
+ * CNN shapes, on plain and strided inputs. */
+START_TEST(t_conv_large)
+{
+    duet_ctx *ctx = tu_ctx();
+    uint64_t seed = seed_for(108);
+    tu_rng r = tu_seed(seed);
+    const conv_cfg cs[] = {
+        /* 3x3 "same", 16 -> 32 */
+        {.n = 2, .cin = 16, .h = 14, .w = 14, .cout = 32, .kh = 3, .kw = 3, .s = {1, 1},
+         .p = {1, 1}, .d = {1, 1}, .g = 1, .bias = true},
+        /* 3x3 stride 2 down-sampling, 32 -> 64 */
+        {.n = 1, .cin = 32, .h = 14, .w = 14, .cout = 64, .kh = 3, .kw = 3, .s = {2, 2},
+         .p = {1, 1}, .d = {1, 1}, .g = 1, .bias = false},
+        /* 1x1 projection, 64 -> 24 */
+        {.n = 2, .cin = 64, .h = 7, .w = 7, .cout = 24, .kh = 1, .kw = 1, .s = {1, 1},
+         .p = {0, 0}, .d = {1, 1}, .g = 1, .bias = true},
+        /* depthwise 3x3 on 32 channels */
+        {.n = 2, .cin = 32, .h = 9, .w = 9, .cout = 32, .kh = 3, .kw = 3, .s = {1, 1},
+         .p = {1, 1}, .d = {1, 1}, .g = 32, .bias = true},
+        /* first layer of a Fashion-MNIST CNN: 1 -> 8, 5x5 on 28x28 */
+        {.n = 2, .cin = 1, .h = 28, .w = 28, .cout = 8, .kh = 5, .kw = 5, .s = {1, 1},
+         .p = {2, 2}, .d = {1, 1}, .g = 1, .bias = true},
+        /* grouped, dilated: 16 -> 16 in 4 groups */
+        {.n = 1, .cin = 16, .h = 11, .w = 12, .cout = 16, .kh = 3, .kw = 3, .s = {1, 1},
+         .p = {2, 2}, .d = {2, 2}, .g = 4, .bias = true},
+    };
+    const int xks[] = {V_CONTIG, V_CHLAST, V_HWSTEP};
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++)
+        for (int k = 0; k < 3; k++) {
+            char tag[64];
+            snprintf(tag, sizeof tag, "seed %llu case %zu", (unsigned long long)seed, ci);
+            run_conv(ctx, &r, &cs[ci], xks[k], k == 1 ? V_CHLAST : V_CONTIG, k, tag);
+        }
+    const pool_cfg ps[] = {
+        {.n = 2, .c = 32, .h = 14, .w = 14, .k = {3, 3}, .s = {2, 2}, .p = {1, 1}, .is_max = true},
+        {.n = 2, .c = 32, .h = 14, .w = 14, .k = {3, 3}, .s = {2, 2}, .p = {1, 1}},
+        {.n = 2, .c = 16, .h = 14, .w = 14, .k = {2, 2}, .s = {2, 2}, .count_pad = true},
+        {.n = 2, .c = 64, .h = 7, .w = 7, .k = {7, 7}, .s = {1, 1}},
+    };
+    for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++)
+        for (int k = 0; k < 3; k++) {
+            char tag[64];
+            snprintf(tag, sizeof tag, "seed %llu pool %zu", (unsigned long long)seed, pi);
+            run_pool(ctx, &r, &ps[pi], xks[k], tag);
+        }
+    for (int k = 0; k < 3; k++) {
+        run_bn(ctx, &r, (int64_t[]){2, 32, 14, 14}, xks[k], true, true, 0.0f, k, "large bn");
+        run_bn(ctx, &r, (int64_t[]){1, 24, 7, 7}, xks[k], k != 1, true, 1e-3f, k, "large bn");
+    }
+    tu_ctx_done(ctx);
+}
+END_TEST
+
+/* Configurations that differ in one attribute but share every shape (x, w
+ * and y), one after the other in one context, twice: a cache key missing
+ * that attribute would hand the second its neighbour's primitive and give
+ * wrong values. The second round must be all hits. */
+START_TEST(t_cache_key)
+{
+    duet_ctx *ctx = tu_ctx();
+    uint64_t seed = seed_for(109);
+    tu_rng r = tu_seed(seed);
+    conv_cfg cb = {.n = 2, .cin = 4, .h = 9, .w = 9, .cout = 4, .kh = 3, .kw = 3, .s = {1, 1},
+                   .p = {0, 0}, .d = {1, 1}, .g = 1};
+    conv_cfg cv[6];
+    for (int i = 0; i < 6; i++)
+        cv[i] = cb;
+    cv[1].bias = true;
+    cv[2].p[0] = cv[2].p[1] = 1; /* pad 1 + dilation 2: the same 7x7 output */
+    cv[2].d[0] = cv[2].d[1] = 2;
+    cv[3].s[0] = cv[3].s[1] = 3; /* stride 3, pad 0 and pad 1: both 3x3 */
+    cv[4] = cv[3];
+    cv[4].p[0] = cv[4].p[1] = 1;
+    cv[5].p[0] = 1; /* padding and dilation on H only: 7x7 too */
+    cv[5].d[0] = 2;
+    pool_cfg pb = {.n = 2, .c = 4, .h = 9, .w = 9, .k = {3, 3}, .s = {3, 3}};
+    pool_cfg pv[5];
+    for (int i = 0; i < 5; i++)
+        pv[i] = pb;
+    pv[0].is_max = true;
+    pv[2].p[0] = pv[2].p[1] = 1; /* avg, padding 1: 3x3 as without */
+    pv[3] = pv[2];
+    pv[3].count_pad = true;
+    pv[4] = pv[2];
+    pv[4].is_max = true;
+    const int64_t xs[4] = {2, 4, 9, 9};
+    for (int round = 0; round < 2; round++) {
+        duet_prim_cache_stats before;
+        ck_assert_int_eq(duet_prim_cache_stats_get(ctx, &before), DUET_OK);
+        char tag[64];
+        snprintf(tag, sizeof tag, "seed %llu round %d", (unsigned long long)seed, round);
+        for (int i = 0; i < 6; i++)
+            run_conv(ctx, &r, &cv[i], V_CONTIG, V_CONTIG, 0, tag);
+        for (int i = 0; i < 5; i++)
+            run_pool(ctx, &r, &pv[i], V_CONTIG, tag);
+        for (int i = 0; i < 8; i++)
+            run_bn(ctx, &r, xs, V_CONTIG, i & 1, i & 2, i & 4 ? 1e-2f : 0.0f, 0, tag);
+        duet_prim_cache_stats after;
+        ck_assert_int_eq(duet_prim_cache_stats_get(ctx, &after), DUET_OK);
+        ck_assert_uint_eq(after.hits + after.misses - before.hits - before.misses, 6 + 5 + 8);
+        if (round == 1)
+            ck_assert_uint_eq(after.hits - before.hits, 6 + 5 + 8);
     }
     tu_ctx_done(ctx);
 }
@@ -780,8 +919,11 @@ int main(void)
     tcase_add_test(tc, t_conv_known);
     tcase_add_test(tc, t_conv_random);
     tcase_add_test(tc, t_conv_views);
+    tcase_add_test(tc, t_conv_large);
     tcase_add_test(tc, t_pool_random);
+    tcase_add_test(tc, t_max_pool_neg_inf);
     tcase_add_test(tc, t_bn_random);
+    tcase_add_test(tc, t_cache_key);
     tcase_add_test(tc, t_zero_size);
     tcase_add_test(tc, t_zero_channels_in);
     suite_add_tcase(s, tc);
