@@ -574,7 +574,9 @@ enum {
     DUET_PASS_REUSE = 1 << 6,       /* share arena memory between values whose lifetimes
                                      * do not meet (off: every value its own bytes) */
     DUET_PASS_INPLACE = 1 << 7,     /* elementwise results over a dying input */
-    DUET_PASS_ALL = 0xFF
+    DUET_PASS_FUSE_DNN = 1 << 8,    /* a conv's activation, affine scalar ops and binary ops
+                                     * (residual add, broadcast bias) into oneDNN post-ops */
+    DUET_PASS_ALL = 0x1FF
 };
 
 /** Options of duet_trace; NULL means all zero. */
@@ -635,6 +637,8 @@ typedef struct duet_graph_stats {
                            * producer chunk by chunk (DUET_PASS_FUSE_REDUCE) */
     int fused_epilogues;  /* matmuls whose elementwise readers run per output panel
                            * (DUET_PASS_FUSE_MATMUL) */
+    int fused_postops;    /* elementwise ops run as oneDNN post-ops of a conv
+                           * (DUET_PASS_FUSE_DNN) */
 } duet_graph_stats;
 
 DUET_API duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *g,

@@ -27,7 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define NCOMBOS 256 /* every subset of the 8 DUET_PASS_* bits */
+#define NCOMBOS 256 /* every subset of the 8 DUET_PASS_* bits these programs exercise
+                     * (DUET_PASS_FUSE_DNN concerns convs, which progen does not make) */
 
 static uint64_t env_u64(const char *name, uint64_t def)
 {

@@ -63,7 +63,7 @@ dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p)
     if (s != dnnl_success)
         return s;
     dnnl_primitive_attr_t attr;
-    if ((s = duet_dnn_attr(&attr)) != dnnl_success)
+    if ((s = duet_dnn_attr(&attr, k)) != dnnl_success)
         return s;
     dnnl_primitive_desc_t pd;
     s = dnnl_primitive_desc_create(&pd, &cd, attr, d->engine, NULL);

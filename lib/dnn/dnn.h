@@ -28,6 +28,17 @@ typedef enum {
 
 enum { DUET_DNN_BIAS = 1, DUET_DNN_GAMMA = 2, DUET_DNN_BETA = 4 };
 
+/* Post-ops a conv applies to its result before writing it (graph mode's
+ * fusion): eltwise ones (alg a dnnl_alg_kind_t eltwise kind with alpha a and
+ * beta b) and binary ones with a second operand (bin: its index). */
+#define DUET_DNN_MAX_POST 4
+#define DUET_DNN_MAX_BIN 2
+typedef struct duet_dnn_post {
+    int32_t alg;
+    int32_t bin; /* -1: eltwise; else the binary operand 0..DUET_DNN_MAX_BIN-1 */
+    float a, b;
+} duet_dnn_post;
+
 /* Everything a primitive depends on. Compared bytewise, so it is always
  * zeroed before it is filled (padding included). */
 typedef struct duet_dnn_key {
@@ -37,6 +48,10 @@ typedef struct duet_dnn_key {
     int32_t ndim; /* x's rank: 4, or 2..4 for batch norm */
     int64_t x_shape[4], x_strides[4];
     int64_t w_shape[4], w_strides[4]; /* conv weights [O, C/g, KH, KW] */
+    int32_t npost, nbin;
+    duet_dnn_post post[DUET_DNN_MAX_POST];
+    /* binary operands over y's dims: a broadcast dim has length 1 */
+    int64_t bin_shape[DUET_DNN_MAX_BIN][4], bin_strides[DUET_DNN_MAX_BIN][4];
 } duet_dnn_key;
 
 typedef struct duet_dnn_prim {
@@ -48,6 +63,8 @@ typedef struct duet_dnn_prim {
     dnnl_memory_t m_src_b, m_wei_b, m_dst_b;   /* oneDNN's layout, in the scratch buffer */
     dnnl_memory_t m_pad;                        /* oneDNN's scratchpad, in the scratch buffer */
     dnnl_memory_t m_mean, m_var, m_scale, m_shift;
+    dnnl_memory_t m_bin[DUET_DNN_MAX_BIN];
+    int bin_post[DUET_DNN_MAX_BIN];             /* which post-op each one feeds */
     size_t off_src_b, off_wei_b, off_dst_b, off_pad;
     size_t scratch_bytes;
     /* the context's cache */
@@ -78,6 +95,9 @@ duet_status duet_dnn_fail(duet_ctx *ctx, const char *op, const char *what, dnnl_
 
 /* Create the primitive for key. NULL with the error set. */
 duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key *key);
+/* The same without touching ctx's error state: oneDNN's status (a fusion
+ * attempt that oneDNN cannot do is not an error). */
+dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, duet_dnn_prim **out);
 /* The creators by kind (conv.c, pool.c), given p zeroed with its key set;
  * they fill p and return oneDNN's status (p is freed by the caller on failure). */
 dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p);
@@ -102,6 +122,7 @@ duet_dnn_prim *duet_dnn_lookup(duet_ctx *ctx, const char *op, const duet_dnn_key
 typedef struct duet_dnn_args {
     const float *x, *w, *bias;         /* bias: contiguous [O] */
     const float *mean, *var, *gamma, *beta; /* contiguous [C] */
+    const float *bin[DUET_DNN_MAX_BIN]; /* post-op operands, as the key describes them */
     float *y;                          /* contiguous */
     void *scratch;                     /* scratch_bytes, 64-byte aligned */
 } duet_dnn_args;
@@ -118,6 +139,7 @@ enum { DUET_DNN_V_BIAS, DUET_DNN_V_MEAN, DUET_DNN_V_VAR, DUET_DNN_V_GAMMA, DUET_
  * mode's fixups aim at them); the rest is fixed by duet_dnn_io_prepare. */
 typedef struct duet_dnn_io {
     const float *x, *w, *vec[DUET_DNN_NV];
+    const float *bin[DUET_DNN_MAX_BIN];
     float *y;
     int x_ndim;
     int64_t x_shape[4], x_strides[4], w_shape[4], w_strides[4];
@@ -147,8 +169,9 @@ dnnl_status_t duet_dnn_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape
 dnnl_status_t duet_dnn_bind(duet_dnn *d, const dnnl_memory_desc_t *md,
                             const dnnl_memory_desc_t *want, bool to_prim, dnnl_memory_t *m,
                             dnnl_memory_t *mb, dnnl_primitive_t *re, size_t *off, size_t *total);
-/* Attributes every primitive gets: a scratchpad we provide. */
-dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr);
+/* Attributes every primitive gets (a scratchpad we provide), and key's
+ * post-ops. */
+dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr, const duet_dnn_key *key);
 /* After the pd is made: the scratchpad memory (if any) and the compute primitive. */
 dnnl_status_t duet_dnn_finish(duet_dnn *d, duet_dnn_prim *p, const_dnnl_primitive_desc_t pd);
 

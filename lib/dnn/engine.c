@@ -79,8 +79,9 @@ void duet_dnn_prim_free(duet_dnn_prim *p)
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i])
             dnnl_primitive_destroy(ps[i]);
-    dnnl_memory_t ms[] = {p->m_src,   p->m_wei, p->m_bias, p->m_dst,   p->m_src_b, p->m_wei_b,
-                          p->m_dst_b, p->m_pad, p->m_mean, p->m_var, p->m_scale, p->m_shift};
+    dnnl_memory_t ms[] = {p->m_src,   p->m_wei,  p->m_bias,  p->m_dst,   p->m_src_b,
+                          p->m_wei_b, p->m_dst_b, p->m_pad, p->m_mean,  p->m_var,
+                          p->m_scale, p->m_shift, p->m_bin[0], p->m_bin[1]};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (ms[i])
             dnnl_memory_destroy(ms[i]);
@@ -137,14 +138,39 @@ dnnl_status_t duet_dnn_bind(duet_dnn *d, const dnnl_memory_desc_t *md,
     return s;
 }
 
-dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr)
+static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, const duet_dnn_key *k)
+{
+    dnnl_post_ops_t po;
+    dnnl_status_t s = dnnl_post_ops_create(&po);
+    if (s != dnnl_success)
+        return s;
+    for (int i = 0; i < k->npost && s == dnnl_success; i++) {
+        const duet_dnn_post *p = &k->post[i];
+        if (p->bin < 0) {
+            s = dnnl_post_ops_append_eltwise(po, 1.0f, (dnnl_alg_kind_t)p->alg, p->a, p->b);
+        } else {
+            dnnl_memory_desc_t md;
+            s = duet_dnn_md(&md, 4, k->bin_shape[p->bin], k->bin_strides[p->bin]);
+            if (s == dnnl_success)
+                s = dnnl_post_ops_append_binary(po, (dnnl_alg_kind_t)p->alg, &md);
+        }
+    }
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return s;
+}
+
+dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr, const duet_dnn_key *key)
 {
     dnnl_status_t s = dnnl_primitive_attr_create(attr);
-    if (s == dnnl_success) {
-        s = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
-        if (s != dnnl_success)
-            dnnl_primitive_attr_destroy(*attr);
-    }
+    if (s != dnnl_success)
+        return s;
+    s = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success && key->npost > 0)
+        s = post_ops(*attr, key);
+    if (s != dnnl_success)
+        dnnl_primitive_attr_destroy(*attr);
     return s;
 }
 
@@ -181,7 +207,7 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     /* oneDNN runs on OpenMP; the thread count is a per-calling-thread
      * setting, so contexts on different threads do not disturb each other. */
     omp_set_num_threads(threads);
-    dnnl_exec_arg_t args[10];
+    dnnl_exec_arg_t args[10 + DUET_DNN_MAX_BIN];
     int n = 0;
     dnnl_status_t s = set(p->m_src, a->x);
     dnnl_memory_t src = p->m_src, wei = p->m_wei, dst = p->m_dst;
@@ -222,6 +248,12 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCALE, p->m_scale};
     if (p->m_shift)
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, p->m_shift};
+    for (int i = 0; i < p->key.nbin; i++) {
+        if ((s = set(p->m_bin[i], a->bin[i])) != dnnl_success)
+            return s;
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(p->bin_post[i]) | DNNL_ARG_SRC_1,
+                                      p->m_bin[i]};
+    }
     s = dnnl_primitive_execute(p->prim, d->stream, n, args);
     if (s == dnnl_success && p->re_dst)
         s = reorder(d, p->re_dst, dst, p->m_dst);
@@ -230,24 +262,40 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     return s;
 }
 
+dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, duet_dnn_prim **out)
+{
+    *out = NULL;
+    duet_dnn_prim *p = calloc(1, sizeof *p);
+    if (!p)
+        return dnnl_out_of_memory;
+    p->key = *key;
+    dnnl_status_t s = key->kind == DUET_DNN_CONV    ? duet_dnn_create_conv(d, p)
+                      : key->kind == DUET_DNN_BNORM ? duet_dnn_create_bnorm(d, p)
+                                                    : duet_dnn_create_pool(d, p);
+    for (int i = 0; i < key->npost && s == dnnl_success; i++) {
+        int b = key->post[i].bin;
+        if (b < 0)
+            continue;
+        dnnl_memory_desc_t md;
+        p->bin_post[b] = i;
+        if ((s = duet_dnn_md(&md, 4, key->bin_shape[b], key->bin_strides[b])) == dnnl_success)
+            s = dnnl_memory_create(&p->m_bin[b], &md, d->engine, DNNL_MEMORY_NONE);
+    }
+    if (s != dnnl_success)
+        duet_dnn_prim_free(p);
+    else
+        *out = p;
+    return s;
+}
+
 duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key *key)
 {
     duet_dnn *d = duet_dnn_get(ctx, op);
     if (!d)
         return NULL;
-    duet_dnn_prim *p = calloc(1, sizeof *p);
-    if (!p) {
-        duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for a oneDNN primitive", op);
-        return NULL;
-    }
-    p->key = *key;
-    dnnl_status_t s = key->kind == DUET_DNN_CONV    ? duet_dnn_create_conv(d, p)
-                      : key->kind == DUET_DNN_BNORM ? duet_dnn_create_bnorm(d, p)
-                                                    : duet_dnn_create_pool(d, p);
-    if (s != dnnl_success) {
-        duet_dnn_prim_free(p);
+    duet_dnn_prim *p;
+    dnnl_status_t s = duet_dnn_make(d, key, &p);
+    if (s != dnnl_success)
         duet_dnn_fail(ctx, op, "primitive creation", s);
-        return NULL;
-    }
     return p;
 }

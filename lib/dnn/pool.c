@@ -26,7 +26,7 @@ static dnnl_status_t finish(duet_dnn *d, duet_dnn_prim *p, const void *desc,
                             const dnnl_memory_desc_t *ymd)
 {
     dnnl_primitive_attr_t attr;
-    dnnl_status_t s = duet_dnn_attr(&attr);
+    dnnl_status_t s = duet_dnn_attr(&attr, &p->key);
     if (s != dnnl_success)
         return s;
     dnnl_primitive_desc_t pd;

@@ -93,6 +93,8 @@ dnnl_status_t duet_dnn_run(duet_dnn *d, int threads, duet_dnn_prim *p, const due
     a.var = v[DUET_DNN_V_VAR];
     a.gamma = v[DUET_DNN_V_GAMMA];
     a.beta = v[DUET_DNN_V_BETA];
+    for (int i = 0; i < DUET_DNN_MAX_BIN; i++)
+        a.bin[i] = io->bin[i];
     a.scratch = (char *)scratch + io->gather_bytes;
     return duet_dnn_exec(d, threads, p, &a);
 }

@@ -111,10 +111,30 @@ static duet_tensor *run(duet_ctx *ctx, const char *op, duet_dnn_key *key, duet_t
     return hy;
 }
 
-static duet_tensor *no_trace(duet_ctx *ctx, const char *op)
+/* While tracing: record the op as a node over x, w and the vectors present. */
+static duet_tensor *record(duet_ctx *ctx, const char *op, const duet_dnn_key *key, float eps,
+                           duet_tensor_impl *x, duet_tensor_impl *w,
+                           duet_tensor_impl *const *vec, int ydim, const int64_t *yshape)
 {
-    duet_fail(ctx, DUET_ERR_UNSUPPORTED, "%s: not supported while tracing yet (graph mode)", op);
-    return NULL;
+    duet_gnode p = {.op = DUET_GOP_DNN, .name = op, .c = eps};
+    p.dnn.kind = key->kind;
+    p.dnn.flags = key->flags;
+    p.dnn.groups = key->groups;
+    for (int i = 0; i < 2; i++) {
+        p.dnn.stride[i] = key->stride[i];
+        p.dnn.pad[i] = key->pad[i];
+        p.dnn.dil[i] = key->dil[i];
+        p.dnn.kernel[i] = key->kernel[i];
+    }
+    duet_rec_in in[2 + V_N];
+    int nin = 0;
+    in[nin++] = (duet_rec_in){x, 0, NULL, NULL};
+    if (w)
+        in[nin++] = (duet_rec_in){w, 0, NULL, NULL};
+    for (int i = 0; i < V_N; i++)
+        if (vec[i])
+            in[nin++] = (duet_rec_in){vec[i], 0, NULL, NULL};
+    return duet_trace_record(ctx, &p, nin, in, DUET_F32, ydim, yshape);
 }
 
 duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
@@ -178,8 +198,24 @@ duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
                   (long long)pin[1], pair(b2, sizeof b2, o.padding));
         return NULL;
     }
-    if (DUET_UNLIKELY(ctx->trace != NULL))
-        return no_trace(ctx, op);
+    duet_dnn_key key;
+    memset(&key, 0, sizeof key);
+    key.kind = DUET_DNN_CONV;
+    key.flags = vec[V_BIAS] ? DUET_DNN_BIAS : 0;
+    key.groups = (int32_t)g;
+    for (int i = 0; i < 2; i++) {
+        key.stride[i] = o.stride[i];
+        key.pad[i] = o.padding[i];
+        key.dil[i] = o.dilation[i] - 1;
+    }
+    if (DUET_UNLIKELY(ctx->trace != NULL)) {
+        if (cin == 0) { /* oneDNN makes no primitive for empty dot products */
+            duet_fail(ctx, DUET_ERR_UNSUPPORTED,
+                      "%s: x %s has 0 channels: not supported while tracing", op, s1);
+            return NULL;
+        }
+        return record(ctx, op, &key, 0.0f, x, w, vec, 4, yshape);
+    }
     if (cin == 0) {
         /* Empty dot products: the output is the bias (or 0) everywhere. */
         duet_tensor_impl *y;
@@ -193,16 +229,6 @@ duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
                                     : 0.0f;
         }
         return hy;
-    }
-    duet_dnn_key key;
-    memset(&key, 0, sizeof key);
-    key.kind = DUET_DNN_CONV;
-    key.flags = vec[V_BIAS] ? DUET_DNN_BIAS : 0;
-    key.groups = (int32_t)g;
-    for (int i = 0; i < 2; i++) {
-        key.stride[i] = o.stride[i];
-        key.pad[i] = o.padding[i];
-        key.dil[i] = o.dilation[i] - 1;
     }
     return run(ctx, op, &key, x, w, vec, 4, yshape);
 }
@@ -243,8 +269,6 @@ static duet_tensor *pool(duet_ctx *ctx, const char *op, bool max, duet_tensor *h
                   pair(b2, sizeof b2, o.padding));
         return NULL;
     }
-    if (DUET_UNLIKELY(ctx->trace != NULL))
-        return no_trace(ctx, op);
     duet_dnn_key key;
     memset(&key, 0, sizeof key);
     key.kind = max ? DUET_DNN_MAXPOOL : o.count_pad ? DUET_DNN_AVGPOOL_PAD : DUET_DNN_AVGPOOL;
@@ -254,6 +278,8 @@ static duet_tensor *pool(duet_ctx *ctx, const char *op, bool max, duet_tensor *h
         key.pad[i] = o.padding[i];
     }
     duet_tensor_impl *vec[V_N] = {0};
+    if (DUET_UNLIKELY(ctx->trace != NULL))
+        return record(ctx, op, &key, 0.0f, x, NULL, vec, 4, yshape);
     return run(ctx, op, &key, x, NULL, vec, 4, yshape);
 }
 
@@ -302,12 +328,44 @@ duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_no
         if (bad)
             return NULL;
     }
-    if (DUET_UNLIKELY(ctx->trace != NULL))
-        return no_trace(ctx, op);
     duet_dnn_key key;
     memset(&key, 0, sizeof key);
     key.kind = DUET_DNN_BNORM;
     key.eps = eps == 0.0f ? 1e-5f : eps;
     key.flags = (vec[V_GAMMA] ? DUET_DNN_GAMMA : 0) | (vec[V_BETA] ? DUET_DNN_BETA : 0);
+    if (DUET_UNLIKELY(ctx->trace != NULL))
+        return record(ctx, op, &key, key.eps, x, NULL, vec, x->ndim, x->shape);
     return run(ctx, op, &key, x, NULL, vec, x->ndim, x->shape);
+}
+
+duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t)
+{
+    const duet_gdnn *a = &n->dnn;
+    if (a->kind == DUET_DNN_CONV) {
+        duet_conv2d_options o = {.groups = a->groups};
+        for (int i = 0; i < 2; i++) {
+            o.stride[i] = a->stride[i];
+            o.padding[i] = a->pad[i];
+            o.dilation[i] = a->dil[i] + 1;
+        }
+        o.bias = (a->flags & DUET_DNN_BIAS) ? t[2] : NULL;
+        return duet_conv2d(ctx, t[0], t[1], &o);
+    }
+    if (a->kind == DUET_DNN_BNORM) {
+        duet_batch_norm_options o = {.mean = t[1], .var = t[2], .eps = n->c};
+        int q = 3;
+        if (a->flags & DUET_DNN_GAMMA)
+            o.gamma = t[q++];
+        if (a->flags & DUET_DNN_BETA)
+            o.beta = t[q];
+        return duet_batch_norm(ctx, t[0], &o);
+    }
+    duet_pool2d_options o = {.count_pad = a->kind == DUET_DNN_AVGPOOL_PAD};
+    for (int i = 0; i < 2; i++) {
+        o.kernel[i] = a->kernel[i];
+        o.stride[i] = a->stride[i];
+        o.padding[i] = a->pad[i];
+    }
+    return a->kind == DUET_DNN_MAXPOOL ? duet_max_pool2d(ctx, t[0], &o)
+                                       : duet_avg_pool2d(ctx, t[0], &o);
 }

@@ -138,6 +138,10 @@ static size_t step_scratch(const lower *L, int v)
         int64_t p = L->ir->nodes[n->fsrc].numel;
         return (size_t)(p < DUET_FUSED_SRC_CHUNK ? p : DUET_FUSED_SRC_CHUNK);
     }
+    if (n->op == DUET_GOP_DNN)
+        return (duet_graph_dnn_scratch(L->g, v) + 3) / 4;
+    if (n->fsrc >= 0 && L->ir->nodes[n->fsrc].op == DUET_GOP_DNN) /* a conv with post-ops */
+        return (duet_graph_dnn_scratch(L->g, n->fsrc) + 3) / 4;
     bool epi = n->fsrc >= 0 && duet_gop_is_elementwise(n->op);
     if (epi || n->op == DUET_GOP_MATMUL) {
         plan_matmul(L, epi ? n->fsrc : v, &d);
@@ -185,7 +189,8 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
         }
         /* In place over an input read whole, for the last time, by this
          * plain elementwise op alone (fused groups read through tiles). */
-        if (reuse && inplace && !x.flags && n->group < 0 && duet_gop_is_elementwise(n->op)) {
+        if (reuse && inplace && !x.flags && n->group < 0 && n->fsrc < 0 &&
+            duet_gop_is_elementwise(n->op)) {
             for (int k = 0; k < n->nin; k++) {
                 const duet_gref *r = &ir->refs[n->in0 + k];
                 int u = r->node, j = val[u];
@@ -438,6 +443,23 @@ static void lower_consumer(const resolve *R, int v, duet_step *s, const size_t *
 
 /* ---- one node -> steps --------------------------------------------------------- */
 
+/* The oneDNN step of node c into s: its operands, and those of its binary
+ * post-ops; s->y is already the value it writes (c's, or the last fused
+ * node's). */
+static void lower_dnn(const resolve *R, int c, duet_step *s, duet_step_aux *x, size_t scratch)
+{
+    duet_graph_impl *g = R->L->g;
+    const duet_gir *ir = R->L->ir;
+    const duet_gnode *n = &ir->nodes[c];
+    s->kind = DUET_STEP_DNN;
+    x->dnn = duet_graph_dnn_step(
+        g, c, s->y, scratch != DUET_PLAN_EXTERNAL ? (char *)DUET_BLOCK_DATA(g->arena) + scratch : NULL);
+    for (int i = 0; i < n->nin; i++)
+        bind(R, duet_graph_dnn_operand(g, c, i), &ir->refs[n->in0 + i]);
+    for (int j = 0, r; (r = duet_graph_dnn_bin_ref(g, c, j)) >= 0; j++)
+        bind(R, duet_graph_dnn_bin_slot(g, c, j), &ir->refs[r]);
+}
+
 /* Lower node v into steps[*k...], advancing *k. */
 static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_step_aux *aux,
                        int *naux, const size_t *scratch_off)
@@ -454,6 +476,11 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
     s->n = (size_t)n->numel;
     s->y = value_base(R, v);
 #define NEED_AUX() (s->aux = &aux[(*naux)++])
+    if (n->fsrc >= 0 && ir->nodes[n->fsrc].op == DUET_GOP_DNN) {
+        lower_dnn(R, n->fsrc, s, NEED_AUX(), scratch_off[v]);
+        (*k)++;
+        return;
+    }
     if (n->fsrc >= 0) {
         (void)NEED_AUX();
         lower_consumer(R, v, s, scratch_off);
@@ -540,6 +567,9 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
             x->scratch = (float *)((char *)DUET_BLOCK_DATA(L->g->arena) + scratch_off[v]);
         break;
     }
+    case DUET_GOP_DNN:
+        lower_dnn(R, v, s, NEED_AUX(), scratch_off[v]);
+        break;
     case DUET_GOP_COPY:
         s->kind = DUET_STEP_COPY;
         x = NEED_AUX();
@@ -600,6 +630,13 @@ static duet_status run_passes(duet_ctx *ctx, duet_graph_impl *g)
     }
     if (!(g->disable & DUET_PASS_DCE))
         duet_pass_dce(ir, &st->removed_dce);
+    /* Before elementwise fusion: a conv's activation and residual add are
+     * worth more inside oneDNN's primitive than in a tiled group. */
+    if (!(g->disable & DUET_PASS_FUSE_DNN)) {
+        duet_status s = duet_pass_fuse_dnn(ctx, g, &st->fused_postops);
+        if (s != DUET_OK)
+            return s;
+    }
     if (!(g->disable & DUET_PASS_FUSE))
         duet_pass_fuse(ir, &st->fused_groups, &st->fused_nodes);
     /* Reductions first: a group read by both would rather not be
@@ -659,6 +696,12 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     if ((s = place_outputs(&L)) != DUET_OK)
         goto done;
     liveness(&L);
+    /* oneDNN primitives now: their scratch is planned with the values. */
+    bool *need = (bool *)(void *)val; /* val is free until plan() fills it */
+    for (int v = 0; v < ir->nnodes; v++)
+        need[v] = L.lstep[v] >= 0 && ir->nodes[v].op == DUET_GOP_DNN && ir->nodes[v].numel > 0;
+    if ((s = duet_graph_dnn_prepare(ctx, g, need)) != DUET_OK)
+        goto done;
     if ((s = plan(&L, val, &voff, scratch_off)) != DUET_OK)
         goto done;
 

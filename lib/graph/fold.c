@@ -75,6 +75,8 @@ static duet_tensor *eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const 
         return duet_copy(ctx, t[0]);
     case DUET_GOP_CONCAT:
         return duet_concat(ctx, n->nin, t, n->axis);
+    case DUET_GOP_DNN:
+        return duet_dnn_eval(ctx, n, t);
     default:
         return NULL;
     }

@@ -32,6 +32,9 @@ typedef enum {
     DUET_GOP_MATMUL,
     DUET_GOP_COPY,    /* contiguous copy of one ref (duet_copy, duet_contiguous) */
     DUET_GOP_CONCAT,  /* axis; nin refs */
+    DUET_GOP_DNN,     /* conv2d, pool or batch norm through oneDNN: dnn holds the
+                       * attributes, c = eps; refs: x, then w (conv), then the
+                       * per-channel vectors present (bias | mean, var, gamma, beta) */
     DUET_GOP_COUNT
 } duet_gop;
 
@@ -44,6 +47,13 @@ typedef struct duet_gref {
     int64_t strides[DUET_MAX_DIMS];
 } duet_gref;
 
+/* A oneDNN op's attributes as recorded (kind: duet_dnn_kind; flags:
+ * DUET_DNN_BIAS/GAMMA/BETA; dil in oneDNN's form, 0 = none). */
+typedef struct duet_gdnn {
+    int32_t kind, flags, groups;
+    int32_t stride[2], pad[2], dil[2], kernel[2];
+} duet_gdnn;
+
 typedef struct duet_gnode {
     uint8_t op;    /* duet_gop */
     uint8_t dtype;
@@ -53,6 +63,7 @@ typedef struct duet_gnode {
     uint32_t mask;
     bool has_g, has_b;
     float c;
+    duet_gdnn dnn;         /* DUET_GOP_DNN only; zero otherwise */
     int64_t shape[DUET_MAX_DIMS];
     int64_t numel;
     int in0, nin;          /* refs in0 .. in0 + nin - 1 of the graph */
@@ -151,6 +162,7 @@ typedef enum {
     DUET_STEP_SOFTMAX_SRC, /* fused producer chunk by chunk (aux->prog) */
     DUET_STEP_LNORM_SRC,
     DUET_STEP_MATMUL_EPI,  /* a matmul by row panels, each followed by its epilogue */
+    DUET_STEP_DNN,         /* a oneDNN primitive made at compile time (aux->dnn) */
     DUET_STEP_COUNT
 } duet_step_kind;
 
@@ -173,6 +185,7 @@ typedef struct duet_step_aux {
     int local;
     int64_t panel_rows;
     float *buf;
+    struct duet_dnn_step *dnn; /* DUET_STEP_DNN */
 } duet_step_aux;
 
 /* One prepared step: the kernel pointer and every argument resolved. The
@@ -215,6 +228,8 @@ typedef struct duet_graph_impl {
     const void *bound[DUET_GRAPH_MAX_IO]; /* input data the fixups point at now */
     const duet_kernels *kt;  /* the table the steps were resolved from */
     bool uses_blas;          /* a matmul step goes to OpenBLAS */
+    struct duet_dnn_step **dnn; /* per compiled node (ndnn of them): its oneDNN step or NULL */
+    int ndnn;
     duet_block *arena;       /* NULL when the plan needs no bytes */
     duet_block *outblk[DUET_GRAPH_MAX_IO];
     duet_tensor *outh[DUET_GRAPH_MAX_IO];
@@ -255,6 +270,29 @@ void duet_pass_fuse(duet_gir *ir, int *groups, int *members);
  * may give a lone node a group id of its own; they never allocate. */
 void duet_pass_fuse_reduce(duet_gir *ir, int *count);
 void duet_pass_fuse_matmul(duet_gir *ir, int *count);
+/* oneDNN steps (dnn_step.c). Before the plan: make the primitive of every
+ * node in need[] (a live oneDNN node), error recorded in ctx. Their scratch
+ * bytes; the operand pointers (x, w, the vectors, y) the lowering binds; a
+ * run (failure kept in the step: duet_graph_dnn_status after the run). */
+duet_status duet_graph_dnn_prepare(duet_ctx *ctx, duet_graph_impl *g, const bool *need);
+size_t duet_graph_dnn_scratch(const duet_graph_impl *g, int v);
+const float **duet_graph_dnn_operand(const duet_graph_impl *g, int v, int k);
+struct duet_dnn_step *duet_graph_dnn_step(const duet_graph_impl *g, int v, float *y, void *scratch);
+void duet_graph_dnn_run(struct duet_dnn_step *d);
+duet_status duet_graph_dnn_status(duet_ctx *ctx, const duet_graph_impl *g);
+void duet_graph_dnn_free(duet_graph_impl *g);
+/* Ref index read by binary post-op j of the step of node v (-1: none). */
+int duet_graph_dnn_bin_ref(const duet_graph_impl *g, int v, int j);
+const float **duet_graph_dnn_bin_slot(const duet_graph_impl *g, int v, int j);
+/* DUET_PASS_FUSE_DNN: a conv's chain of sole elementwise readers (relu and
+ * other activations, scalar affine ops, binary ops with a second operand
+ * such as a residual or a per-channel bias) becomes the primitive's
+ * post-ops when oneDNN takes them. Marks the chain like the matmul epilogue
+ * (fused_into the last node; its fsrc the conv); *count += fused ops. */
+duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count);
+/* The eager op behind a oneDNN node over tensors t (constant folding). */
+duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t);
+
 /* Run a step of the fused consumer kinds (DUET_STEP_REDUCE_SRC ...). */
 void duet_run_fused_consumer(const duet_kernels *kt, const duet_step *s);
 

@@ -83,6 +83,7 @@ static bool same_node(const duet_gir *ir, const duet_gnode *a, const duet_gnode 
 {
     if (a->op != b->op || a->sub != b->sub || a->axis != b->axis || a->mask != b->mask ||
         memcmp(&a->c, &b->c, sizeof a->c) != 0 || a->has_g != b->has_g ||
+        memcmp(&a->dnn, &b->dnn, sizeof a->dnn) != 0 ||
         a->has_b != b->has_b || a->dtype != b->dtype || a->ndim != b->ndim || a->nin != b->nin)
         return false;
     for (int d = 0; d < a->ndim; d++)
@@ -137,7 +138,7 @@ typedef struct fuse_ctx {
 static bool fusible(const duet_gnode *n)
 {
     return duet_gop_is_elementwise(n->op) && !n->dead && n->repl < 0 && n->group < 0 &&
-           n->numel > 0;
+           n->numel > 0 && n->fused_into < 0 && n->fsrc < 0; /* not a conv's post-op */
 }
 
 static bool same_shape(const duet_gnode *a, const duet_gnode *b)

@@ -52,6 +52,9 @@ static void run_aux(const duet_kernels *kt, const duet_step *s)
     case DUET_STEP_MATMUL_EPI:
         duet_run_fused_consumer(kt, s);
         break;
+    case DUET_STEP_DNN:
+        duet_graph_dnn_run(x->dnn);
+        break;
     default:
         break;
     }
@@ -129,6 +132,7 @@ void duet_graph_release(duet_ctx *ctx, duet_graph_impl *g)
     free(g->fix);
     free(g->offset);
     free(g->step_of);
+    duet_graph_dnn_free(g);
     free(g);
 }
 
@@ -237,6 +241,8 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
     if (g->uses_blas) /* as an eager matmul does: OpenBLAS's count is process-wide */
         duet_blas_threads(ctx->threads);
     duet_graph_exec(g);
+    if (DUET_UNLIKELY(g->ndnn != 0) && duet_graph_dnn_status(ctx, g) != DUET_OK)
+        return ctx->err;
     for (int i = 0; i < g->nout; i++) {
         if (DUET_UNLIKELY(!duet_lookup(ctx, g->outh[i]))) {
             /* The caller released the previous handle: make a new one (a slot,
