@@ -3,13 +3,14 @@
  * double-precision references written here, through the public API only:
  * random shapes with the edge cases (1x1 kernels, a kernel as big as the
  * padded input, stride > kernel, dilation 2-3, asymmetric parameters,
- * depthwise and grouped convs, C_in = 1, odd sizes, "same" padding), inputs
- * laid out as every kind of view (step-2 slices, reversed and channels-last
- * permutations, channel slices, offsets, stride-0 broadcasts), zero-size
- * tensors, every error, the context's primitive cache (hits, misses, LRU
- * evictions, capacity from the options and at run time, caching off,
- * bitwise-equal results either way), oneDNN's ISA cap, and memory: every
- * op's output released gives back every byte it took.
+ * depthwise and grouped convs, C_in = 1, odd sizes, "same" padding), channel
+ * counts large enough for oneDNN's blocked JIT kernels, inputs laid out as
+ * every kind of view (step-2 slices, reversed and channels-last
+ * permutations, channel slices, offsets, stride-0 broadcasts), -inf in max
+ * pool windows, zero-size tensors, configurations that differ in one
+ * attribute only (a cache key missing it would return wrong values), and
+ * memory: every op's output released gives back every byte it took. The
+ * cache's counters, oneDNN's ISA cap and the errors are in test_conv_api.c.
  *
  * Tolerances (u = 2^-24), per output element:
  *  - conv2d: (K + 2) u (sum |x||w| + |bias|), K = C_in/groups * KH * KW, as
