@@ -576,7 +576,9 @@ enum {
     DUET_PASS_INPLACE = 1 << 7,     /* elementwise results over a dying input */
     DUET_PASS_FUSE_DNN = 1 << 8,    /* a conv's activation, affine scalar ops and binary ops
                                      * (residual add, broadcast bias) into oneDNN post-ops */
-    DUET_PASS_ALL = 0x1FF
+    DUET_PASS_DNN_LAYOUT = 1 << 9,  /* a value passed from one oneDNN step (conv, pool, batch
+                                     * norm) only to others stays in their blocked layout */
+    DUET_PASS_ALL = 0x3FF
 };
 
 /** Options of duet_trace; NULL means all zero. */
@@ -639,6 +641,8 @@ typedef struct duet_graph_stats {
                            * (DUET_PASS_FUSE_MATMUL) */
     int fused_postops;    /* elementwise ops run as oneDNN post-ops of a conv
                            * (DUET_PASS_FUSE_DNN) */
+    int blocked_values;   /* values kept in oneDNN's blocked layout between two oneDNN
+                           * steps, never reordered to duet's (DUET_PASS_DNN_LAYOUT) */
 } duet_graph_stats;
 
 DUET_API duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *g,

@@ -38,6 +38,10 @@ typedef struct duet_block {
     uint32_t cls;                 /* size-class index */
     uint32_t trace_id;            /* id of the trace that allocated it (0: none); a
                                    * tensor over it is a constant of that trace */
+    uint32_t version;             /* bumped by every write into existing memory
+                                   * (duet_write): a graph caching something derived
+                                   * from a parameter (reordered conv weights) redoes
+                                   * it when this changes */
 } duet_block;
 
 #define DUET_BLOCK_DATA(b) ((void *)((char *)(b) + DUET_ALIGN))

@@ -226,6 +226,7 @@ duet_status duet_write(duet_ctx *ctx, duet_tensor *h, const void *src, size_t sr
                              duet_fmt_shape(s, sizeof s, t->ndim, t->shape), d);
     if (n == 0)
         return DUET_OK;
+    t->blk->version++; /* graphs holding a derived copy (reordered weights) redo it */
     char *base = (char *)DUET_BLOCK_DATA(t->blk) + t->offset * 4;
     if (duet_impl_is_contiguous(t)) {
         memcpy(base, src, need);

@@ -12,7 +12,7 @@ static dnnl_status_t any_md(dnnl_memory_desc_t *md, int ndim, const dnnl_dims_t 
     return dnnl_memory_desc_init_by_tag(md, ndim, dims, dnnl_f32, dnnl_format_tag_any);
 }
 
-dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p)
+dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay)
 {
     const duet_dnn_key *k = &p->key;
     const int64_t *xs = k->x_shape, *ws = k->w_shape, *wst = k->w_strides;
@@ -30,6 +30,8 @@ dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p)
     if ((s = duet_dnn_md(&xmd, 4, xs, k->x_strides)) != dnnl_success ||
         (s = duet_dnn_md(&ymd, 4, p->y_shape, ys)) != dnnl_success)
         return s;
+    if (lay->x_md)
+        xmd = *lay->x_md; /* a producer's layout (graph mode) */
     /* Grouped weights are 5-D for oneDNN: [g, O/g, C/g, KH, KW]. */
     int wn = g > 1 ? 5 : 4;
     int64_t wshape[5], wstr[5];
@@ -77,8 +79,8 @@ dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p)
                            &p->scratch_bytes)) == dnnl_success &&
         (s = duet_dnn_bind(d, &wmd, ww, true, &p->m_wei, &p->m_wei_b, &p->re_wei, &p->off_wei_b,
                            &p->scratch_bytes)) == dnnl_success &&
-        (s = duet_dnn_bind(d, &ymd, yw, false, &p->m_dst, &p->m_dst_b, &p->re_dst, &p->off_dst_b,
-                           &p->scratch_bytes)) == dnnl_success &&
+        ((p->wei_b_bytes = p->re_wei ? dnnl_memory_desc_get_size(ww) : 0), true) &&
+        (s = duet_dnn_bind_y(d, p, yw, lay)) == dnnl_success &&
         (!(k->flags & DUET_DNN_BIAS) ||
          (s = dnnl_memory_create(&p->m_bias, &bmd, d->engine, DNNL_MEMORY_NONE)) == dnnl_success))
         s = duet_dnn_finish(d, p, pd);

@@ -57,6 +57,9 @@ typedef struct duet_dnn_key {
 typedef struct duet_dnn_prim {
     duet_dnn_key key;
     int64_t y_shape[4];
+    dnnl_memory_desc_t y_md; /* the layout y is written in: duet's plain one, or
+                              * with duet_dnn_layout.keep_y the primitive's own */
+    size_t y_bytes;
     dnnl_primitive_t prim;
     dnnl_primitive_t re_src, re_wei, re_dst; /* NULL: the user's layout is used as is */
     dnnl_memory_t m_src, m_wei, m_bias, m_dst; /* user side; handles set per call */
@@ -66,6 +69,7 @@ typedef struct duet_dnn_prim {
     dnnl_memory_t m_bin[DUET_DNN_MAX_BIN];
     int bin_post[DUET_DNN_MAX_BIN];             /* which post-op each one feeds */
     size_t off_src_b, off_wei_b, off_dst_b, off_pad;
+    size_t wei_b_bytes;                         /* the weights in oneDNN's layout (0: no reorder) */
     size_t scratch_bytes;
     /* the context's cache */
     uint64_t hash;
@@ -93,16 +97,29 @@ void duet_dnn_destroy(duet_ctx *ctx);
  * dnnl_out_of_memory): "op: oneDNN what failed (dnnl_unimplemented)". */
 duet_status duet_dnn_fail(duet_ctx *ctx, const char *op, const char *what, dnnl_status_t s);
 
+/* Layouts a graph gives a primitive beyond its key: between consecutive
+ * oneDNN steps a value stays in the producer's layout. Eager calls pass
+ * NULL: x in duet's strided layout, y written plain. */
+typedef struct duet_dnn_layout {
+    const dnnl_memory_desc_t *x_md; /* x arrives in this layout (NULL: plain strided) */
+    bool keep_y;                     /* write y in the layout the primitive prefers */
+} duet_dnn_layout;
+
 /* Create the primitive for key. NULL with the error set. */
 duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key *key);
 /* The same without touching ctx's error state: oneDNN's status (a fusion
  * attempt that oneDNN cannot do is not an error). */
-dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, duet_dnn_prim **out);
+dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn_layout *lay,
+                            duet_dnn_prim **out);
 /* The creators by kind (conv.c, pool.c), given p zeroed with its key set;
  * they fill p and return oneDNN's status (p is freed by the caller on failure). */
-dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p);
-dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p);
-dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p);
+dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+/* y's side of a creator: with keep_y, the memory in the primitive's layout
+ * want; else duet's plain contiguous layout, reordered from want if needed. */
+dnnl_status_t duet_dnn_bind_y(duet_dnn *d, duet_dnn_prim *p, const dnnl_memory_desc_t *want,
+                              const duet_dnn_layout *lay);
 /* Output length of a window op along one axis: (in + 2 pad - dil (k - 1) - 1) / stride + 1
  * with dil the plain dilation (>= 1); < 1 when no window fits. */
 static inline int64_t duet_dnn_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad,
@@ -121,12 +138,16 @@ duet_dnn_prim *duet_dnn_lookup(duet_ctx *ctx, const char *op, const duet_dnn_key
 /* The data of one execution. Unused pointers are NULL. */
 typedef struct duet_dnn_args {
     const float *x, *w, *bias;         /* bias: contiguous [O] */
+    const float *w_ready;              /* w already in the primitive's layout (NULL: reorder w) */
     const float *mean, *var, *gamma, *beta; /* contiguous [C] */
     const float *bin[DUET_DNN_MAX_BIN]; /* post-op operands, as the key describes them */
     float *y;                          /* contiguous */
     void *scratch;                     /* scratch_bytes, 64-byte aligned */
 } duet_dnn_args;
 
+/* Reorder weights w into dst (wei_b_bytes) in p's layout, once for many runs. */
+dnnl_status_t duet_dnn_reorder_w(duet_dnn *d, int threads, duet_dnn_prim *p, const float *w,
+                                 void *dst);
 /* Run p on d's stream with threads OpenMP threads. */
 dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a);
 
@@ -139,6 +160,7 @@ enum { DUET_DNN_V_BIAS, DUET_DNN_V_MEAN, DUET_DNN_V_VAR, DUET_DNN_V_GAMMA, DUET_
  * mode's fixups aim at them); the rest is fixed by duet_dnn_io_prepare. */
 typedef struct duet_dnn_io {
     const float *x, *w, *vec[DUET_DNN_NV];
+    const float *w_ready; /* graph mode: weights kept reordered across runs */
     const float *bin[DUET_DNN_MAX_BIN];
     float *y;
     int x_ndim;

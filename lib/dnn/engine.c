@@ -161,6 +161,25 @@ static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, const duet_dnn_key *k)
     return s;
 }
 
+dnnl_status_t duet_dnn_bind_y(duet_dnn *d, duet_dnn_prim *p, const dnnl_memory_desc_t *want,
+                              const duet_dnn_layout *lay)
+{
+    if (lay->keep_y) {
+        p->y_md = *want;
+        p->y_bytes = dnnl_memory_desc_get_size(want);
+        return dnnl_memory_create(&p->m_dst, want, d->engine, DNNL_MEMORY_NONE);
+    }
+    int nd = p->key.ndim;
+    int64_t st[4];
+    duet_contig_strides(nd, p->y_shape, st);
+    dnnl_status_t s = duet_dnn_md(&p->y_md, nd, p->y_shape, st);
+    p->y_bytes = dnnl_memory_desc_get_size(&p->y_md);
+    if (s != dnnl_success)
+        return s;
+    return duet_dnn_bind(d, &p->y_md, want, false, &p->m_dst, &p->m_dst_b, &p->re_dst,
+                         &p->off_dst_b, &p->scratch_bytes);
+}
+
 dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr, const duet_dnn_key *key)
 {
     dnnl_status_t s = dnnl_primitive_attr_create(attr);
@@ -201,6 +220,17 @@ static dnnl_status_t reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t fro
     return dnnl_primitive_execute(re, d->stream, 2, args);
 }
 
+dnnl_status_t duet_dnn_reorder_w(duet_dnn *d, int threads, duet_dnn_prim *p, const float *w,
+                                 void *dst)
+{
+    omp_set_num_threads(threads);
+    dnnl_status_t s = set(p->m_wei, w);
+    if (s == dnnl_success && (s = set(p->m_wei_b, dst)) == dnnl_success &&
+        (s = reorder(d, p->re_wei, p->m_wei, p->m_wei_b)) == dnnl_success)
+        s = dnnl_stream_wait(d->stream);
+    return s;
+}
+
 dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a)
 {
     char *scratch = a->scratch;
@@ -219,7 +249,9 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     if (s == dnnl_success && p->m_wei && (s = set(p->m_wei, a->w)) == dnnl_success &&
         p->re_wei) {
         wei = p->m_wei_b;
-        if ((s = set(wei, scratch + p->off_wei_b)) == dnnl_success)
+        if (a->w_ready)
+            s = set(wei, a->w_ready);
+        else if ((s = set(wei, scratch + p->off_wei_b)) == dnnl_success)
             s = reorder(d, p->re_wei, p->m_wei, wei);
     }
     if (s == dnnl_success && (s = set(p->m_dst, a->y)) == dnnl_success && p->re_dst) {
@@ -262,16 +294,20 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     return s;
 }
 
-dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, duet_dnn_prim **out)
+dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn_layout *lay,
+                            duet_dnn_prim **out)
 {
     *out = NULL;
     duet_dnn_prim *p = calloc(1, sizeof *p);
     if (!p)
         return dnnl_out_of_memory;
     p->key = *key;
-    dnnl_status_t s = key->kind == DUET_DNN_CONV    ? duet_dnn_create_conv(d, p)
-                      : key->kind == DUET_DNN_BNORM ? duet_dnn_create_bnorm(d, p)
-                                                    : duet_dnn_create_pool(d, p);
+    static const duet_dnn_layout plain = {NULL, false};
+    if (!lay)
+        lay = &plain;
+    dnnl_status_t s = key->kind == DUET_DNN_CONV    ? duet_dnn_create_conv(d, p, lay)
+                      : key->kind == DUET_DNN_BNORM ? duet_dnn_create_bnorm(d, p, lay)
+                                                    : duet_dnn_create_pool(d, p, lay);
     for (int i = 0; i < key->npost && s == dnnl_success; i++) {
         int b = key->post[i].bin;
         if (b < 0)
@@ -294,7 +330,7 @@ duet_dnn_prim *duet_dnn_create(duet_ctx *ctx, const char *op, const duet_dnn_key
     if (!d)
         return NULL;
     duet_dnn_prim *p;
-    dnnl_status_t s = duet_dnn_make(d, key, &p);
+    dnnl_status_t s = duet_dnn_make(d, key, NULL, &p);
     if (s != dnnl_success)
         duet_dnn_fail(ctx, op, "primitive creation", s);
     return p;

@@ -1,29 +1,37 @@
 /*
- * Pooling and inference batch norm primitives. Both run on duet's plain
- * layout (oneDNN has fast paths for it); a strided x is first gathered into
- * a contiguous copy by a reorder.
+ * Pooling and inference batch norm primitives. Both compute in the layout x
+ * arrives in: duet's plain layout eagerly (oneDNN has fast paths for it; a
+ * strided x is first gathered by a reorder), or, in a graph, the blocked
+ * layout of the oneDNN step that produced x. y takes the same layout and is
+ * reordered to plain unless the graph keeps it for the next oneDNN step.
  */
 #include "dnn.h"
 
-/* x's user descriptor, the contiguous one the primitive computes on, and
- * the reorder between them when x is a strided view. */
-static dnnl_status_t plain_src(duet_dnn *d, duet_dnn_prim *p, int ndim, dnnl_memory_desc_t *dense)
+/* The descriptor the primitive computes x on (*src): the producer's layout,
+ * or contiguous plain with a gather from x's strides when they differ. */
+static dnnl_status_t source(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay,
+                            dnnl_memory_desc_t *src)
 {
     const duet_dnn_key *k = &p->key;
-    int64_t st[4];
-    duet_contig_strides(ndim, k->x_shape, st);
     dnnl_memory_desc_t xmd;
     dnnl_status_t s;
-    if ((s = duet_dnn_md(&xmd, ndim, k->x_shape, k->x_strides)) != dnnl_success ||
-        (s = duet_dnn_md(dense, ndim, k->x_shape, st)) != dnnl_success)
-        return s;
-    return duet_dnn_bind(d, &xmd, dense, true, &p->m_src, &p->m_src_b, &p->re_src, &p->off_src_b,
+    if (lay->x_md) {
+        *src = xmd = *lay->x_md;
+    } else {
+        int64_t st[4];
+        duet_contig_strides(k->ndim, k->x_shape, st);
+        if ((s = duet_dnn_md(&xmd, k->ndim, k->x_shape, k->x_strides)) != dnnl_success ||
+            (s = duet_dnn_md(src, k->ndim, k->x_shape, st)) != dnnl_success)
+            return s;
+    }
+    return duet_dnn_bind(d, &xmd, src, true, &p->m_src, &p->m_src_b, &p->re_src, &p->off_src_b,
                          &p->scratch_bytes);
 }
 
-/* Build the primitive for op descriptor desc with our attributes. */
+/* Build the primitive for op descriptor desc with our attributes; y in the
+ * layout the primitive reports. */
 static dnnl_status_t finish(duet_dnn *d, duet_dnn_prim *p, const void *desc,
-                            const dnnl_memory_desc_t *ymd)
+                            const duet_dnn_layout *lay)
 {
     dnnl_primitive_attr_t attr;
     dnnl_status_t s = duet_dnn_attr(&attr, &p->key);
@@ -34,13 +42,14 @@ static dnnl_status_t finish(duet_dnn *d, duet_dnn_prim *p, const void *desc,
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success)
         return s;
-    if ((s = dnnl_memory_create(&p->m_dst, ymd, d->engine, DNNL_MEMORY_NONE)) == dnnl_success)
+    const dnnl_memory_desc_t *yw = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    if ((s = duet_dnn_bind_y(d, p, yw, lay)) == dnnl_success)
         s = duet_dnn_finish(d, p, pd);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
 
-dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p)
+dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay)
 {
     const duet_dnn_key *k = &p->key;
     p->y_shape[0] = k->x_shape[0];
@@ -48,12 +57,12 @@ dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p)
     for (int i = 0; i < 2; i++)
         p->y_shape[2 + i] =
             duet_dnn_out_len(k->x_shape[2 + i], k->kernel[i], k->stride[i], k->pad[i], 1);
-    int64_t ys[4];
-    duet_contig_strides(4, p->y_shape, ys);
-    dnnl_memory_desc_t xmd, ymd;
+    dnnl_memory_desc_t xmd, yany;
+    dnnl_dims_t yd = {p->y_shape[0], p->y_shape[1], p->y_shape[2], p->y_shape[3]};
     dnnl_status_t s;
-    if ((s = plain_src(d, p, 4, &xmd)) != dnnl_success ||
-        (s = duet_dnn_md(&ymd, 4, p->y_shape, ys)) != dnnl_success)
+    if ((s = source(d, p, lay, &xmd)) != dnnl_success ||
+        (s = dnnl_memory_desc_init_by_tag(&yany, 4, yd, dnnl_f32, dnnl_format_tag_any)) !=
+            dnnl_success)
         return s;
     dnnl_alg_kind_t alg = k->kind == DUET_DNN_MAXPOOL  ? dnnl_pooling_max
                           : k->kind == DUET_DNN_AVGPOOL ? dnnl_pooling_avg_exclude_padding
@@ -61,22 +70,21 @@ dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p)
     dnnl_dims_t strides = {k->stride[0], k->stride[1]}, kernel = {k->kernel[0], k->kernel[1]},
                 dil = {0, 0}, pad = {k->pad[0], k->pad[1]};
     dnnl_pooling_v2_desc_t pd;
-    if ((s = dnnl_pooling_v2_forward_desc_init(&pd, dnnl_forward_inference, alg, &xmd, &ymd,
+    if ((s = dnnl_pooling_v2_forward_desc_init(&pd, dnnl_forward_inference, alg, &xmd, &yany,
                                                strides, kernel, dil, pad, pad)) != dnnl_success)
         return s;
-    return finish(d, p, &pd, &ymd);
+    return finish(d, p, &pd, lay);
 }
 
-dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p)
+dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay)
 {
     const duet_dnn_key *k = &p->key;
-    int ndim = k->ndim;
-    for (int i = 0; i < ndim; i++)
+    for (int i = 0; i < k->ndim; i++)
         p->y_shape[i] = k->x_shape[i];
     dnnl_memory_desc_t xmd, cmd;
     dnnl_status_t s;
     const int64_t one = 1, c = k->x_shape[1];
-    if ((s = plain_src(d, p, ndim, &xmd)) != dnnl_success ||
+    if ((s = source(d, p, lay, &xmd)) != dnnl_success ||
         (s = duet_dnn_md(&cmd, 1, &c, &one)) != dnnl_success)
         return s;
     unsigned flags = dnnl_use_global_stats;
@@ -93,5 +101,5 @@ dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p)
     for (int i = 0; i < 4; i++)
         if (ms[i] && (s = dnnl_memory_create(ms[i], &cmd, d->engine, DNNL_MEMORY_NONE)) != dnnl_success)
             return s;
-    return finish(d, p, &bd, &xmd);
+    return finish(d, p, &bd, lay);
 }

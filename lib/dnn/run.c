@@ -67,7 +67,7 @@ dnnl_status_t duet_dnn_run(duet_dnn *d, int threads, duet_dnn_prim *p, const due
 {
     char *sc = scratch;
     const float *v[DUET_DNN_NV];
-    duet_dnn_args a = {.x = io->x, .w = io->w, .y = io->y};
+    duet_dnn_args a = {.x = io->x, .w = io->w, .w_ready = io->w_ready, .y = io->y};
     if (io->gather_x) {
         duet_gather32(io->x_ndim, io->x_shape, (const uint32_t *)(const void *)io->x,
                       io->x_strides, sc);

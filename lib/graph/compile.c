@@ -179,6 +179,9 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
         const duet_gnode *n = &ir->nodes[v];
         duet_plan_value x = {0};
         x.bytes = (size_t)n->numel * 4;
+        size_t blocked = duet_graph_dnn_value_bytes(g, v); /* channel-padded, e.g. nChw8c */
+        if (blocked > x.bytes)
+            x.bytes = blocked;
         x.first = L->lstep[v];
         x.last = L->last[v] > x.first ? L->last[v] : x.first;
         x.flags = L->outidx[v] >= 0 ? DUET_PV_OUTPUT : 0;

@@ -104,6 +104,9 @@ static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool comp
             if (g->offset && !duet_gop_is_leaf(n->op)) {
                 if (g->offset[v] != DUET_PLAN_EXTERNAL)
                     put(o, "  arena +%zu", g->offset[v]);
+                size_t blk = duet_graph_dnn_value_bytes(g, v);
+                if (blk)
+                    put(o, "  oneDNN layout (%zu bytes)", blk);
                 else if (g->step_of && g->step_of[v] >= 0)
                     put(o, "  (output)");
             }

@@ -276,11 +276,14 @@ void duet_pass_fuse_matmul(duet_gir *ir, int *count);
  * run (failure kept in the step: duet_graph_dnn_status after the run). */
 duet_status duet_graph_dnn_prepare(duet_ctx *ctx, duet_graph_impl *g, const bool *need);
 size_t duet_graph_dnn_scratch(const duet_graph_impl *g, int v);
+/* Bytes value v takes when a oneDNN step keeps it in its own (blocked,
+ * possibly channel-padded) layout; 0 when it is duet's plain layout. */
+size_t duet_graph_dnn_value_bytes(const duet_graph_impl *g, int v);
 const float **duet_graph_dnn_operand(const duet_graph_impl *g, int v, int k);
 struct duet_dnn_step *duet_graph_dnn_step(const duet_graph_impl *g, int v, float *y, void *scratch);
 void duet_graph_dnn_run(struct duet_dnn_step *d);
 duet_status duet_graph_dnn_status(duet_ctx *ctx, const duet_graph_impl *g);
-void duet_graph_dnn_free(duet_graph_impl *g);
+void duet_graph_dnn_free(duet_ctx *ctx, duet_graph_impl *g);
 /* Ref index read by binary post-op j of the step of node v (-1: none). */
 int duet_graph_dnn_bin_ref(const duet_graph_impl *g, int v, int j);
 const float **duet_graph_dnn_bin_slot(const duet_graph_impl *g, int v, int j);

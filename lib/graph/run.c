@@ -132,7 +132,7 @@ void duet_graph_release(duet_ctx *ctx, duet_graph_impl *g)
     free(g->fix);
     free(g->offset);
     free(g->step_of);
-    duet_graph_dnn_free(g);
+    duet_graph_dnn_free(ctx, g);
     free(g);
 }
 
