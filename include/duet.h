@@ -482,7 +482,9 @@ typedef struct duet_pool2d_options {
                       * only by the elements inside x (false, default) */
 } duet_pool2d_options;
 
-/** Max over each window of x [N, C, H, W]; padding never wins (it is -inf). */
+/** Max over each window of x [N, C, H, W]; padding never wins. A window whose
+ *  elements are all -inf gives -FLT_MAX, not -inf (oneDNN starts its max
+ *  there); whether a NaN in a window reaches the output is not specified. */
 DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 /** Mean over each window of x [N, C, H, W] (see count_pad). */
 DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
