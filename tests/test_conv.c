@@ -42,13 +42,6 @@
 
 #define U 0x1p-24
 
-/* Per-element checks go through this: a passing ck_assert is recorded by
- * Check (a write per call), which is slow in loops over every output. */
-#define CHECK(cond, ...)               \
-    do {                               \
-        if (!(cond))                   \
-            ck_abort_msg(__VA_ARGS__); \
-    } while (0)
 
 static uint64_t seed_for(uint64_t dflt)
 {
@@ -252,7 +245,7 @@ static void run_conv(duet_ctx *ctx, tu_rng *r, const conv_cfg *c, int xk, int wk
                         }
                     int64_t i = (((int64_t)n * c->cout + co) * oh + oy) * ow + ox;
                     double tol = (double)(cig * c->kh * c->kw + 2) * U * mag;
-                    CHECK(fabs((double)got[i] - acc) <= tol,
+                    TU_CHECK(fabs((double)got[i] - acc) <= tol,
                           "%s: output [%d,%d,%d,%d] (flat %lld of %lld): got %.9g, want %.9g "
                           "(tol %.3g)",
                           what, n, co, oy, ox, (long long)i, (long long)ny, (double)got[i], acc, tol);
@@ -555,18 +548,18 @@ static void run_pool(duet_ctx *ctx, tu_rng *r, const pool_cfg *c, int xk, const 
                             mag += fabs(v);
                             cnt++;
                         }
-                    CHECK(cnt > 0, "%s: a window inside the padding only: reference bug", what);
+                    TU_CHECK(cnt > 0, "%s: a window inside the padding only: reference bug", what);
                     int64_t i = (((int64_t)n * c->c + ch) * oh + oy) * ow + ox;
                     double g = got[i];
                     if (c->is_max) {
                         if (mx == -INFINITY)
                             mx = -FLT_MAX; /* an all -inf window: documented in duet.h */
-                        CHECK(g == mx, "%s: output [%d,%d,%d,%d]: got %.9g, want %.9g", what, n, ch,
+                        TU_CHECK(g == mx, "%s: output [%d,%d,%d,%d]: got %.9g, want %.9g", what, n, ch,
                               oy, ox, g, mx);
                     } else {
                         double div = c->count_pad ? c->k[0] * c->k[1] : cnt;
                         double ref = sum / div, tol = (cnt + 2) * U * mag / div;
-                        CHECK(fabs(g - ref) <= tol,
+                        TU_CHECK(fabs(g - ref) <= tol,
                               "%s: output [%d,%d,%d,%d]: got %.9g, want %.9g (tol %.3g, %d inside)",
                               what, n, ch, oy, ox, g, ref, tol, cnt);
                     }
@@ -695,7 +688,7 @@ static void run_bn(duet_ctx *ctx, tu_rng *r, const int64_t *xs, int xk, bool has
         double s = g / sqrt((double)vv[c] + e);
         double ref = ((double)xv[i] - mv[c]) * s + b;
         double tol = 8 * U * ((fabs(xv[i]) + fabs(mv[c])) * fabs(s) + fabs(b));
-        CHECK(fabs(got[i] - ref) <= tol,
+        TU_CHECK(fabs(got[i] - ref) <= tol,
               "%s: element %lld (channel %lld): got %.9g, want %.9g (tol %.3g)", what,
               (long long)i, (long long)c, (double)got[i], ref, tol);
     }

@@ -29,13 +29,6 @@
 
 #define U 0x1p-24
 
-/* Per-element checks go through this: a passing ck_assert is recorded by
- * Check (a write per call), which made million-element loops slow. */
-#define CHECK(cond, ...)                 \
-    do {                                 \
-        if (!(cond))                     \
-            ck_abort_msg(__VA_ARGS__);   \
-    } while (0)
 #define E_ULPS 8.0
 
 /* Reference softmax of the logical values v along axis into ref; also per
@@ -89,14 +82,14 @@ static void check_close(const float *got, const double *ref, const double *tol, 
     for (int64_t i = 0; i < n; i++) {
         double g = got[i], r = ref[i];
         if (isnan(r)) {
-            CHECK(isnan(g), "%s: element %lld: got %.9g, want NaN", what, (long long)i, g);
+            TU_CHECK(isnan(g), "%s: element %lld: got %.9g, want NaN", what, (long long)i, g);
             continue;
         }
         if (isinf(r)) {
-            CHECK(g == r, "%s: element %lld: got %.9g, want %g", what, (long long)i, g, r);
+            TU_CHECK(g == r, "%s: element %lld: got %.9g, want %g", what, (long long)i, g, r);
             continue;
         }
-        CHECK(fabs(g - r) <= tol[i], "%s: element %lld of %lld: got %.9g, want %.9g (tol %g)",
+        TU_CHECK(fabs(g - r) <= tol[i], "%s: element %lld of %lld: got %.9g, want %.9g (tol %g)",
                       what, (long long)i, (long long)n, g, r, tol[i]);
     }
 }

@@ -25,13 +25,6 @@
 
 #define U 0x1p-24
 
-/* Per-element checks go through this: a passing ck_assert is recorded by
- * Check (a write per call), which made million-element loops slow. */
-#define CHECK(cond, ...)                 \
-    do {                                 \
-        if (!(cond))                     \
-            ck_abort_msg(__VA_ARGS__);   \
-    } while (0)
 
 enum { K_SUM, K_MEAN, K_MAX };
 
@@ -159,17 +152,17 @@ static void check_reduce(duet_ctx *ctx, int kind, duet_tensor *x, int nd, const 
         snprintf(msg, sizeof msg, "%s %s out %lld/%lld: got %.9g want %.9g (n %lld)", kname[kind],
                  what, (long long)i, (long long)m, g, r, (long long)count);
         if (isnan(r)) {
-            CHECK(isnan(g), "%s", msg);
+            TU_CHECK(isnan(g), "%s", msg);
             continue;
         }
         if (kind == K_MAX || isinf(r)) {
-            CHECK(g == r, "%s", msg);
+            TU_CHECK(g == r, "%s", msg);
             continue;
         }
         double tol = (double)(count + 80) * U * abss[i];
         if (kind == K_MEAN)
             tol = tol / (double)count + U * fabs(r);
-        CHECK(fabs(g - r) <= tol, "%s (tol %g)", msg, tol);
+        TU_CHECK(fabs(g - r) <= tol, "%s (tol %g)", msg, tol);
     }
     free(got);
     free(ref);
@@ -380,7 +373,7 @@ static void check_argmax_axis(duet_ctx *ctx, tu_rng *r, duet_tensor *x, int nd,
             start = start * shape[d] + idx[d];
         }
         int64_t want = ref_argmax(shape[axis], v + start, stride);
-        CHECK(got[oi] == want, "argmax rank %d %s axis %d out %lld: got %d want %lld", nd, what,
+        TU_CHECK(got[oi] == want, "argmax rank %d %s axis %d out %lld: got %d want %lld", nd, what,
               axis, (long long)oi, got[oi], (long long)want);
     }
     free(got);
@@ -534,7 +527,7 @@ START_TEST(t_row_kernels)
                 kt->acc_add(n, buf, sx, acc);
                 for (size_t i = 0; i < n; i++) {
                     float want = acc2[i] + buf[i * (size_t)sx];
-                    CHECK(memcmp(&acc[i], &want, 4) == 0 || (isnan(want) && isnan(acc[i])),
+                    TU_CHECK(memcmp(&acc[i], &want, 4) == 0 || (isnan(want) && isnan(acc[i])),
                                   "%s acc_add n %zu sx %d at %zu", kt->name, n, sx, i);
                 }
                 memcpy(acc, acc2, n * sizeof(float));
@@ -546,7 +539,7 @@ START_TEST(t_row_kernels)
                 for (size_t i = 0; i < n; i++) {
                     float a = acc2[i], v = buf[i * (size_t)sx];
                     float want = isnan(a) ? a : isnan(v) ? v : v > a ? v : a;
-                    CHECK(acc[i] == want || (isnan(want) && isnan(acc[i])),
+                    TU_CHECK(acc[i] == want || (isnan(want) && isnan(acc[i])),
                                   "%s acc_max n %zu sx %d at %zu", kt->name, n, sx, i);
                 }
                 buf[at3] = keep3;

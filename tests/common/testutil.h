@@ -77,6 +77,14 @@ size_t tu_live(duet_ctx *ctx);
         ck_assert_int_eq(tu_live(ctx), before_);                                             \
     } while (0)
 
+/* Per-element checks: a passing ck_assert is recorded by Check (a write per
+ * call), which makes loops over every output of a large tensor slow. */
+#define TU_CHECK(cond, ...)            \
+    do {                               \
+        if (!(cond))                   \
+            ck_abort_msg(__VA_ARGS__); \
+    } while (0)
+
 /* Run a suite and return the process exit status. */
 int tu_run(Suite *s);
 
