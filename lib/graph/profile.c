@@ -79,25 +79,36 @@ static int build_rows(const duet_graph_impl *g, prow *rows, int *row_of_node, in
             continue;
         duet_profile_row *r = &rows[n].r;
         r->step = g->step_of[v];
-        if (x->group >= 0) {
-            int cnt = 0;
-            for (int u = 0; u <= v; u++)
-                cnt += ir->nodes[u].group == x->group && !ir->nodes[u].dead;
-            int at = snprintf(r->label, sizeof r->label, "fused(%d):", cnt);
-            for (int u = 0; u <= v && at < (int)sizeof r->label; u++)
-                if (ir->nodes[u].group == x->group && !ir->nodes[u].dead) {
-                    at += snprintf(r->label + at, sizeof r->label - (size_t)at, " %s",
-                                   duet_gop_name(&ir->nodes[u]) + (strncmp(duet_gop_name(&ir->nodes[u]), "duet_", 5) ? 0 : 5));
-                    if (u < rec->nnodes)
-                        row_of_node[u] = n;
+        /* The step covers v, its fused group, and whatever runs inside it (a
+         * reduction's producer, a matmul under its epilogue, a conv under
+         * its post-ops). */
+        int cnt = 0, at = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int u = 0; u <= v; u++) {
+                const duet_gnode *y = &ir->nodes[u];
+                bool in = u == v || (x->group >= 0 && y->group == x->group) || y->fused_into == v;
+                if (!in || y->dead || y->repl >= 0)
+                    continue;
+                if (pass == 0) {
+                    cnt++;
+                    continue;
                 }
-            r->nodes = cnt;
-        } else {
+                if (u < rec->nnodes)
+                    row_of_node[u] = n;
+                if (cnt < 2)
+                    continue;
+                if (at == 0)
+                    at = snprintf(r->label, sizeof r->label, "fused(%d):", cnt);
+                const char *nm = duet_gop_name(y);
+                nm += strncmp(nm, "duet_", 5) ? 0 : 5;
+                if (at < (int)sizeof r->label)
+                    at += snprintf(r->label + at, sizeof r->label - (size_t)at, " %s", nm);
+            }
+        if (cnt < 2)
             snprintf(r->label, sizeof r->label, "%s", duet_gop_name(x));
-            r->nodes = v < rec->nnodes ? 1 : 0;
-            if (v < rec->nnodes)
-                row_of_node[v] = n;
-        }
+        r->nodes = 0;
+        for (int u = 0; u < rec->nnodes; u++)
+            r->nodes += row_of_node[u] == n;
         for (int s = 0; s < g->nsteps; s++)
             if (g->steps[s].node == v)
                 row_of_step[s] = n;
