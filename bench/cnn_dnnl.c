@@ -328,11 +328,19 @@ cnn_direct *cnn_direct_cnn(int threads, int64_t n, const float *w1, const float 
     dnnl_primitive_desc_t pd;
     if (!bm || !tag_md(&sany, 4, sd, dnnl_format_tag_any) ||
         !tag_md(&wany, 4, wd, dnnl_format_tag_any) || !tag_md(&ymd, 2, yd, dnnl_nc) ||
-        !OK(dnnl_memory_desc_init_by_strides(&wuser, 4, wdims, dnnl_f32, wstr)) ||
-        !OK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &sany, &wany, &bmd,
-                                                 &ymd)) ||
-        !OK(dnnl_primitive_desc_create(&pd, &ipd, NULL, d->eng, NULL)))
+        !OK(dnnl_memory_desc_init_by_strides(&wuser, 4, wdims, dnnl_f32, wstr)))
         goto fail;
+    /* The pool's blocked output as it is, if the inner product takes it
+     * (2.6's gemm one does, with weights blocked to match: no reorder);
+     * else whatever layout it asks for, reordered into. */
+    if (dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, md_of(t), &wany, &bmd,
+                                             &ymd) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &ipd, NULL, d->eng, NULL) != dnnl_success) {
+        if (!OK(dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_inference, &sany, &wany,
+                                                     &bmd, &ymd)) ||
+            !OK(dnnl_primitive_desc_create(&pd, &ipd, NULL, d->eng, NULL)))
+            goto fail;
+    }
     dnnl_memory_t x = as(d, t, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
     dnnl_memory_t wm = x ? weights(d, &wuser, w3, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)) : NULL;
     dnnl_memory_t y = wm ? mem(d, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), NULL) : NULL;
