@@ -25,6 +25,7 @@ static const suite suites[] = {
     {"fusion", bench_fusion, 1, "elementwise chains: eager vs graph unfused vs fused, 16M"},
     {"crossover", bench_crossover, 1, "eager vs graph over sizes 1 .. 16M: where overhead stops mattering"},
     {"mlp", bench_mlp, 1, "MLP 784-512-512-10, batch 1 and 64: eager vs graph latency, peak memory"},
+    {"cnn", bench_cnn, 1, "conv nets through oneDNN: eager (cache on/off) vs graph vs direct oneDNN"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
 };
 #define NSUITES ((int)(sizeof suites / sizeof suites[0]))
