@@ -33,6 +33,7 @@ duet_block *duet_pool_get_slow(duet_ctx *ctx, size_t cap, uint32_t cls)
     b->cls = cls;
     b->refs = 0;
     b->trace_id = 0;
+    b->version = 0;
     b->next_free = NULL;
     duet_pool_taken(&ctx->pool, cap);
     return b;
