@@ -129,6 +129,8 @@ static inline int64_t duet_dnn_out_len(int64_t in, int64_t k, int64_t stride, in
     return span < 0 ? 0 : span / stride + 1;
 }
 void duet_dnn_prim_free(duet_dnn_prim *p);
+/* What p holds (primitives, memories), not p itself. */
+void duet_dnn_prim_free_parts(duet_dnn_prim *p);
 
 /* The cached primitive for key, created on a miss; *owned is set when the
  * cache is off and the caller must free it after use. NULL with the error set. */

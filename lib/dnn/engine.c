@@ -75,6 +75,12 @@ void duet_dnn_prim_free(duet_dnn_prim *p)
 {
     if (!p)
         return;
+    duet_dnn_prim_free_parts(p);
+    free(p);
+}
+
+void duet_dnn_prim_free_parts(duet_dnn_prim *p)
+{
     dnnl_primitive_t ps[] = {p->prim, p->re_src, p->re_wei, p->re_dst};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i])
@@ -85,7 +91,6 @@ void duet_dnn_prim_free(duet_dnn_prim *p)
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (ms[i])
             dnnl_memory_destroy(ms[i]);
-    free(p);
 }
 
 void duet_dnn_destroy(duet_ctx *ctx)
