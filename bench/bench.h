@@ -101,8 +101,11 @@ typedef struct bench_chain {
 void bench_chain_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user);
 #define BENCH_CHAIN_TEXT "t=a*b; t=t+a; t=tanh(t); t=relu(t); t=t*0.5; t=t-b; t=exp(t); out=t+a"
 #define BENCH_CHAIN_CHEAP_TEXT "t=a*b; t=t+a; t=abs(t); t=relu(t); t=t*0.5; t=t-b; t=-t; out=t+a"
-/* The passes that make an unfused graph: every fusion pass off. */
-#define BENCH_NO_FUSION (DUET_PASS_FUSE | DUET_PASS_FUSE_REDUCE | DUET_PASS_FUSE_MATMUL)
+/* The passes that make an unfused graph: every fusion pass off, and oneDNN
+ * values reordered to duet's layout after every oneDNN step, as eagerly. */
+#define BENCH_NO_FUSION                                                                   \
+    (DUET_PASS_FUSE | DUET_PASS_FUSE_REDUCE | DUET_PASS_FUSE_MATMUL | DUET_PASS_FUSE_DNN | \
+     DUET_PASS_DNN_LAYOUT)
 /* Context system allocations so far (0 on failure). */
 uint64_t bench_system_allocs(duet_ctx *ctx);
 

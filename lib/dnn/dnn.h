@@ -49,6 +49,9 @@ typedef struct duet_dnn_key {
     int64_t x_shape[4], x_strides[4];
     int64_t w_shape[4], w_strides[4]; /* conv weights [O, C/g, KH, KW] */
     int32_t npost, nbin;
+    int32_t bin_blocked; /* bit b: operand b is reordered to nChw8c before each run; a
+                          * conv with a blocked output takes a plain one only through
+                          * a slow path (oneDNN then picks gemm on plain layouts) */
     duet_dnn_post post[DUET_DNN_MAX_POST];
     /* binary operands over y's dims: a broadcast dim has length 1 */
     int64_t bin_shape[DUET_DNN_MAX_BIN][4], bin_strides[DUET_DNN_MAX_BIN][4];
@@ -66,7 +69,10 @@ typedef struct duet_dnn_prim {
     dnnl_memory_t m_src_b, m_wei_b, m_dst_b;   /* oneDNN's layout, in the scratch buffer */
     dnnl_memory_t m_pad;                        /* oneDNN's scratchpad, in the scratch buffer */
     dnnl_memory_t m_mean, m_var, m_scale, m_shift;
-    dnnl_memory_t m_bin[DUET_DNN_MAX_BIN];
+    dnnl_memory_t m_bin[DUET_DNN_MAX_BIN];      /* as the post-op reads it */
+    dnnl_memory_t m_bin_u[DUET_DNN_MAX_BIN];    /* the user's, when a reorder comes first */
+    dnnl_primitive_t re_bin[DUET_DNN_MAX_BIN];
+    size_t off_bin[DUET_DNN_MAX_BIN];
     int bin_post[DUET_DNN_MAX_BIN];             /* which post-op each one feeds */
     size_t off_src_b, off_wei_b, off_dst_b, off_pad;
     size_t wei_b_bytes;                         /* the weights in oneDNN's layout (0: no reorder) */

@@ -81,13 +81,14 @@ void duet_dnn_prim_free(duet_dnn_prim *p)
 
 void duet_dnn_prim_free_parts(duet_dnn_prim *p)
 {
-    dnnl_primitive_t ps[] = {p->prim, p->re_src, p->re_wei, p->re_dst};
+    dnnl_primitive_t ps[] = {p->prim, p->re_src, p->re_wei, p->re_dst, p->re_bin[0], p->re_bin[1]};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i])
             dnnl_primitive_destroy(ps[i]);
     dnnl_memory_t ms[] = {p->m_src,   p->m_wei,  p->m_bias,  p->m_dst,   p->m_src_b,
                           p->m_wei_b, p->m_dst_b, p->m_pad, p->m_mean,  p->m_var,
-                          p->m_scale, p->m_shift, p->m_bin[0], p->m_bin[1]};
+                          p->m_scale, p->m_shift, p->m_bin[0], p->m_bin[1],
+                          p->m_bin_u[0], p->m_bin_u[1]};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (ms[i])
             dnnl_memory_destroy(ms[i]);
@@ -143,6 +144,17 @@ dnnl_status_t duet_dnn_bind(duet_dnn *d, const dnnl_memory_desc_t *md,
     return s;
 }
 
+/* Binary operand b as the post-op reads it: nChw8c when the key says so,
+ * else over its own strides. */
+static dnnl_status_t bin_md(const duet_dnn_key *k, int b, dnnl_memory_desc_t *md)
+{
+    if (!(k->bin_blocked >> b & 1))
+        return duet_dnn_md(md, 4, k->bin_shape[b], k->bin_strides[b]);
+    const int64_t *sh = k->bin_shape[b];
+    dnnl_dims_t dims = {sh[0], sh[1], sh[2], sh[3]};
+    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_aBcd8b);
+}
+
 static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, const duet_dnn_key *k)
 {
     dnnl_post_ops_t po;
@@ -155,7 +167,7 @@ static dnnl_status_t post_ops(dnnl_primitive_attr_t attr, const duet_dnn_key *k)
             s = dnnl_post_ops_append_eltwise(po, 1.0f, (dnnl_alg_kind_t)p->alg, p->a, p->b);
         } else {
             dnnl_memory_desc_t md;
-            s = duet_dnn_md(&md, 4, k->bin_shape[p->bin], k->bin_strides[p->bin]);
+            s = bin_md(k, p->bin, &md);
             if (s == dnnl_success)
                 s = dnnl_post_ops_append_binary(po, (dnnl_alg_kind_t)p->alg, &md);
         }
@@ -286,8 +298,14 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     if (p->m_shift)
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, p->m_shift};
     for (int i = 0; i < p->key.nbin; i++) {
-        if ((s = set(p->m_bin[i], a->bin[i])) != dnnl_success)
+        if (p->re_bin[i]) {
+            if ((s = set(p->m_bin_u[i], a->bin[i])) != dnnl_success ||
+                (s = set(p->m_bin[i], scratch + p->off_bin[i])) != dnnl_success ||
+                (s = reorder(d, p->re_bin[i], p->m_bin_u[i], p->m_bin[i])) != dnnl_success)
+                return s;
+        } else if ((s = set(p->m_bin[i], a->bin[i])) != dnnl_success) {
             return s;
+        }
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(p->bin_post[i]) | DNNL_ARG_SRC_1,
                                       p->m_bin[i]};
     }
@@ -317,10 +335,17 @@ dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn
         int b = key->post[i].bin;
         if (b < 0)
             continue;
-        dnnl_memory_desc_t md;
+        dnnl_memory_desc_t user, want;
         p->bin_post[b] = i;
-        if ((s = duet_dnn_md(&md, 4, key->bin_shape[b], key->bin_strides[b])) == dnnl_success)
-            s = dnnl_memory_create(&p->m_bin[b], &md, d->engine, DNNL_MEMORY_NONE);
+        if ((s = duet_dnn_md(&user, 4, key->bin_shape[b], key->bin_strides[b])) != dnnl_success ||
+            (s = bin_md(key, b, &want)) != dnnl_success)
+            break;
+        s = duet_dnn_bind(d, &user, &want, true, &p->m_bin_u[b], &p->m_bin[b], &p->re_bin[b],
+                          &p->off_bin[b], &p->scratch_bytes);
+        if (!p->re_bin[b]) { /* read in place */
+            p->m_bin[b] = p->m_bin_u[b];
+            p->m_bin_u[b] = NULL;
+        }
     }
     if (s != dnnl_success)
         duet_dnn_prim_free(p);
