@@ -44,6 +44,10 @@ static const char *isa_name(dnnl_cpu_isa_t isa)
 
 duet_dnn *duet_dnn_get(duet_ctx *ctx, const char *op)
 {
+    /* oneDNN sizes a primitive's work split by the thread count when it is
+     * created, not when it runs: set it before any creation, as before any
+     * execution. */
+    omp_set_num_threads(ctx->threads);
     if (DUET_LIKELY(ctx->dnn != NULL))
         return ctx->dnn;
     /* oneDNN has no scalar path: SSE4.1 is the least it runs at. The cap is
