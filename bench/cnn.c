@@ -22,9 +22,9 @@
  *   eager nocache, no oneDNN cache: and oneDNN's global primitive cache off
  *                  (dnnl_set_primitive_cache_capacity(0), process-wide: set
  *                  for these samples only and restored after them);
- *   graph unfused, graph fused: duet_trace of the same function (fusion off /
- *                  every pass); "n/a" while tracing conv2d fails with
- *                  DUET_ERR_UNSUPPORTED, timed as soon as it works;
+ *   graph unfused, graph fused: duet_trace of the same function (every
+ *                  fusion pass off, oneDNN's post-ops and blocked layouts
+ *                  included / every pass);
  *   direct         the network written against dnnl.h (bench/cnn_dnnl.c):
  *                  the best oneDNN does, the reference point;
  *   features, head (cnn only): the eager model up to the last pool, and the
@@ -464,8 +464,8 @@ static void row_free(rowstate *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Trace column c; n/a (not a failure) while graph mode cannot trace these ops. */
-static int try_trace(rowstate *s, int c, const char **pending)
+/* Trace column c (unfused: BENCH_NO_FUSION; fused: every pass). */
+static int try_trace(rowstate *s, int c)
 {
     const int64_t n = s->r->batch;
     duet_tensor_spec sp = is_cnn(s) ? (duet_tensor_spec){DUET_F32, 4, {n, 1, 28, 28}}
@@ -475,17 +475,11 @@ static int try_trace(rowstate *s, int c, const char **pending)
     k->run.g = duet_trace(s->ctx, k->run.fn, 1, &sp, k->run.user, &to);
     if (k->run.g)
         return 0;
-    if (duet_last_error(s->ctx) == DUET_ERR_UNSUPPORTED) {
-        k->on = 0;
-        k->why = "n/a (graph mode: pending)";
-        *pending = duet_error_message(s->ctx);
-        return 0;
-    }
     fprintf(stderr, "cnn: tracing %s failed: %s\n", cname[c], duet_error_message(s->ctx));
     return -1;
 }
 
-static int row_setup(rowstate *s, const row *r, const char **pending)
+static int row_setup(rowstate *s, const row *r)
 {
     memset(s, 0, sizeof *s);
     s->r = r;
@@ -537,7 +531,7 @@ static int row_setup(rowstate *s, const row *r, const char **pending)
                                            s->hw[3], s->hw[4], s->hw[5])
                           : cnn_direct_block(r->threads, r->batch, 64, 56, s->hw[0], s->hw[1],
                                              s->hw[2], s->hw[3]);
-    if (!s->direct || try_trace(s, C_UNFUSED, pending) || try_trace(s, C_FUSED, pending))
+    if (!s->direct || try_trace(s, C_UNFUSED) || try_trace(s, C_FUSED))
         goto out;
     for (int c = C_NOCACHE; c <= C_DIRECT; c++) {
         if (!s->c[c].on)
@@ -641,8 +635,6 @@ int bench_cnn(const bench_opts *o)
     double target = o->quick ? 2e6 : 2e7;
     double *smp[C_COUNT] = {NULL};
     FILE *csv = NULL;
-    const char *pending = NULL;
-    char pending_msg[256] = "";
     for (int c = 0; c < C_COUNT; c++)
         if (!(smp[c] = malloc((size_t)reps * sizeof *smp[c])))
             goto out;
@@ -677,15 +669,13 @@ int bench_cnn(const bench_opts *o)
            "reorders\n", CNN_TOL);
     for (int ri = 0; ri < nrows; ri++) {
         rowstate s;
-        if (row_setup(&s, &rows[ri], &pending) != 0 ||
+        if (row_setup(&s, &rows[ri]) != 0 ||
             row_measure(&s, reps, target, smp) != 0) {
             fprintf(stderr, "cnn: %s batch %lld, %d threads failed\n", rows[ri].model,
                     (long long)rows[ri].batch, rows[ri].threads);
             row_free(&s);
             goto out;
         }
-        if (pending && !pending_msg[0])
-            snprintf(pending_msg, sizeof pending_msg, "%s", pending);
         duet_prim_cache_stats st;
         duet_prim_cache_stats_get(s.ctx, &st);
         print_row(&s, csv, st.onednn_isa);
@@ -697,9 +687,6 @@ int bench_cnn(const bench_opts *o)
             }
         row_free(&s);
     }
-    if (pending_msg[0])
-        printf("\ngraph columns n/a: tracing fails with DUET_ERR_UNSUPPORTED (\"%s\"); they are "
-               "timed as soon as it works\n", pending_msg);
     rc = bad;
 out:
     if (csv)
