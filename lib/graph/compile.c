@@ -518,8 +518,11 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
             bind(R, &s->b, r1);
         s->c = n->c;
         if (is_contig(r0) && (!r1 || is_contig(r1))) {
-            s->kind = r1 ? DUET_STEP_BINARY_C : DUET_STEP_SCALAR_C;
+            s->kind = DUET_STEP_BINARY_C;
             s->k.bin = kt->binary[n->sub];
+            s->sb = r1 ? 1 : 0;
+            if (!r1)
+                s->b = &s->c;
         } else {
             s->kind = DUET_STEP_BINARY_S;
             x = NEED_AUX();

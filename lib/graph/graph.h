@@ -147,8 +147,7 @@ bool duet_gref_equal(const duet_gref *a, const duet_gref *b);
 
 typedef enum {
     DUET_STEP_UNARY_C,   /* contiguous kinds: one kernel call */
-    DUET_STEP_BINARY_C,
-    DUET_STEP_SCALAR_C,
+    DUET_STEP_BINARY_C,  /* also tensor-scalar: b = &c at stride sb = 0 */
     DUET_STEP_UNARY_S,   /* strided / broadcast kinds through the op layer */
     DUET_STEP_BINARY_S,
     DUET_STEP_REDUCE,
@@ -190,10 +189,13 @@ typedef struct duet_step_aux {
 
 /* One prepared step: the kernel pointer and every argument resolved. The
  * contiguous kinds need nothing but these fields, so the replay loop runs
- * them with one indirect call. */
+ * them with one indirect call; the tensor-scalar form is a binary step
+ * whose b is the step's own c at stride 0, so the loop tells only two
+ * contiguous kinds apart (measured: see docs/benchmarks.md, replay). */
 typedef struct duet_step {
     uint8_t kind;      /* duet_step_kind */
     uint8_t op;
+    uint8_t sb;        /* BINARY_C: b's stride, 1 or 0 (b == &c) */
     int node;          /* the compiled IR node it computes (a fused group's root) */
     size_t n;
     const float *a, *b;
