@@ -22,11 +22,18 @@ Q := $(if $(V),,@)
 VERSION := 0.1.0
 SOMAJOR := 0
 
-DEB_PKGS := libopenblas-dev libdnnl-dev check pkg-config
+DEB_PKGS := libopenblas-dev libopenblas0-openmp libdnnl-dev check pkg-config
 
 # pkg-config may itself be missing before `deps` runs; these are evaluated lazily.
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
-BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+# OpenBLAS's OpenMP build, which shares libgomp's threads with oneDNN: with
+# Debian's default pthreads build, each library's idle threads spin while
+# the other's run, and a CNN with a matmul head ran 3x slower on 2 threads
+# (bench cnn; ../shared/machine-facts.md measured the same trap). Linked by
+# path with an rpath, so the system's BLAS alternative is left alone.
+OPENBLAS_OMP_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_LIBS   = $(if $(wildcard $(OPENBLAS_OMP_DIR)/libopenblas.so.0),$(OPENBLAS_OMP_DIR)/libopenblas.so.0 -Wl$(comma)-rpath$(comma)$(OPENBLAS_OMP_DIR),$(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas))
+comma := ,
 CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 # oneDNN runs on OpenMP (libgomp); duet sets its thread count per call.
 DNNL_LIBS   := -ldnnl -lgomp
@@ -61,6 +68,7 @@ $(DEPS_STAMP):
 	@missing=""; \
 	pkg-config --version >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	pkg-config --exists openblas 2>/dev/null || missing="$$missing libopenblas-dev"; \
+	[ -f $(OPENBLAS_OMP_DIR)/libopenblas.so.0 ] || missing="$$missing libopenblas0-openmp"; \
 	pkg-config --exists check 2>/dev/null || missing="$$missing check"; \
 	[ -f /usr/include/dnnl.h ] || missing="$$missing libdnnl-dev"; \
 	if [ -n "$$missing" ]; then \
