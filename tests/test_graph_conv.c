@@ -161,6 +161,21 @@ static void expect_same(duet_ctx *ctx, const gcase *gc, duet_tensor **got, float
     }
 }
 
+/* Trace gc with the passes in disable off. Views of parameters and
+ * constants the model makes are the caller's, as eagerly: a scope ends
+ * them. */
+static duet_graph *trace_case(duet_ctx *ctx, const gcase *gc, params *p, unsigned disable)
+{
+    duet_tensor_spec spec = {DUET_F32, 4, {gc->x[0], gc->x[1], gc->x[2], gc->x[3]}};
+    duet_trace_options to = {.n_out = gc->nout, .disable = disable};
+    ck_assert_int_eq(duet_scope_begin(ctx), DUET_OK);
+    duet_graph *g = duet_trace(ctx, gc->fn, 1, &spec, p, &to);
+    ck_assert_int_eq(duet_scope_end(ctx), DUET_OK);
+    ck_assert_msg(g != NULL, "%s trace (passes off 0x%x): %s", gc->name, disable,
+                  duet_error_message(ctx));
+    return g;
+}
+
 /* Pass sets: none off, all off, each one off alone. */
 static unsigned pass_set(int i)
 {
@@ -181,14 +196,9 @@ START_TEST(t_models_match_eager)
         int64_t n[2][3];
         for (int k = 0; k < 2; k++)
             eager(ctx, gc, &p, x[k], want[k], n[k]);
-        duet_tensor_spec spec = {DUET_F32, 4, {gc->x[0], gc->x[1], gc->x[2], gc->x[3]}};
         for (int ps = 0; ps < NSETS; ps++) {
-            duet_trace_options to = {.n_out = gc->nout, .disable = pass_set(ps)};
-            /* views of parameters the model makes are the caller's, as eagerly */
-            ck_assert_int_eq(duet_scope_begin(ctx), DUET_OK);
-            duet_graph *g = duet_trace(ctx, gc->fn, 1, &spec, &p, &to);
-            ck_assert_int_eq(duet_scope_end(ctx), DUET_OK);
-            ck_assert_msg(g != NULL, "%s trace: %s", gc->name, duet_error_message(ctx));
+            duet_trace_options to = {.disable = pass_set(ps)};
+            duet_graph *g = trace_case(ctx, gc, &p, to.disable);
             duet_graph_stats st;
             ck_assert_int_eq(duet_graph_get_stats(ctx, g, &st), DUET_OK);
             /* cnn: relu; block: relu, then add + relu; views: nothing to fuse;
@@ -246,10 +256,7 @@ START_TEST(t_param_update_seen)
     params p;
     make_params(ctx, gc, &p);
     duet_tensor *x = rnd(ctx, 4, gc->x, 31, 0.0f, 1.0f, false);
-    duet_tensor_spec spec = {DUET_F32, 4, {gc->x[0], gc->x[1], gc->x[2], gc->x[3]}};
-    duet_trace_options to = {.n_out = gc->nout};
-    duet_graph *g = duet_trace(ctx, gc->fn, 1, &spec, &p, &to);
-    ck_assert_msg(g != NULL, "%s", duet_error_message(ctx));
+    duet_graph *g = trace_case(ctx, gc, &p, 0);
     duet_tensor *out[3];
     ck_assert_int_eq(duet_graph_run(ctx, g, &x, out), DUET_OK);
     int64_t nw = tu_numel(4, gc->w1), nb = gc->w1[0];
@@ -302,13 +309,7 @@ START_TEST(t_cse_fold)
     float *want[3];
     int64_t n[3];
     eager(ctx, &gc, &p, x, want, n);
-    duet_tensor_spec spec = {DUET_F32, 4, {1, 3, 6, 6}};
-    duet_trace_options to = {.n_out = 3};
-    /* the constants the model makes are the caller's, as eagerly: a scope ends them */
-    ck_assert_int_eq(duet_scope_begin(ctx), DUET_OK);
-    duet_graph *g = duet_trace(ctx, m_cse, 1, &spec, &p, &to);
-    ck_assert_int_eq(duet_scope_end(ctx), DUET_OK);
-    ck_assert_msg(g != NULL, "%s", duet_error_message(ctx));
+    duet_graph *g = trace_case(ctx, &gc, &p, 0);
     duet_graph_stats st;
     duet_graph_get_stats(ctx, g, &st);
     ck_assert_int_eq(st.removed_cse, 1); /* y2 only: z's stride differs */
