@@ -155,6 +155,8 @@ demo: $(EX_BIN)
 	$(BUILD)/examples/hello
 	@echo
 	$(BUILD)/examples/same_model
+	@echo
+	$(BUILD)/examples/cnn
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
