@@ -157,6 +157,8 @@ demo: $(EX_BIN)
 	$(BUILD)/examples/same_model
 	@echo
 	$(BUILD)/examples/cnn
+	@echo
+	$(BUILD)/examples/mlp
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
