@@ -144,7 +144,7 @@ test-noavx2: $(TEST_BIN)
 	  env -u DUET_ISA DUET_EXPECT_BEST=scalar CK_FORK=no qemu-x86_64 -cpu Nehalem $$t; done
 
 # ---- examples, demo, bench ----------------------------------------------------------------
-$(BUILD)/examples/%: examples/%.c $(STATIC)
+$(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@echo "  CC $@"
 	$(Q)$(CC) $(CFLAGS_BASE) $(EXTRA_CFLAGS) $< -o $@ $(LINK_LIBS) $(EXTRA_LDFLAGS)

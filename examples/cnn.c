@@ -14,12 +14,7 @@
  * step to the next.
  *
  *   cnn [batch]      (default 32) */
-#include <duet.h>
-
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
+#include "both_modes.h"
 
 typedef struct weights {
     duet_tensor *w1, *b1, *w2, *b2, *w3, *b3;
@@ -39,31 +34,6 @@ static void model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void
     h = duet_max_pool2d(ctx, h, &pool);                      /* [N,64,7,7] */
     h = duet_reshape(ctx, h, 2, (int64_t[]){-1, 64 * 7 * 7}); /* flatten: a view */
     out[0] = duet_add(ctx, duet_matmul(ctx, h, w->w3), w->b3);
-}
-
-static double now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-static double median(double *v, int n)
-{
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return v[n / 2];
-}
-
-static int fail(duet_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "cnn: %s: %s\n", what, duet_error_message(ctx));
-    duet_ctx_destroy(ctx);
-    return 1;
 }
 
 static duet_tensor *normal(duet_ctx *ctx, int ndim, const int64_t *shape, uint64_t seed, float sd)
@@ -96,84 +66,13 @@ int main(int argc, char **argv)
     };
     duet_random_options xo = {7, 0.0f, 1.0f};
     duet_tensor *x = duet_rand_uniform(ctx, 4, (int64_t[]){batch, 1, 28, 28}, &xo);
-    if (!w.w1 || !w.b1 || !w.w2 || !w.b2 || !w.w3 || !w.b3 || !x)
-        return fail(ctx, "making the weights");
-
-    printf("1. eager: calling the model on real tensors\n");
-    duet_scope_begin(ctx);
-    duet_tensor *eager;
-    model(ctx, &x, &eager, &w);
-    eager = duet_keep(ctx, eager);
-    duet_scope_end(ctx);
-    if (!eager)
-        return fail(ctx, "eager call");
-    duet_prim_cache_stats pc;
-    duet_prim_cache_stats_get(ctx, &pc);
-    printf("   oneDNN runs at %s; the context's primitive cache: %d entries after one call\n",
-           pc.onednn_isa, pc.entries);
-
-    printf("2. trace: recording the same function and compiling it\n");
-    duet_tensor_spec spec = {DUET_F32, 4, {batch, 1, 28, 28}};
-    duet_graph *g = duet_trace(ctx, model, 1, &spec, &w, NULL);
-    if (!g)
-        return fail(ctx, "trace");
-    duet_graph_stats st;
-    duet_graph_get_stats(ctx, g, &st);
-    printf("   %d nodes -> %d steps: %d ops run as conv post-ops, %d values stay in oneDNN's "
-           "blocked layout, %d matmul epilogue(s); arena %.0f KiB\n",
-           st.nodes_recorded, st.steps, st.fused_postops, st.blocked_values, st.fused_epilogues,
-           (double)st.arena_bytes / 1024);
-
-    printf("3. replay: the graph on the same input, compared with eager\n");
-    duet_tensor *graph;
-    if (duet_graph_run(ctx, g, &x, &graph) != DUET_OK)
-        return fail(ctx, "graph run");
-    int64_t n = duet_numel(ctx, eager);
-    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
-    if (!a || !b)
-        return fail(ctx, "out of memory");
-    duet_read(ctx, eager, a, (size_t)n * sizeof *a);
-    duet_read(ctx, graph, b, (size_t)n * sizeof *b);
-    double md = 0, mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mx = fmax(mx, fabs((double)a[i]));
+    if (!w.w1 || !w.b1 || !w.w2 || !w.b2 || !w.w3 || !w.b3 || !x) {
+        both_fail(ctx, "cnn", "making the weights");
+        duet_ctx_destroy(ctx);
+        return 1;
     }
-    /* Post-ops run inside another oneDNN primitive than eager's conv: the
-     * sums may be ordered differently, so the two agree to rounding. */
-    printf("   largest difference %.3g, relative to the largest output %.3g\n", md,
-           mx > 0 ? md / mx : md);
 
-    enum { ROUNDS = 7 };
-    int calls = batch >= 64 ? 5 : 40;
-    double te[ROUNDS], tg[ROUNDS];
-    for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now_ns();
-        for (int i = 0; i < calls; i++) {
-            duet_scope_begin(ctx);
-            duet_tensor *y;
-            model(ctx, &x, &y, &w);
-            duet_scope_end(ctx);
-        }
-        double t1 = now_ns();
-        for (int i = 0; i < calls; i++)
-            duet_graph_run(ctx, g, &x, &graph);
-        double t2 = now_ns();
-        te[r] = (t1 - t0) / calls;
-        tg[r] = (t2 - t1) / calls;
-    }
-    double me = median(te, ROUNDS), mg = median(tg, ROUNDS);
-    printf("4. time per batch (median of %d x %d): eager %.1f us, graph %.1f us, eager/graph %.2fx\n",
-           ROUNDS, calls, me / 1e3, mg / 1e3, me / mg);
-
-    printf("5. profile: each graph step beside the eager ops it replaces\n\n");
-    char table[8192];
-    if (duet_profile(ctx, g, model, &x, &w, NULL, NULL, 0, NULL, table, sizeof table) != DUET_OK)
-        return fail(ctx, "profile");
-    fputs(table, stdout);
-
-    free(a);
-    free(b);
-    duet_ctx_destroy(ctx);
-    return !(md <= 1e-4 * mx); /* a wrong graph must not pass silently */
+    int rc = both_modes(ctx, "cnn", model, &w, x, batch >= 64 ? 5 : 40, 1e-4);
+    duet_ctx_destroy(ctx); /* frees every tensor */
+    return rc;
 }
