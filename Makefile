@@ -159,6 +159,8 @@ demo: $(EX_BIN)
 	$(BUILD)/examples/cnn
 	@echo
 	$(BUILD)/examples/mlp
+	@echo
+	$(BUILD)/examples/mlp 1
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)

@@ -163,10 +163,19 @@ typedef struct duet_mem_stats {
     uint64_t system_allocs;  /* calls the context made to the system allocator for tensor memory */
     uint64_t system_frees;
     size_t live_tensors;     /* handles not yet released */
+    uint64_t blocks_taken;   /* tensor memory blocks handed out, from the cache or the
+                              * system: one per eager op result (plus scratch some ops
+                              * take); a graph takes its arena and outputs once, at
+                              * compile time, and none per run */
 } duet_mem_stats;
 
 /** Fill *out with the context's memory figures. */
 DUET_API duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out);
+
+/** Start a new peak: peak_bytes_in_use becomes the current bytes_in_use, so
+ *  the peak read after a piece of work is that work's (plus what was already
+ *  held). Errors: DUET_ERR_NULL for a NULL ctx. */
+DUET_API duet_status duet_ctx_mem_reset_peak(duet_ctx *ctx);
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -673,6 +682,20 @@ DUET_API duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *g, duet_du
 /* Profiles: where eager and graph time goes, op by op                 */
 /* ------------------------------------------------------------------ */
 
+/** What a profile row covers: lets a report group the time by mechanism. */
+typedef enum duet_profile_kind {
+    DUET_PROFILE_OP = 0,         /* a step running one op: duet's kernel, or OpenBLAS */
+    DUET_PROFILE_FUSED,          /* a step running several ops in one pass over memory: an
+                                  * elementwise group, a reduction with its producer, a
+                                  * matmul with its epilogue */
+    DUET_PROFILE_ONEDNN,         /* a step running a oneDNN primitive (conv, pooling, batch
+                                  * norm), its post-ops included */
+    DUET_PROFILE_FOLDED,         /* summary: ops computed at compile time */
+    DUET_PROFILE_REMOVED,        /* summary: ops CSE or DCE removed */
+    DUET_PROFILE_EAGER_OUTSIDE,  /* summary: eager time outside any op */
+    DUET_PROFILE_GRAPH_OVERHEAD  /* summary: replay time outside any step */
+} duet_profile_kind;
+
 /** One row of a profile: a step of the compiled graph (a fused group is one
  *  step covering several ops), or one of the summary rows (ops folded or
  *  removed at compile time, eager time outside any op, graph run overhead). */
@@ -682,6 +705,7 @@ typedef struct duet_profile_row {
     int nodes;        /* recorded ops the row covers */
     double eager_ns;  /* median per model call: those ops run eagerly */
     double graph_ns;  /* median per replay: the step(s) */
+    duet_profile_kind kind;
 } duet_profile_row;
 
 /** Options of duet_profile; NULL means reps 10. */

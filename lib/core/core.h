@@ -222,6 +222,7 @@ static inline uint32_t duet_size_class(size_t bytes, size_t *cap)
 static inline void duet_pool_taken(duet_pool *p, size_t cap)
 {
     p->st.bytes_in_use += cap;
+    p->st.blocks_taken++;
     if (p->st.bytes_in_use > p->st.peak_bytes_in_use)
         p->st.peak_bytes_in_use = p->st.bytes_in_use;
 }

@@ -138,6 +138,14 @@ duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out)
     return DUET_OK;
 }
 
+duet_status duet_ctx_mem_reset_peak(duet_ctx *ctx)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    ctx->pool.st.peak_bytes_in_use = ctx->pool.st.bytes_in_use;
+    return DUET_OK;
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 
 duet_status duet_fail(duet_ctx *ctx, duet_status s, const char *fmt, ...)
