@@ -2,7 +2,8 @@
 #
 #   make            static + shared library in build/
 #   make demo       the main demo (installs missing Debian packages first)
-#   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2
+#   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2,
+#                   and the check that docs/api.md covers include/duet.h
 #   make sanitize   the suite built with ASan + UBSan
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
@@ -58,7 +59,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: check-api-doc test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -115,9 +116,13 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC
 	@echo "  CC $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
 
+# docs/api.md must name every DUET_API function of include/duet.h.
+check-api-doc:
+	@sh tests/check_api_doc.sh include/duet.h docs/api.md
+
 # Each test binary runs under both kernel paths. AVX2 is skipped, loudly, only
 # on a machine that lacks it.
-test: $(TEST_BIN)
+test: check-api-doc $(TEST_BIN)
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
 	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_ENV) $(TEST_RUNNER) $$t; done; \

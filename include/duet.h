@@ -122,12 +122,14 @@ typedef struct duet_ctx_options {
      * limit (everything freed is kept until duet_ctx_trim or destroy). */
     size_t cache_limit;
     /* Threads the context's kernels may use; 0 means $DUET_NUM_THREADS if
-     * set (a positive integer), else the CPUs this process may run on (its
-     * affinity mask). Today only OpenBLAS (matmul) runs
-     * threaded: before each BLAS call the context sets OpenBLAS's thread
-     * count to this value. OpenBLAS's setting is process-wide, so contexts
-     * with DIFFERENT counts must not run matmuls at the same time from
-     * different threads. */
+     * set (an integer 1..4096), else the CPUs this process may run on (its
+     * affinity mask). duet's own kernels are single-threaded; OpenBLAS
+     * (matmul) and oneDNN (conv, pool, batch norm) run threaded. Before
+     * each BLAS call the context sets OpenBLAS's thread count to this
+     * value; that setting is process-wide, so contexts with DIFFERENT
+     * counts must not run matmuls at the same time from different threads.
+     * oneDNN's count (OpenMP's) is set per calling thread, so it has no
+     * such restriction. */
     int num_threads;
     /* oneDNN primitives (conv, pool, batch norm) the context keeps for eager
      * calls; 0 means the default, 64; -1 turns caching off. See
@@ -157,7 +159,8 @@ DUET_API int duet_ctx_num_threads(const duet_ctx *ctx);
 
 /** Memory figures of a context, in bytes unless named otherwise. */
 typedef struct duet_mem_stats {
-    size_t bytes_in_use;     /* held by live tensors (rounded to size classes) */
+    size_t bytes_in_use;     /* held by live tensors and graphs (arenas, outputs), and
+                              * by an op's scratch while it runs (rounded to size classes) */
     size_t bytes_cached;     /* freed and kept for reuse */
     size_t peak_bytes_in_use;
     uint64_t system_allocs;  /* calls the context made to the system allocator for tensor memory */
@@ -181,14 +184,17 @@ DUET_API duet_status duet_ctx_mem_reset_peak(duet_ctx *ctx);
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
-/** Code of the last failure in ctx (DUET_OK if none since the last clear). */
+/** Code of the last failure in ctx (DUET_OK if none since the last clear);
+ *  DUET_ERR_NULL if ctx is NULL. */
 DUET_API duet_status duet_last_error(const duet_ctx *ctx);
 /** Message of the last failure, "" if none. Owned by ctx; valid until the
- *  next failure or duet_clear_error. */
+ *  next failure or duet_clear_error. A NULL ctx gives a static message
+ *  saying so. Messages are cut at 511 bytes. */
 DUET_API const char *duet_error_message(const duet_ctx *ctx);
 /** Reset the error state to DUET_OK. */
 DUET_API void duet_clear_error(duet_ctx *ctx);
-/** A static name for a code, e.g. "DUET_ERR_SHAPE". */
+/** A static name for a code, e.g. "DUET_ERR_SHAPE"; "DUET_ERR_UNKNOWN" for a
+ *  value that is not a duet_status. */
 DUET_API const char *duet_status_name(duet_status s);
 
 /* ------------------------------------------------------------------ */
@@ -197,12 +203,16 @@ DUET_API const char *duet_status_name(duet_status s);
 
 /** The best path this CPU and OS support (CPUID + XGETBV), ignoring $DUET_ISA. */
 DUET_API duet_isa duet_isa_best(void);
-/** The path ctx's kernels run on now: DUET_ISA_SCALAR or DUET_ISA_AVX2. */
+/** The path ctx's kernels run on now: DUET_ISA_SCALAR or DUET_ISA_AVX2
+ *  (DUET_ISA_AUTO if ctx is NULL). */
 DUET_API duet_isa duet_ctx_isa(const duet_ctx *ctx);
 /** Switch ctx's kernels to isa (DUET_ISA_AUTO: back to the machine's best,
- *  ignoring $DUET_ISA). Fails with DUET_ERR_UNSUPPORTED if the machine lacks it. */
+ *  ignoring $DUET_ISA). Fails with DUET_ERR_UNSUPPORTED if the machine lacks
+ *  it, DUET_ERR_ARG for a value that is not a duet_isa. Graphs already traced
+ *  keep the kernels their context had when they were traced; oneDNN's ISA
+ *  is not changed (see the conv section). */
 DUET_API duet_status duet_ctx_set_isa(duet_ctx *ctx, duet_isa isa);
-/** "auto", "scalar" or "avx2". */
+/** "auto", "scalar" or "avx2" ("unknown" for any other value). */
 DUET_API const char *duet_isa_name(duet_isa isa);
 
 /* ------------------------------------------------------------------ */
@@ -221,12 +231,15 @@ DUET_API duet_status duet_release(duet_ctx *ctx, duet_tensor *t);
  * still alive, except those passed to duet_keep, which move to the enclosing
  * scope (or, at the outermost level, become plain caller-owned tensors).
  * Tensors made outside any scope live until duet_release or
- * duet_ctx_destroy. Scopes nest up to 64 deep.
+ * duet_ctx_destroy. Scopes nest up to 64 deep: a 65th duet_scope_begin, or
+ * a duet_scope_end with no scope open, fails with DUET_ERR_ARG.
  */
 DUET_API duet_status duet_scope_begin(duet_ctx *ctx);
 DUET_API duet_status duet_scope_end(duet_ctx *ctx);
 /** Exempt t from the end of the innermost scope. Returns t (NULL on error),
- *  so `return duet_keep(ctx, y);` reads naturally. */
+ *  so `return duet_keep(ctx, y);` reads naturally. A tensor that does not
+ *  belong to the innermost scope (made outside it, or with no scope open)
+ *  is returned unchanged: keeping it has no effect. */
 DUET_API duet_tensor *duet_keep(duet_ctx *ctx, duet_tensor *t);
 
 /* ------------------------------------------------------------------ */
@@ -243,7 +256,10 @@ DUET_API duet_tensor *duet_ones(duet_ctx *ctx, duet_dtype dtype, int ndim, const
  *  toward zero and must lie in (-2^31 - 1, 2^31): DUET_ERR_ARG otherwise, NaN included). */
 DUET_API duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape,
                                 double value);
-/** 1-D f32 tensor start, start+step, ... while < stop (> stop for step < 0). */
+/** 1-D f32 tensor start, start+step, ... while < stop (> stop for step < 0):
+ *  ceil((stop - start) / step) elements (0 if negative), each computed in
+ *  double and rounded to f32. Non-finite arguments or step 0 fail with
+ *  DUET_ERR_ARG. */
 DUET_API duet_tensor *duet_arange(duet_ctx *ctx, double start, double stop, double step);
 
 /** Options of the random initialisers. The same seed gives the same values
@@ -253,10 +269,12 @@ typedef struct duet_random_options {
     float a; /* uniform: low bound;  normal: mean */
     float b; /* uniform: high bound (exclusive); normal: standard deviation */
 } duet_random_options;
-/** f32 uniform in [a, b). opts NULL means seed 0, [0, 1). */
+/** f32 uniform in [a, b). opts NULL means seed 0, [0, 1). a and b must be
+ *  finite with a < b (DUET_ERR_ARG otherwise). */
 DUET_API duet_tensor *duet_rand_uniform(duet_ctx *ctx, int ndim, const int64_t *shape,
                                         const duet_random_options *opts);
-/** f32 normal with mean a and standard deviation b. opts NULL means seed 0, N(0, 1). */
+/** f32 normal with mean a and standard deviation b. opts NULL means seed 0,
+ *  N(0, 1). a and b must be finite with b >= 0 (DUET_ERR_ARG otherwise). */
 DUET_API duet_tensor *duet_rand_normal(duet_ctx *ctx, int ndim, const int64_t *shape,
                                        const duet_random_options *opts);
 
@@ -301,7 +319,8 @@ DUET_API duet_tensor *duet_transpose(duet_ctx *ctx, duet_tensor *t, int axis0, i
  *  start and stop are clamped to [0, dim], negative ones count from the end). */
 DUET_API duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *t, int axis, int64_t start,
                                  int64_t stop, int64_t step);
-/** View of length elements from start along axis (no clamping: must fit). */
+/** View of length elements from start along axis (no clamping and no
+ *  counting from the end: 0 <= start, start + length <= dim, else DUET_ERR_ARG). */
 DUET_API duet_tensor *duet_narrow(duet_ctx *ctx, duet_tensor *t, int axis, int64_t start,
                                   int64_t length);
 /** View broadcast to shape (NumPy rules; no copy: stretched dims get stride 0). */
@@ -393,8 +412,9 @@ DUET_API duet_tensor *duet_log_softmax(duet_ctx *ctx, duet_tensor *x, int axis);
  *  y = (x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance,
  *  computed in two passes (mean, then the mean square of x - mean). gamma
  *  and beta are f32 1-D of length n (else DUET_ERR_SHAPE / DUET_ERR_DTYPE),
- *  or NULL for 1 and 0. eps must be finite and >= 0 (else DUET_ERR_ARG); x
- *  needs at least one dimension. A row holding NaN or inf gives NaN. */
+ *  or NULL for 1 and 0; opts NULL means neither and the default eps. eps
+ *  must be finite and >= 0 (else DUET_ERR_ARG); x needs at least one
+ *  dimension (DUET_ERR_SHAPE). A row holding NaN or inf gives NaN. */
 typedef struct duet_layer_norm_options {
     duet_tensor *gamma;
     duet_tensor *beta;
@@ -450,7 +470,7 @@ DUET_API duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b)
  * at that context's ISA (scalar: SSE4.1, oneDNN's lowest, since it has no
  * scalar path; avx2: AVX2, so no AVX-512 even where the CPU has it). A
  * context with another ISA later still runs oneDNN at that first cap;
- * duet_prim_cache_stats reports the ISA oneDNN actually uses.
+ * duet_prim_cache_stats_get reports the ISA oneDNN actually uses.
  *
  * Output size per spatial axis (floor division; must be >= 1, else
  * DUET_ERR_SHAPE naming the op and the shapes):
@@ -474,6 +494,8 @@ typedef struct duet_conv2d_options {
  * Errors: DUET_ERR_SHAPE (ranks, channel counts, bias length, an empty
  * output window), DUET_ERR_ARG (negative stride/padding/dilation/groups),
  * DUET_ERR_DTYPE, DUET_ERR_BACKEND if oneDNN refuses, DUET_ERR_NOMEM.
+ * With C_in == 0 the eager result is the bias (or 0) everywhere; while
+ * tracing, C_in == 0 fails with DUET_ERR_UNSUPPORTED.
  * Each output agrees with an exact (double-precision) convolution within
  * (K + 2) * 2^-24 * (sum |x||w| + |bias|), K = C_in/groups * KH * KW the
  * length of its dot product: the bound of f32 accumulation in any order,
@@ -482,7 +504,9 @@ typedef struct duet_conv2d_options {
 DUET_API duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *x, duet_tensor *w,
                                   const duet_conv2d_options *opts);
 
-/** Options of the 2-D pools. kernel is required (>= 1 each). */
+/** Options of the 2-D pools. kernel is required (>= 1 each), so opts may
+ *  not be NULL (DUET_ERR_NULL). A kernel below 1, a negative stride or
+ *  padding, or padding above half the kernel fails with DUET_ERR_ARG. */
 typedef struct duet_pool2d_options {
     int kernel[2];   /* [height, width] */
     int stride[2];   /* 0: the kernel size (non-overlapping windows) */
@@ -498,9 +522,11 @@ DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_
 /** Mean over each window of x [N, C, H, W] (see count_pad). */
 DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 
-/** Batch norm in inference form, per channel c (axis 1 of x [N, C, H, W]):
+/** Batch norm in inference form, per channel c (axis 1 of x, which is
+ *  [N, C], [N, C, L] or [N, C, H, W]; other ranks fail with DUET_ERR_SHAPE):
  *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]. mean and var
- *  are required, gamma and beta optional (NULL: 1 and 0); each is f32 [C]. */
+ *  are required (opts, mean or var NULL: DUET_ERR_NULL), gamma and beta
+ *  optional (NULL: 1 and 0); each is f32 [C] (else DUET_ERR_SHAPE). */
 typedef struct duet_batch_norm_options {
     duet_tensor *mean;
     duet_tensor *var;
@@ -557,7 +583,9 @@ DUET_API duet_status duet_prim_cache_set_capacity(duet_ctx *ctx, int capacity);
  *  - A real tensor made DURING the trace (duet_full, duet_from_data, ... in
  *    the model) is a constant; ops on constants only may be folded at
  *    compile time. Random initialisers inside a model are constants too:
- *    they are drawn once, at trace time.
+ *    they are drawn once, at trace time. Its handle is an ordinary one,
+ *    still the caller's (or the open scope's) after the trace: the graph
+ *    holds its own reference, so release it or trace inside a scope.
  *  - The first failing op fails the whole trace: duet_trace returns NULL
  *    with that op's code and exactly the message eager mode would give.
  */
@@ -605,10 +633,12 @@ typedef struct duet_graph duet_graph;
  * Trace fn with n_in placeholder inputs of the given specs (n_in 0..64) and
  * compile it. Returns the graph (owned by ctx; end it with duet_graph_free or
  * duet_ctx_destroy), or NULL with the error set: the model's first failing
- * op (same code and message as eagerly), DUET_ERR_ARG for bad specs, a model
- * that leaves an out[i] unset, or a trace started while ctx is already
- * tracing; DUET_ERR_NOMEM. A failed trace leaks nothing and leaves no
- * symbolic tensor behind.
+ * op (same code and message as eagerly), DUET_ERR_ARG for bad specs, n_out
+ * outside 1..64, unknown bits in disable, a model that leaves an out[i]
+ * unset, or a trace started while ctx is already tracing; DUET_ERR_NULL for
+ * a NULL fn (or NULL specs with n_in > 0); DUET_ERR_NOMEM. A failed trace
+ * leaks nothing and leaves no symbolic tensor behind. A successful one
+ * leaves the error state as it was before the call.
  */
 DUET_API duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in,
                                 const duet_tensor_spec *in, void *user,
@@ -619,11 +649,14 @@ DUET_API duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in,
  * dtype, contiguous). out[0..n_out-1] receive the output tensors: the SAME
  * handles on every run, owned by the graph and overwritten by the next run
  * (duet_copy one to keep it; releasing one is allowed and the next run makes
- * a new handle). A run allocates nothing and checks only its inputs: on a
- * wrong count of live handles, shape, dtype or layout it fails
- * (DUET_ERR_HANDLE, DUET_ERR_SHAPE, DUET_ERR_DTYPE, DUET_ERR_LAYOUT) before
- * any step runs. A freed graph fails with DUET_ERR_HANDLE. Parameters are
- * read where they live at the time of the run.
+ * a new handle). Output handles belong to no scope. A run allocates nothing
+ * and checks only its inputs, before any step runs: in, out or an in[i]
+ * NULL fails with DUET_ERR_NULL, a released or foreign in[i] with
+ * DUET_ERR_HANDLE, a symbolic one (a run while tracing) with DUET_ERR_ARG,
+ * a wrong shape, dtype or layout with DUET_ERR_SHAPE, DUET_ERR_DTYPE,
+ * DUET_ERR_LAYOUT. A freed graph fails with DUET_ERR_HANDLE. A oneDNN step
+ * that fails is reported after the steps, as DUET_ERR_BACKEND (out[] then
+ * not written). Parameters are read where they live at the time of the run.
  */
 DUET_API duet_status duet_graph_run(duet_ctx *ctx, duet_graph *g, duet_tensor *const *in,
                                     duet_tensor **out);
@@ -673,7 +706,8 @@ typedef enum duet_dump_stage {
  * whole dump needs, without the terminating NUL. The output is always
  * terminated when cap > 0; a dump that does not fit is cut and the call
  * fails with DUET_ERR_ARG (call again with *len + 1 bytes). buf may be NULL
- * when cap is 0, to ask for the length.
+ * when cap is 0, to ask for the length (NULL with cap > 0: DUET_ERR_NULL).
+ * An unknown stage or format fails with DUET_ERR_ARG.
  */
 DUET_API duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *g, duet_dump_stage stage,
                                      duet_dump_format format, char *buf, size_t cap, size_t *len);
@@ -720,14 +754,17 @@ typedef struct duet_profile_options {
  * step is shown beside the eager time of the ops it covers. rows (may be
  * NULL when cap_rows is 0) receives up to cap_rows rows, *nrows (may be
  * NULL) how many there are; text (may be NULL when text_cap is 0) a table
- * of them, cut to text_cap bytes. Each eager call runs inside a scope, so
- * the model's tensors are released after each call.
+ * of them, cut (and terminated) to text_cap bytes without an error. Each
+ * eager call runs inside a scope, so the model's tensors, its out[] ones
+ * included, are released after each call.
  *
  * Timing reads the clock around every eager op and every step (about 20 ns
  * each here, measured and subtracted); an eager op's time runs from its
  * output allocation to the next op's, so it includes the next op's argument
  * checks. Rows under ~50 ns are noise-level. Errors: those of duet_graph_run
- * and of the model; DUET_ERR_ARG if reps < 1.
+ * and of the model; DUET_ERR_ARG if reps < 1 or ctx is tracing or
+ * profiling already; DUET_ERR_NULL for a NULL fn, or NULL rows or text
+ * with room given.
  */
 DUET_API duet_status duet_profile(duet_ctx *ctx, duet_graph *g, duet_model_fn fn,
                                   duet_tensor *const *in, void *user,
