@@ -247,8 +247,9 @@ static uint64_t tsc_step(void)
 }
 
 /* The plot: one stacked bar per row, each phase's share of the row's phase
- * sum, the row's wall time above it. Script next to the CSV, run there
- * when gnuplot is installed. */
+ * sum with the row's wall time above it; below, the phases other than the
+ * kernel in ns. Script next to the CSV, run there when gnuplot is
+ * installed. */
 static void plot(const bench_opts *o)
 {
     FILE *f = bench_csv(o, "breakdown.gp");
@@ -257,28 +258,42 @@ static void plot(const bench_opts *o)
     fprintf(f,
             "# Draws breakdown.csv (same folder) to breakdown.svg: cd there; gnuplot breakdown.gp\n"
             "set datafile separator ','\n"
-            "set terminal svg size 1200,560 noenhanced font 'sans,12' background '#ffffff'\n"
+            "set terminal svg size 1200,900 noenhanced font 'sans,12' background '#ffffff'\n"
             "set output 'breakdown.svg'\n"
-            "set title 'duet-bench breakdown: one eager op, share of each phase (mean of the "
-            "calls; wall time above each bar)'\n"
             "set style data histograms\n"
             "set style histogram rowstacked\n"
             "set style fill solid 0.85 border -1\n"
             "set boxwidth 0.75\n"
-            "set yrange [0:112]\n"
-            "set ytics 0,20,100\n"
-            "set ylabel '%% of the phase sum'\n"
             "set xtics rotate by -45 scale 0\n"
             "set key outside right top\n"
             "set grid ytics\n"
-            "plot 'breakdown.csv' using 'validate_pct':xtic(stringcolumn('op').' '."
-            "stringcolumn('size')) title 'validate', \\\n"
+            "wall(x) = x < 1e3 ? sprintf('%%.0f ns', x) : x < 1e6 ? sprintf('%%.1f us', x / 1e3) "
+            ": sprintf('%%.1f ms', x / 1e6)\n"
+            "row = \"stringcolumn('op').' '.stringcolumn('size')\"\n"
+            "set multiplot layout 2,1 title 'duet-bench breakdown: where the time of one eager op "
+            "goes (means over many calls, probe cost taken out)'\n"
+            "set title 'share of each phase in the phase sum; the wall time of the call above "
+            "each bar'\n"
+            "set yrange [0:130]\n"
+            "set ytics 0,20,100\n"
+            "set ylabel '%% of the phase sum'\n"
+            "plot 'breakdown.csv' using 'validate_pct':xtic(@row) title 'validate', \\\n"
             "     '' using 'shape_pct' title 'shape', \\\n"
             "     '' using 'alloc_pct' title 'alloc', \\\n"
             "     '' using 'select_pct' title 'select', \\\n"
             "     '' using 'kernel_pct' title 'kernel', \\\n"
-            "     '' using 0:(106):(sprintf('%%.3g ns', column('wall_ns'))) with labels "
-            "rotate by 90 font 'sans,9' notitle\n");
+            "     '' using 0:(102):(wall(column('wall_ns'))) with labels left rotate by 90 "
+            "font 'sans,10' notitle\n"
+            "set title 'the overhead in ns: every phase but the kernel'\n"
+            "set yrange [0:*]\n"
+            "set ytics autofreq\n"
+            "set ylabel 'ns per call'\n"
+            "plot 'breakdown.csv' using (column('validate_ns')):xtic(@row) title 'validate', "
+            "\\\n"
+            "     '' using (column('shape_ns')) title 'shape', \\\n"
+            "     '' using (column('alloc_ns')) title 'alloc', \\\n"
+            "     '' using (column('select_ns')) title 'select'\n"
+            "unset multiplot\n");
     fclose(f);
 
     const char *dir = o->out_dir ? o->out_dir : "bench/results";
