@@ -8,12 +8,17 @@
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
 #   make bench      benchmarks: tables on stdout, CSV (and a plot) in bench/results/
+#   make breakdown  where one eager op's time goes: the library built with phase
+#                   timing (PHASES=1) in build/phases, its test, then the bench suite
 #   make install PREFIX=/usr/local
 #
-# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS, V=1 (show commands).
+# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS, V=1 (show commands),
+# PHASES=1 (eager phase timing, lib/core/phase.h; builds into build/phases by default).
 
 CC      ?= cc
-BUILD   ?= build
+# An instrumented library must never land in the default build folder: the
+# objects do not record the flags they were made with.
+BUILD   ?= $(if $(PHASES),build/phases,build)
 PREFIX  ?= /usr/local
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
@@ -40,7 +45,8 @@ CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 DNNL_LIBS   := -ldnnl -lgomp
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -O2 -g $(WARN) -fPIC -fvisibility=hidden -Iinclude
+PHASE_FLAGS := $(if $(PHASES),-DDUET_PHASE_TIMING)
+CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -O2 -g $(WARN) -fPIC -fvisibility=hidden -Iinclude $(PHASE_FLAGS)
 AVX2_FLAGS  := -mavx2 -mfma
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c lib/*/*/*.c))
@@ -59,7 +65,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: check-api-doc test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -193,6 +199,28 @@ $(BENCH_PLOT_STAMP):
 bench: $(BUILD)/bench/duet-bench $(BENCH_PLOT_STAMP)
 	@mkdir -p bench/results
 	$(BUILD)/bench/duet-bench $(BENCH_ARGS)
+
+# The eager phase breakdown needs the instrumented library, built apart in
+# build/phases (PHASES=1 there) so the default build stays uninstrumented.
+# Its test lives outside tests/test_*.c because it only means something in
+# that build; it runs under both ISAs before the suite.
+PHASES_BUILD := build/phases
+$(BUILD)/tests/phases/%: tests/phases/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	@echo "  CC $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
+
+breakdown-test:
+	$(MAKE) PHASES=1 BUILD=$(PHASES_BUILD) $(PHASES_BUILD)/tests/phases/test_phases
+	@set -e; for isa in scalar avx2; do \
+	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
+	  echo "== DUET_ISA=$$isa $(PHASES_BUILD)/tests/phases/test_phases"; \
+	  DUET_ISA=$$isa CK_FORK=no $(TEST_RUNNER) $(PHASES_BUILD)/tests/phases/test_phases; done
+
+breakdown: breakdown-test
+	$(MAKE) PHASES=1 BUILD=$(PHASES_BUILD) $(PHASES_BUILD)/bench/duet-bench $(PHASES_BUILD)/.bench-plot-tried
+	@mkdir -p bench/results
+	$(PHASES_BUILD)/bench/duet-bench breakdown $(BENCH_ARGS)
 
 # ---- install --------------------------------------------------------------------------
 install: $(STATIC) $(SHARED)

@@ -120,5 +120,6 @@ int bench_fusion(const bench_opts *o);    /* fused vs unfused vs eager elementwi
 int bench_crossover(const bench_opts *o); /* eager vs graph over sizes 1 .. 16M */
 int bench_mlp(const bench_opts *o);       /* MLP 784-512-512-10: latency and peak memory */
 int bench_cnn(const bench_opts *o);       /* CNN and ResNet block: eager vs direct oneDNN */
+int bench_breakdown(const bench_opts *o); /* one eager op's phases (PHASES=1 build only) */
 
 #endif

@@ -27,6 +27,7 @@ static const suite suites[] = {
     {"mlp", bench_mlp, 1, "MLP 784-512-512-10, batch 1 and 64: eager vs graph latency, peak memory"},
     {"cnn", bench_cnn, 1, "conv nets through oneDNN: eager (cache on/off) vs graph vs direct oneDNN"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
+    {"breakdown", bench_breakdown, 0, "one eager op's time by phase (needs `make breakdown`'s build)"},
 };
 #define NSUITES ((int)(sizeof suites / sizeof suites[0]))
 

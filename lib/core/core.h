@@ -8,6 +8,7 @@
 
 #include "duet.h"
 #include "../kernels/kernels.h"
+#include "phase.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -118,6 +119,9 @@ struct duet_ctx {
 
     duet_status err;
     char msg[512];
+#ifdef DUET_PHASE_TIMING
+    duet_phase_state phase; /* eager phase totals (phase.h); absent by default */
+#endif
 };
 
 struct duet_graph_impl;

@@ -97,6 +97,9 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     ctx->pool.cache_limit = o.cache_limit;
     ctx->threads = o.num_threads > 0 ? o.num_threads : affinity_cpus();
     ctx->prim_cap = o.prim_cache_capacity == 0 ? 64 : o.prim_cache_capacity < 0 ? 0 : o.prim_cache_capacity;
+#ifdef DUET_PHASE_TIMING
+    duet_phase_init(&ctx->phase);
+#endif
     return ctx;
 }
 
@@ -145,6 +148,61 @@ duet_status duet_ctx_mem_reset_peak(duet_ctx *ctx)
     ctx->pool.st.peak_bytes_in_use = ctx->pool.st.bytes_in_use;
     return DUET_OK;
 }
+
+#ifdef DUET_PHASE_TIMING
+/* ---- eager phase timing (phase.h) ------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void duet_phase_init(duet_phase_state *s)
+{
+    /* The probe's cost is measured through the very charge the ops use, on a
+     * scratch state, so what is subtracted is what each interval contains:
+     * two fenced reads' worth of latency plus the bookkeeping. A mean, not a
+     * median: on AMD Zen the counter moves in steps of about 10 ns (the
+     * P0 multiplier at each 100 MHz reference tick), so single intervals are
+     * quantised and only their mean resolves a fraction of a step.
+     * Intervals far above the median (an interrupt) are left out. */
+    enum { N = 4001 };
+    uint64_t d[N];
+    duet_phase_state tmp = {0};
+    tmp.last = duet_phase_now();
+    for (int i = 0; i < N; i++) {
+        uint64_t before = tmp.tot.cycles[DUET_PHASE_KERNEL];
+        duet_phase_charge(&tmp, DUET_PHASE_KERNEL);
+        d[i] = tmp.tot.cycles[DUET_PHASE_KERNEL] - before;
+    }
+    qsort(d, N, sizeof d[0], cmp_u64);
+    uint64_t cut = 4 * d[N / 2] + 64, sum = 0;
+    int n = 0;
+    for (; n < N && d[n] <= cut; n++)
+        sum += d[n];
+    *s = (duet_phase_state){0};
+    s->tot.probe_cycles = (double)sum / n;
+}
+
+duet_status duet_phase_totals_get(const duet_ctx *ctx, duet_phase_totals *out)
+{
+    if (!ctx || !out)
+        return DUET_ERR_NULL;
+    *out = ctx->phase.tot;
+    return DUET_OK;
+}
+
+duet_status duet_phase_reset(duet_ctx *ctx)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    double probe = ctx->phase.tot.probe_cycles;
+    ctx->phase.tot = (duet_phase_totals){0};
+    ctx->phase.tot.probe_cycles = probe;
+    return DUET_OK;
+}
+#endif
 
 /* ---- errors ---------------------------------------------------------------- */
 
