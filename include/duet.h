@@ -360,6 +360,10 @@ DUET_API duet_tensor *duet_mul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 DUET_API duet_tensor *duet_div(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 DUET_API duet_tensor *duet_maximum(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 DUET_API duet_tensor *duet_minimum(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+/** Comparisons as f32 masks: 1.0f where a > b (gt) or a >= b (ge), +0.0f
+ *  elsewhere; a NaN on either side compares false. Broadcasting as above. */
+DUET_API duet_tensor *duet_gt(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_ge(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 
 /** Tensor-scalar forms: a OP s for every element of a. */
 DUET_API duet_tensor *duet_add_scalar(duet_ctx *ctx, duet_tensor *a, float s);
@@ -368,6 +372,9 @@ DUET_API duet_tensor *duet_mul_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 DUET_API duet_tensor *duet_div_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 DUET_API duet_tensor *duet_maximum_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 DUET_API duet_tensor *duet_minimum_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+/** 1.0f where a > s (gt) or a >= s (ge), else +0.0f; NaN gives +0.0f. */
+DUET_API duet_tensor *duet_gt_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_ge_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 
 /* ------------------------------------------------------------------ */
 /* Reductions, normalisation                                           */

@@ -33,7 +33,7 @@ typedef struct gcase {
 
 /* Every elementwise op of the public API. */
 #define TG_UNARY(X) X(neg) X(abs) X(sqrt) X(exp) X(log) X(tanh) X(sigmoid) X(relu) X(gelu) X(silu)
-#define TG_BINARY(X) X(add) X(sub) X(mul) X(div) X(maximum) X(minimum)
+#define TG_BINARY(X) X(add) X(sub) X(mul) X(div) X(maximum) X(minimum) X(gt) X(ge)
 
 #define X(name)                                                                         \
     static void m_##name(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *u) \
