@@ -560,6 +560,65 @@ DUET_API duet_status duet_prim_cache_stats_get(duet_ctx *ctx, duet_prim_cache_st
 DUET_API duet_status duet_prim_cache_set_capacity(duet_ctx *ctx, int capacity);
 
 /* ------------------------------------------------------------------ */
+/* Autodiff: gradients by reverse mode, in both modes                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A tape (like TensorFlow's GradientTape). While it records, every
+ * differentiable op run on the context notes itself on it, keeping its
+ * inputs and result alive; duet_tape_gradient then computes gradients by
+ * walking the notes backwards. The backward pass is made of ordinary duet
+ * ops: run eagerly, they compute; inside a model being traced (begin, run
+ * the forward ops, take the gradient and end the tape all inside the model
+ * function), they are recorded, so the graph fuses, plans and replays the
+ * backward pass like the forward one. With no tape recording, an op pays
+ * one branch for autodiff.
+ *
+ * Differentiable: elementwise unary, binary (gradients are summed back over
+ * broadcast axes) and tensor-scalar ops, sum, mean, max (ties share the
+ * gradient), softmax, log_softmax, layer norm, matmul, every view and copy,
+ * concat. Comparisons, argmax and tensors made by the creation functions
+ * pass no gradient. Masks follow the usual conventions: relu'(0) = 0,
+ * abs'(0) = 0, maximum/minimum give a tie to their first operand.
+ */
+typedef struct duet_tape duet_tape;
+
+/** Start recording on ctx. One tape records at a time per context
+ *  (DUET_ERR_ARG if another is recording); DUET_ERR_NOMEM. The tape belongs
+ *  to the caller: duet_tape_free it (duet_ctx_destroy frees any left). */
+DUET_API duet_tape *duet_tape_begin(duet_ctx *ctx);
+
+/** Stop recording; the tape keeps what it noted, for duet_tape_gradient.
+ *  A tape begun inside a traced model must be ended inside it (the trace
+ *  fails with DUET_ERR_ARG otherwise). Errors: DUET_ERR_NULL, DUET_ERR_HANDLE
+ *  for a tape that is not live on ctx. */
+DUET_API duet_status duet_tape_end(duet_ctx *ctx, duet_tape *tape);
+
+/**
+ * Gradients of target with respect to sources[0..n): grads[i] receives a
+ * new contiguous f32 tensor shaped like sources[i] (in the current scope,
+ * like any op result; zeros where target does not depend on the source). A
+ * target with more than one element is differentiated as the sum of its
+ * elements. Recording pauses while the gradient is computed; the tape may
+ * be used for several gradients. The values used are those kept when each
+ * op ran; if a kept tensor was written since (duet_write), the call fails
+ * with DUET_ERR_ARG rather than use the new values.
+ *
+ * Errors: DUET_ERR_NULL (tape, or sources/grads with n > 0), DUET_ERR_HANDLE
+ * (bad tape, target or source), DUET_ERR_DTYPE (i32 target), DUET_ERR_ARG
+ * (target not computed while the tape recorded; a tape used outside the
+ * trace it recorded in, or a tape recorded eagerly used inside a trace),
+ * DUET_ERR_NOMEM (also when the tape ran out of memory while recording), and
+ * the errors of the backward ops. On failure every grads[i] is NULL.
+ */
+DUET_API duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *target,
+                                        int n, duet_tensor *const *sources, duet_tensor **grads);
+
+/** Free tape and what it keeps alive (it stops recording first). NULL is a
+ *  no-op; DUET_ERR_HANDLE for a tape that is not live on ctx. */
+DUET_API duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape);
+
+/* ------------------------------------------------------------------ */
 /* Graph mode: trace once, compile, replay                             */
 /* ------------------------------------------------------------------ */
 

@@ -108,6 +108,10 @@ struct duet_ctx {
      * index (like tensor slots: a generation makes a freed handle stale). */
     struct duet_trace_state *trace;
     struct duet_prof_marks *prof; /* eager profiling in progress (NULL: off) */
+    /* Autodiff (lib/autodiff): the tape ops note themselves on (NULL: none
+     * records), and every live tape, freed with the context. */
+    struct duet_tape *tape;
+    struct duet_tape *tapes;
     uint32_t trace_ids;
     struct duet_graph_slot *graphs;
     uint32_t ngraphs, capgraphs;

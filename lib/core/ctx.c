@@ -1,6 +1,7 @@
 /* The context: creation, destruction, error state, ISA choice. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "core.h"
+#include "../autodiff/tape.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -107,6 +108,7 @@ void duet_ctx_destroy(duet_ctx *ctx)
 {
     if (!ctx)
         return;
+    duet_tapes_destroy(ctx);
     duet_graphs_destroy(ctx);
     duet_dnn_destroy(ctx);
     /* Drop every live tensor's reference, then free all blocks. */

@@ -6,6 +6,8 @@
  */
 #include "eager.h"
 
+#include "../autodiff/tape.h"
+
 const char *duet_dtype_name(int dtype)
 {
     return dtype == DUET_F32 ? "f32" : dtype == DUET_I32 ? "i32" : "unknown";
@@ -149,7 +151,9 @@ static duet_tensor *binary_scalar(duet_ctx *ctx, duet_binary_op op, const char *
 #define X(name)                                                   \
     duet_tensor *duet_##name(duet_ctx *ctx, duet_tensor *x)       \
     {                                                             \
-        return unary(ctx, DUET_UNARY_##name, "duet_" #name, x);   \
+        duet_tensor *y = unary(ctx, DUET_UNARY_##name, "duet_" #name, x); \
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_UNARY, (&(duet_tape_attr){.sub = DUET_UNARY_##name}), 1, x); \
+        return y;                                                 \
     }
 DUET_UNARY_OPS(X)
 #undef X
@@ -157,11 +161,17 @@ DUET_UNARY_OPS(X)
 #define X(name)                                                                   \
     duet_tensor *duet_##name(duet_ctx *ctx, duet_tensor *a, duet_tensor *b)       \
     {                                                                             \
-        return binary(ctx, DUET_BINARY_##name, "duet_" #name, a, b);              \
+        duet_tensor *y = binary(ctx, DUET_BINARY_##name, "duet_" #name, a, b);    \
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_BINARY, (&(duet_tape_attr){.sub = DUET_BINARY_##name}), \
+                       2, a, b);                                                  \
+        return y;                                                                 \
     }                                                                             \
     duet_tensor *duet_##name##_scalar(duet_ctx *ctx, duet_tensor *a, float s)     \
     {                                                                             \
-        return binary_scalar(ctx, DUET_BINARY_##name, "duet_" #name "_scalar", a, s); \
+        duet_tensor *y = binary_scalar(ctx, DUET_BINARY_##name, "duet_" #name "_scalar", a, s); \
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_SCALAR,                                    \
+                       (&(duet_tape_attr){.sub = DUET_BINARY_##name, .c = s}), 1, a); \
+        return y;                                                                 \
     }
 DUET_BINARY_OPS(X)
 #undef X

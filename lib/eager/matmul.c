@@ -6,7 +6,9 @@
  */
 #include "eager.h"
 
-duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
+#include "../autodiff/tape.h"
+
+static duet_tensor *matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
 {
     static const char op[] = "duet_matmul";
     if (DUET_UNLIKELY(!ctx))
@@ -83,4 +85,11 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
     if (scratch)
         duet_pool_put(ctx, scratch);
     return hy;
+}
+
+duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b)
+{
+    duet_tensor *y = matmul(ctx, a, b);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_MATMUL, NULL, 2, a, b);
+    return y;
 }

@@ -7,6 +7,8 @@
  */
 #include "eager.h"
 
+#include "../autodiff/tape.h"
+
 /* The reduced axes of opts for x as a bit mask (bit d: axis d); naxes 0 or
  * opts NULL means all of them. */
 static duet_status parse_axes(duet_ctx *ctx, const char *op, const duet_tensor_impl *x,
@@ -100,17 +102,29 @@ static duet_tensor *reduce(duet_ctx *ctx, duet_reduce_kind kind, const char *op,
 
 duet_tensor *duet_sum(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts)
 {
-    return reduce(ctx, DUET_REDUCE_SUM, "duet_sum", x, opts);
+    duet_tensor *y = reduce(ctx, DUET_REDUCE_SUM, "duet_sum", x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_SUM,
+                   (&(duet_tape_attr){.ro = opts ? *opts : (duet_reduce_options){0, {0}, false}}),
+                   1, x);
+    return y;
 }
 
 duet_tensor *duet_mean(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts)
 {
-    return reduce(ctx, DUET_REDUCE_MEAN, "duet_mean", x, opts);
+    duet_tensor *y = reduce(ctx, DUET_REDUCE_MEAN, "duet_mean", x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_MEAN,
+                   (&(duet_tape_attr){.ro = opts ? *opts : (duet_reduce_options){0, {0}, false}}),
+                   1, x);
+    return y;
 }
 
 duet_tensor *duet_max(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts)
 {
-    return reduce(ctx, DUET_REDUCE_MAX, "duet_max", x, opts);
+    duet_tensor *y = reduce(ctx, DUET_REDUCE_MAX, "duet_max", x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_MAX,
+                   (&(duet_tape_attr){.ro = opts ? *opts : (duet_reduce_options){0, {0}, false}}),
+                   1, x);
+    return y;
 }
 
 duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *hx, const duet_reduce_options *opts)

@@ -205,8 +205,8 @@ static duet_graph *graph_register(duet_ctx *ctx, duet_graph_impl *g)
     return (duet_graph *)(uintptr_t)h;
 }
 
-duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
-                       void *user, const duet_trace_options *opts)
+static duet_graph *trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
+                         void *user, const duet_trace_options *opts)
 {
     static const char op[] = "duet_trace";
     if (!ctx)
@@ -280,6 +280,12 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
     }
     if (ok)
         fn(ctx, inh, outh, user);
+    if (ctx->tape) { /* begun in the model: its notes are this trace's values */
+        duet_tape_end(ctx, ctx->tape);
+        if (ok)
+            duet_fail(ctx, DUET_ERR_ARG, "%s: a tape begun in the model is still recording at "
+                      "its end; call duet_tape_end inside the model", op);
+    }
     ok = ok && !st->failed;
 
     /* The outputs, as refs: symbolic ones read their value, real ones a leaf. */
@@ -332,4 +338,18 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
     ctx->err = saved_err;
     memcpy(ctx->msg, saved_msg, sizeof ctx->msg);
     return h;
+}
+
+duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
+                       void *user, const duet_trace_options *opts)
+{
+    if (!ctx)
+        return NULL;
+    /* A tape recording eagerly around the trace must not note symbolic
+     * values (nor compile-time folding): it is set aside meanwhile. */
+    struct duet_tape *outer = ctx->tape;
+    ctx->tape = NULL;
+    duet_graph *g = trace(ctx, fn, n_in, in, user, opts);
+    ctx->tape = outer;
+    return g;
 }
