@@ -336,6 +336,17 @@ DUET_API duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *t);
 DUET_API duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *t);
 /** Join n tensors of equal dtype along axis; all other dimensions must match. */
 DUET_API duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis);
+/**
+ * Write src's values into dst, in place (f32; src broadcasts to dst's shape;
+ * dst may be a strided view but not a broadcast one, DUET_ERR_LAYOUT). The
+ * way parameters and optimiser state are updated. src may overlap dst.
+ * While tracing, the write becomes a step of the graph: dst must be a tensor
+ * made before the trace (a parameter), written at most once and not read
+ * after the write within the traced model (DUET_ERR_ARG otherwise), and
+ * each replay writes it. Not differentiable. Errors: DUET_ERR_NULL,
+ * DUET_ERR_HANDLE, DUET_ERR_DTYPE, DUET_ERR_SHAPE, DUET_ERR_NOMEM.
+ */
+DUET_API duet_status duet_assign(duet_ctx *ctx, duet_tensor *dst, duet_tensor *src);
 
 /* ------------------------------------------------------------------ */
 /* Elementwise ops (f32). Output: a new contiguous tensor.             */
@@ -617,6 +628,72 @@ DUET_API duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_ten
 /** Free tape and what it keeps alive (it stops recording first). NULL is a
  *  no-op; DUET_ERR_HANDLE for a tape that is not live on ctx. */
 DUET_API duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape);
+
+/** Mean over the N rows of the cross-entropy between softmax(logits) and
+ *  targets, both f32 [N, C]: -(1/N) sum_n sum_c t[n,c] log_softmax(x)[n,c],
+ *  a 0-d tensor. targets are usually one-hot rows (duet_one_hot) but may be
+ *  any distribution. On a tape it is one op whose gradient is the closed
+ *  form (softmax(x) sum_c t - t) / N. Errors: DUET_ERR_NULL, DUET_ERR_HANDLE,
+ *  DUET_ERR_DTYPE, DUET_ERR_SHAPE (not both [N, C]). */
+DUET_API duet_tensor *duet_softmax_cross_entropy(duet_ctx *ctx, duet_tensor *logits,
+                                                 duet_tensor *targets);
+/** One-hot rows: labels (f32 class indices, any shape) -> labels' shape +
+ *  [classes], 1 where the label equals the class index, else 0 (a label
+ *  outside 0..classes-1 or not an integer gives a zero row). Made of
+ *  comparisons, so it works on symbolic labels in a trace. Errors:
+ *  DUET_ERR_DTYPE (i32 labels), DUET_ERR_ARG (classes < 1, or labels of
+ *  rank DUET_MAX_DIMS). */
+DUET_API duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes);
+
+/* ------------------------------------------------------------------ */
+/* Optimisers: parameters updated in place, eagerly or in a graph      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * An optimiser owns the state of its parameters (momentum, moments) and
+ * updates the parameters in place with duet_assign. A step is made of
+ * ordinary ops, so called eagerly it updates now, and called inside a
+ * traced training step it becomes part of the graph: fused elementwise
+ * work and in-place writes that every replay performs (make the optimiser
+ * before tracing; its state tensors are parameters of the graph).
+ */
+typedef struct duet_optimizer duet_optimizer;
+
+/** SGD (PyTorch's convention): v = momentum v + g + weight_decay p;
+ *  p -= lr v. momentum 0 keeps no state: p -= lr (g + weight_decay p). */
+typedef struct duet_sgd_options {
+    float lr;           /* > 0, required */
+    float momentum;     /* in [0, 1) */
+    float weight_decay; /* >= 0 (L2, added to the gradient) */
+} duet_sgd_options;
+
+/** Adam (Kingma and Ba): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ *  p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). Zero fields take
+ *  the defaults lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-8; weight_decay
+ *  (L2, added to the gradient) defaults to 0. */
+typedef struct duet_adam_options {
+    float lr, beta1, beta2, eps, weight_decay;
+} duet_adam_options;
+
+/** An SGD optimiser over params[0..n) (f32 tensors made before any trace;
+ *  the optimiser keeps their handles, so they must outlive it). Errors:
+ *  DUET_ERR_NULL, DUET_ERR_HANDLE, DUET_ERR_DTYPE, DUET_ERR_ARG (bad
+ *  options; called while tracing), DUET_ERR_NOMEM. */
+DUET_API duet_optimizer *duet_sgd_create(duet_ctx *ctx, int n, duet_tensor *const *params,
+                                         const duet_sgd_options *opts);
+/** An Adam optimiser over params[0..n); opts NULL means the defaults. Errors
+ *  as duet_sgd_create. */
+DUET_API duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *const *params,
+                                          const duet_adam_options *opts);
+/** One update with grads[i] the gradient of params[i] (same shape). Eagerly
+ *  the parameters and state change now; while tracing, the update is
+ *  recorded and each replay applies it. Errors: DUET_ERR_NULL,
+ *  DUET_ERR_HANDLE, DUET_ERR_SHAPE (a gradient's shape), and those of the
+ *  ops and of duet_assign. */
+DUET_API duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *opt,
+                                         duet_tensor *const *grads);
+/** Free opt and its state tensors (not the parameters). NULL is a no-op. */
+DUET_API duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *opt);
 
 /* ------------------------------------------------------------------ */
 /* Graph mode: trace once, compile, replay                             */

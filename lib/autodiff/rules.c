@@ -143,8 +143,10 @@ static duet_status binary(duet_ctx *ctx, const duet_tape_args *a, duet_tensor **
                          a->a->sub);
     }
     CK(gx && gy);
-    CK(gin[0] = sum_like(ctx, gx, x));
-    CK(gin[1] = sum_like(ctx, gy, y));
+    if (a->want[0])
+        CK(gin[0] = sum_like(ctx, gx, x));
+    if (a->want[1])
+        CK(gin[1] = sum_like(ctx, gy, y));
     return DUET_OK;
 }
 
@@ -248,10 +250,11 @@ static duet_status lnorm(duet_ctx *ctx, const duet_tape_args *a, duet_tensor **g
     CK(xh && gh);
     duet_tensor *t = duet_add(ctx, duet_mean(ctx, gh, &ro),
                               duet_mul(ctx, xh, duet_mean(ctx, duet_mul(ctx, gh, xh), &ro)));
-    CK(gin[0] = duet_mul(ctx, r, duet_sub(ctx, gh, t)));
-    if (gamma)
+    if (a->want[0])
+        CK(gin[0] = duet_mul(ctx, r, duet_sub(ctx, gh, t)));
+    if (gamma && a->want[1])
         CK(gin[1] = sum_like(ctx, duet_mul(ctx, g, xh), gamma));
-    if (beta)
+    if (beta && a->want[2])
         CK(gin[2] = sum_like(ctx, g, beta));
     return DUET_OK;
 }
@@ -259,11 +262,10 @@ static duet_status lnorm(duet_ctx *ctx, const duet_tape_args *a, duet_tensor **g
 static duet_status matmul(duet_ctx *ctx, const duet_tape_args *a, duet_tensor **gin)
 {
     duet_tensor *x = a->in[0], *w = a->in[1], *g = a->g;
-    duet_tensor *gx = duet_matmul(ctx, g, duet_transpose(ctx, w, -1, -2));
-    duet_tensor *gw = duet_matmul(ctx, duet_transpose(ctx, x, -1, -2), g);
-    CK(gx && gw);
-    CK(gin[0] = sum_like(ctx, gx, x));
-    CK(gin[1] = sum_like(ctx, gw, w));
+    if (a->want[0])
+        CK(gin[0] = sum_like(ctx, duet_matmul(ctx, g, duet_transpose(ctx, w, -1, -2)), x));
+    if (a->want[1])
+        CK(gin[1] = sum_like(ctx, duet_matmul(ctx, duet_transpose(ctx, x, -1, -2), g), w));
     return DUET_OK;
 }
 
@@ -358,11 +360,14 @@ duet_status duet_tape_rule(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_a
         for (int i = 0; i < a->nin; i++) {
             duet_tensor_impl *t = impl(ctx, a->in[i]);
             int64_t n = t->shape[axis];
-            CK(gin[i] = duet_narrow(ctx, a->g, axis, off, n));
+            if (a->want[i])
+                CK(gin[i] = duet_narrow(ctx, a->g, axis, off, n));
             off += n;
         }
         return DUET_OK;
     }
+    case DUET_TK_XENT:
+        return duet_tape_rule_xent(ctx, a, gin);
     default:
         return duet_fail(ctx, DUET_ERR_UNSUPPORTED, "duet_tape_gradient: op kind %d has no rule",
                          (int)kind);

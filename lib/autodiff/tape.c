@@ -45,6 +45,7 @@ static const char *const kind_names[DUET_TK_COUNT] = {
     "unary op",  "binary op", "scalar op", "duet_sum",     "duet_mean",
     "duet_max",  "softmax",   "duet_layer_norm", "duet_matmul", "reshape",
     "permute",   "slice",     "duet_expand",     "copy",        "duet_concat",
+    "duet_softmax_cross_entropy",
 };
 
 static uint32_t cur_trace(const duet_ctx *ctx)
@@ -242,15 +243,35 @@ static duet_tensor *materialize(duet_ctx *ctx, const tval *v, const tnote *n, in
                            s->strides, NULL);
 }
 
-static duet_status walk(duet_ctx *ctx, duet_tape *t, gmap *m)
+/* The tensors a source's value flows into, in the tape's order: only their
+ * gradients are needed (eagerly, a matmul's gradient for an input that is
+ * data would be a whole product computed for nothing). */
+static void mark_needed(const duet_tape *t, gmap *need, int n, duet_tensor *const *sources)
+{
+    duet_tensor *mark = (duet_tensor *)need; /* any non-NULL value: a member of the set */
+    for (int i = 0; i < n; i++)
+        *gmap_slot(need, (uint64_t)(uintptr_t)sources[i]) = mark;
+    for (int e = 0; e < t->nnotes; e++) {
+        const tnote *nt = &t->notes[e];
+        const tval *v = &t->vals[nt->in0];
+        for (int i = 0; i < nt->nin; i++)
+            if (v[i].key && gmap_get(need, v[i].key)) {
+                *gmap_slot(need, v[nt->nin].key) = mark;
+                break;
+            }
+    }
+}
+
+static duet_status walk(duet_ctx *ctx, duet_tape *t, gmap *m, const gmap *need)
 {
     duet_tensor *in[DUET_GRAPH_MAX_IO], *gin[DUET_GRAPH_MAX_IO];
+    bool want[DUET_GRAPH_MAX_IO];
     for (int e = t->nnotes - 1; e >= 0; e--) {
         const tnote *n = &t->notes[e];
         const tval *v = &t->vals[n->in0];
         duet_tensor *g = gmap_get(m, v[n->nin].key);
-        if (!g)
-            continue; /* nothing downstream reached the target */
+        if (!g || !gmap_get(need, v[n->nin].key))
+            continue; /* nothing downstream reached the target, or no source upstream */
         if (n->nin > DUET_GRAPH_MAX_IO)
             return duet_fail(ctx, DUET_ERR_UNSUPPORTED,
                              "duet_tape_gradient: %s with %d inputs (at most %d)",
@@ -258,18 +279,19 @@ static duet_status walk(duet_ctx *ctx, duet_tape *t, gmap *m)
         for (int i = 0; i < n->nin; i++) {
             in[i] = NULL;
             gin[i] = NULL;
+            want[i] = v[i].key && v[i].snap.dtype == DUET_F32 && gmap_get(need, v[i].key);
             if (v[i].key && !(in[i] = materialize(ctx, &v[i], n, i)))
                 return ctx->err;
         }
         duet_tensor *out = materialize(ctx, &v[n->nin], n, n->nin);
         if (!out)
             return ctx->err;
-        duet_tape_args args = {&n->a, n->nin, in, out, g};
+        duet_tape_args args = {&n->a, n->nin, in, out, g, want};
         duet_status s = duet_tape_rule(ctx, (duet_tape_kind)n->kind, &args, gin);
         if (s != DUET_OK)
             return s;
         for (int i = 0; i < n->nin; i++) {
-            if (!gin[i] || !v[i].key || v[i].snap.dtype != DUET_F32)
+            if (!gin[i] || !want[i])
                 continue;
             duet_tensor **slot = gmap_slot(m, v[i].key);
             *slot = *slot ? duet_add(ctx, *slot, gin[i]) : gin[i];
@@ -326,11 +348,15 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
     while (cap < 2 * (size_t)(tape->nvals + n + 1))
         cap *= 2;
     gmap m = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(duet_tensor *)), cap - 1};
-    if (!m.key || !m.g) {
+    gmap need = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(duet_tensor *)), cap - 1};
+    if (!m.key || !m.g || !need.key || !need.g) {
         free(m.key);
         free(m.g);
+        free(need.key);
+        free(need.g);
         return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory", op);
     }
+    mark_needed(tape, &need, n, sources);
 
     duet_tape *recording = ctx->tape;
     ctx->tape = NULL; /* the backward ops are not noted */
@@ -344,7 +370,7 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
             *gmap_slot(&m, tkey) = seed;
     }
     if (s == DUET_OK)
-        s = walk(ctx, tape, &m);
+        s = walk(ctx, tape, &m, &need);
     for (int i = 0; i < n && s == DUET_OK; i++) {
         duet_tensor_impl *src = duet_lookup(ctx, sources[i]);
         duet_tensor *g = gmap_get(&m, (uint64_t)(uintptr_t)sources[i]);
@@ -370,6 +396,8 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
     ctx->tape = recording;
     free(m.key);
     free(m.g);
+    free(need.key);
+    free(need.g);
     if (s != DUET_OK)
         for (int i = 0; i < n; i++) {
             duet_release(ctx, grads[i]);

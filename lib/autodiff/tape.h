@@ -31,6 +31,7 @@ typedef enum {
     DUET_TK_EXPAND,
     DUET_TK_COPY,    /* copy, contiguous: identity */
     DUET_TK_CONCAT,  /* axis; nin inputs */
+    DUET_TK_XENT,    /* duet_softmax_cross_entropy: logits, targets */
     DUET_TK_COUNT
 } duet_tape_kind;
 
@@ -74,10 +75,13 @@ typedef struct duet_tape_args {
     duet_tensor *const *in;
     duet_tensor *out;
     duet_tensor *g;
+    const bool *want; /* want[i]: input i leads to a source; a rule may skip the others */
 } duet_tape_args;
 
 duet_status duet_tape_rule(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_args *x,
                            duet_tensor **gin);
+/* The loss's rule (loss.c). */
+duet_status duet_tape_rule_xent(duet_ctx *ctx, const duet_tape_args *a, duet_tensor **gin);
 
 /* g summed over the axes along which a tensor of shape (ndim, shape) was
  * broadcast to g's shape, and reshaped to that shape. NULL with the error set. */
