@@ -96,7 +96,12 @@ static const char *gz_why(idx_file *f, char *buf, size_t cap, duet_status *code,
     }
     if (zerr == Z_OK)
         return "end of file";
-    return (m && *m) ? m : "zlib error";
+    if (!m || !*m)
+        return "zlib error";
+    /* zlib prefixes the name it was given, "<fd:N>" from gzdopen: the
+     * caller's message names the path instead. */
+    const char *colon = strncmp(m, "<fd:", 4) == 0 ? strstr(m, ": ") : NULL;
+    return colon ? colon + 2 : m;
 }
 
 /* Read up to n bytes (n <= IDX_CHUNK); returns the count, or -1 if zlib
