@@ -78,22 +78,17 @@ static void idx_close(idx_file *f)
     f->gz = NULL;
 }
 
-/* Why the last gzread failed or came up short, as zlib or the system says;
- * *code is DUET_ERR_NOMEM for zlib running out of memory, else DUET_ERR_IO;
- * *zerr (may be NULL) zlib's state, Z_OK if it saw nothing wrong. */
-static const char *gz_why(idx_file *f, char *buf, size_t cap, duet_status *code, int *zerr_out)
+/* Why the last gzread failed or came up short, as zlib says (a system
+ * error included: zlib quotes strerror); *code is DUET_ERR_NOMEM for zlib
+ * running out of memory, else DUET_ERR_IO; *zerr (may be NULL) zlib's
+ * state, Z_OK if it saw nothing wrong. The text lives in f->gz. */
+static const char *gz_why(idx_file *f, duet_status *code, int *zerr_out)
 {
     int zerr = Z_OK;
     const char *m = gzerror(f->gz, &zerr);
     *code = zerr == Z_MEM_ERROR ? DUET_ERR_NOMEM : DUET_ERR_IO;
     if (zerr_out)
         *zerr_out = zerr;
-    if (zerr == Z_ERRNO) {
-        int e = errno;
-        if (strerror_r(e, buf, cap) != 0)
-            snprintf(buf, cap, "error %d", e);
-        return buf;
-    }
     if (zerr == Z_OK)
         return "end of file";
     if (!m || !*m)
@@ -125,9 +120,8 @@ static int64_t read_full(idx_file *f, unsigned char *p, int64_t n)
 static duet_status fail_read(duet_ctx *ctx, idx_file *f, int64_t got, int64_t at, int64_t need,
                              const char *part)
 {
-    char buf[128];
     duet_status code;
-    const char *why = gz_why(f, buf, sizeof buf, &code, NULL);
+    const char *why = gz_why(f, &code, NULL);
     if (got < 0)
         return idx_fail(ctx, f, code, "cannot read the %s: %s%s", part, why,
                         code == DUET_ERR_IO && !gzdirect(f->gz) ? " (corrupt gzip stream)" : "");
@@ -163,7 +157,7 @@ static duet_status idx_open(duet_ctx *ctx, idx_file *f)
     }
     gzbuffer(f->gz, 128 * 1024); /* fewer, larger reads than zlib's 8 KiB default */
 
-    unsigned char h[4 + 4 * 255];
+    unsigned char h[4 + 4 * DUET_MAX_DIMS];
     int64_t got = read_full(f, h, 4);
     if (got != 4) {
         duet_status s = fail_read(ctx, f, got, 0, 4, "header");
@@ -333,13 +327,12 @@ static duet_status idx_read(duet_ctx *ctx, idx_file *f, int64_t items, duet_dtyp
         return s;
     unsigned char extra[256];
     int64_t more = read_full(f, extra, sizeof extra);
-    char why[128];
     duet_status code;
     if (more > 0)
         return idx_fail(ctx, f, DUET_ERR_IO, "trailing bytes after the %lld the header promises",
                         (long long)total);
     int zerr;
-    const char *m = gz_why(f, why, sizeof why, &code, &zerr);
+    const char *m = gz_why(f, &code, &zerr);
     if (more < 0 || zerr != Z_OK) /* a checksum that does not match, or a stream cut short */
         return idx_fail(ctx, f, code, "corrupt gzip stream after the data: %s", m);
     return DUET_OK;
