@@ -28,7 +28,13 @@ Q := $(if $(V),,@)
 VERSION := 0.1.0
 SOMAJOR := 0
 
-DEB_PKGS := libopenblas-dev libopenblas0-openmp libdnnl-dev check pkg-config
+# zlib reads the gzip-compressed IDX files of lib/data; dataset-fashion-mnist
+# is the data the training examples and tests/test_data.c read, so it is
+# required, not optional: a test that skips because its data is missing
+# would pass without checking anything.
+DEB_PKGS := libopenblas-dev libopenblas0-openmp libdnnl-dev check pkg-config zlib1g-dev \
+            dataset-fashion-mnist
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
 # pkg-config may itself be missing before `deps` runs; these are evaluated lazily.
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
@@ -70,7 +76,9 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 all: $(STATIC) $(SHARED)
 
 # ---- dependencies: installed from Debian when missing --------------------------
-$(DEPS_STAMP):
+# The stamp depends on the Makefile so that a new dependency is checked in
+# trees that were already built.
+$(DEPS_STAMP): Makefile
 	@mkdir -p $(BUILD)
 	@missing=""; \
 	pkg-config --version >/dev/null 2>&1 || missing="$$missing pkg-config"; \
@@ -78,6 +86,8 @@ $(DEPS_STAMP):
 	[ -f $(OPENBLAS_OMP_DIR)/libopenblas.so.0 ] || missing="$$missing libopenblas0-openmp"; \
 	pkg-config --exists check 2>/dev/null || missing="$$missing check"; \
 	[ -f /usr/include/dnnl.h ] || missing="$$missing libdnnl-dev"; \
+	[ -f /usr/include/zlib.h ] || missing="$$missing zlib1g-dev"; \
+	[ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "duet: installing missing Debian packages:$$missing"; \
@@ -109,12 +119,12 @@ $(STATIC): $(LIB_OBJ)
 
 $(SHARED): $(LIB_OBJ)
 	@echo "  LD $@"
-	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) $(DNNL_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) $(DNNL_LIBS) -lz -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
 	$(Q)ln -sf libduet.so.$(VERSION) $(BUILD)/libduet.so.$(SOMAJOR)
 	$(Q)ln -sf libduet.so.$(SOMAJOR) $(BUILD)/libduet.so
 
 # Programs link the static library so they run from the tree without LD_LIBRARY_PATH.
-LINK_LIBS = $(STATIC) $(BLAS_LIBS) $(DNNL_LIBS) -lm -lpthread
+LINK_LIBS = $(STATIC) $(BLAS_LIBS) $(DNNL_LIBS) -lz -lm -lpthread
 
 # ---- tests --------------------------------------------------------------------------
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)

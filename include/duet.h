@@ -96,7 +96,9 @@ typedef enum duet_status {
     DUET_ERR_ARG,         /* another invalid argument (rank, negative dim, bad value) */
     DUET_ERR_LAYOUT,      /* the op needs a layout the tensor does not have (e.g. reshape of a non-contiguous view) */
     DUET_ERR_UNSUPPORTED, /* valid request this build or CPU cannot do (e.g. AVX2 on a CPU without it) */
-    DUET_ERR_BACKEND      /* OpenBLAS or oneDNN reported a failure */
+    DUET_ERR_BACKEND,     /* OpenBLAS or oneDNN reported a failure */
+    DUET_ERR_IO           /* a file is missing or unreadable, or its contents are not what
+                           * its format requires (bad magic, truncated, corrupt) */
 } duet_status;
 
 /** Instruction-set paths of the kernel backend. */
@@ -303,6 +305,88 @@ DUET_API duet_dtype duet_get_dtype(duet_ctx *ctx, const duet_tensor *t);
 DUET_API duet_status duet_strides(duet_ctx *ctx, const duet_tensor *t, int64_t *strides);
 /** True if t's elements are laid out row-major with no gaps. false on error. */
 DUET_API bool duet_is_contiguous(duet_ctx *ctx, const duet_tensor *t);
+
+/* ------------------------------------------------------------------ */
+/* Data sets: IDX files and Fashion-MNIST                              */
+/* ------------------------------------------------------------------ */
+
+/** Options of duet_load_idx; NULL means all zero. */
+typedef struct duet_idx_options {
+    /* DUET_F32 (0): each value converted to float and multiplied by scale.
+     * DUET_I32: the integer values as they are (labels); files of f32 or
+     * f64 elements fail with DUET_ERR_DTYPE. */
+    duet_dtype dtype;
+    /* DUET_F32 only: 0 means the default, 1/255 for a file of u8 elements
+     * (pixels land in [0, 1], 255 on exactly 1) and 1 for the other element
+     * types. Must be finite, and 0 with DUET_I32 (DUET_ERR_ARG otherwise).
+     * Each value is v * scale computed in double, rounded once to float. */
+    double scale;
+    /* Read only the first max_items entries along axis 0 (fewer if the file
+     * has fewer); 0 means all. Negative: DUET_ERR_ARG. */
+    int64_t max_items;
+} duet_idx_options;
+
+/**
+ * Read an IDX file (the format of MNIST and Fashion-MNIST), gzip-compressed
+ * or plain (told apart by its first bytes), into a new contiguous tensor
+ * the caller owns, whose shape is the file's dimensions (axis 0 cut to
+ * max_items). The format: bytes 0 0, an element type (0x08 u8, 0x09 i8,
+ * 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64; all are read), the number of
+ * dimensions, each dimension as a big-endian 32-bit count, then the
+ * elements, big-endian, row-major.
+ *
+ * A full read checks the whole file: the data must be exactly what the
+ * dimensions promise (fewer bytes: truncated; more: trailing bytes, both
+ * DUET_ERR_IO) and a gzip stream's checksum must match. A read cut by
+ * max_items stops after the entries it needs: what lies beyond them
+ * (including truncation, trailing bytes and the gzip checksum) is not
+ * checked. Bytes after the end of a gzip stream are ignored (zlib's rule).
+ *
+ * Errors, each message naming the path: DUET_ERR_NULL for a NULL path;
+ * DUET_ERR_IO if the file cannot be opened or read (the system's reason
+ * quoted), is a directory, has a bad magic, an unknown element type, 0
+ * dimensions or a dimension of 0 (no data set is empty: a 0 is taken for
+ * corruption), is truncated (in the header or the data), has trailing
+ * bytes, or its gzip stream is corrupt (zlib's message quoted);
+ * DUET_ERR_UNSUPPORTED for more than DUET_MAX_DIMS dimensions;
+ * DUET_ERR_OVERFLOW if the dimensions' product does not fit; DUET_ERR_DTYPE
+ * or DUET_ERR_ARG for bad options (see above); DUET_ERR_ARG while ctx is
+ * tracing (loading data is not a model op, and a file read into a trace
+ * would become a constant of the graph); DUET_ERR_NOMEM. A failure leaves
+ * no tensor and no open file behind.
+ */
+DUET_API duet_tensor *duet_load_idx(duet_ctx *ctx, const char *path, const duet_idx_options *opts);
+
+/** The two halves of Fashion-MNIST. */
+typedef enum duet_split {
+    DUET_SPLIT_TRAIN = 0, /* 60000 images (train-*-ubyte.gz) */
+    DUET_SPLIT_TEST = 1   /* 10000 images (t10k-*-ubyte.gz) */
+} duet_split;
+
+/** Options of duet_load_fashion_mnist; NULL means all zero. */
+typedef struct duet_fashion_mnist_options {
+    int64_t max_items; /* the first max_items images and labels; 0 means all; negative: DUET_ERR_ARG */
+    bool flat;         /* images [N, 784] instead of [N, 1, 28, 28] */
+} duet_fashion_mnist_options;
+
+/** Where Debian's dataset-fashion-mnist package puts the files. */
+#define DUET_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/**
+ * Load one split of Fashion-MNIST from dir (NULL: DUET_FASHION_MNIST_DIR),
+ * the four gzip-compressed IDX files of the original distribution. On
+ * success *images receives f32 [N, 1, 28, 28] (or [N, 784] if flat), pixels
+ * in [0, 1], and *labels i32 [N], classes 0..9; both are new tensors the
+ * caller owns. On failure both are set to NULL and nothing is left behind.
+ * Errors: those of duet_load_idx (a missing file's message says to install
+ * the package: apt-get install dataset-fashion-mnist); DUET_ERR_NULL for a
+ * NULL images or labels; DUET_ERR_ARG for an unknown split; DUET_ERR_IO if
+ * the files are not Fashion-MNIST's shape (u8 images [N, 28, 28], u8 labels
+ * [N], the same N in both) or a label is outside 0..9.
+ */
+DUET_API duet_status duet_load_fashion_mnist(duet_ctx *ctx, const char *dir, duet_split split,
+                                             const duet_fashion_mnist_options *opts,
+                                             duet_tensor **images, duet_tensor **labels);
 
 /* ------------------------------------------------------------------ */
 /* Views and copies                                                    */

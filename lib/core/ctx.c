@@ -266,6 +266,7 @@ const char *duet_status_name(duet_status s)
     case DUET_ERR_LAYOUT: return "DUET_ERR_LAYOUT";
     case DUET_ERR_UNSUPPORTED: return "DUET_ERR_UNSUPPORTED";
     case DUET_ERR_BACKEND: return "DUET_ERR_BACKEND";
+    case DUET_ERR_IO: return "DUET_ERR_IO";
     }
     return "DUET_ERR_UNKNOWN";
 }
