@@ -721,12 +721,12 @@ DUET_API duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape);
  *  DUET_ERR_DTYPE, DUET_ERR_SHAPE (not both [N, C]). */
 DUET_API duet_tensor *duet_softmax_cross_entropy(duet_ctx *ctx, duet_tensor *logits,
                                                  duet_tensor *targets);
-/** One-hot rows: labels (f32 class indices, any shape) -> labels' shape +
- *  [classes], 1 where the label equals the class index, else 0 (a label
- *  outside 0..classes-1 or not an integer gives a zero row). Made of
- *  comparisons, so it works on symbolic labels in a trace. Errors:
- *  DUET_ERR_DTYPE (i32 labels), DUET_ERR_ARG (classes < 1, or labels of
- *  rank DUET_MAX_DIMS). */
+/** One-hot rows: labels (class indices, f32 or i32, any shape) -> labels'
+ *  shape + [classes], 1 where the label equals the class index, else 0 (a
+ *  label outside 0..classes-1 or not an integer gives a zero row). f32
+ *  labels go through comparison ops, so they work on symbolic labels in a
+ *  trace; i32 labels must be real tensors (DUET_ERR_DTYPE while tracing).
+ *  Errors: DUET_ERR_ARG (classes < 1, or labels of rank DUET_MAX_DIMS). */
 DUET_API duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes);
 
 /* ------------------------------------------------------------------ */

@@ -7,6 +7,41 @@
  */
 #include "tape.h"
 
+#include "../core/iter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Integer labels of a real tensor: the rows written from the values. */
+static duet_tensor *one_hot_i32(duet_ctx *ctx, const duet_tensor_impl *l, int classes)
+{
+    int64_t shape[DUET_MAX_DIMS], n = duet_impl_numel(l);
+    for (int d = 0; d < l->ndim; d++)
+        shape[d] = l->shape[d];
+    shape[l->ndim] = classes;
+    int64_t total;
+    if (duet_check_shape(ctx, "duet_one_hot", l->ndim + 1, shape, &total) != DUET_OK)
+        return NULL;
+    int32_t *lab = malloc((size_t)(n ? n : 1) * sizeof *lab);
+    if (!lab) {
+        duet_fail(ctx, DUET_ERR_NOMEM, "duet_one_hot: out of memory");
+        return NULL;
+    }
+    duet_gather32(l->ndim, l->shape, (const uint32_t *)DUET_BLOCK_DATA(l->blk) + l->offset,
+                  l->strides, lab);
+    duet_tensor_impl *y;
+    duet_tensor *hy = duet_tensor_alloc(ctx, "duet_one_hot", DUET_F32, l->ndim + 1, shape, &y);
+    if (hy) {
+        float *p = duet_impl_f32(y);
+        memset(p, 0, (size_t)total * sizeof *p);
+        for (int64_t i = 0; i < n; i++)
+            if (lab[i] >= 0 && lab[i] < classes)
+                p[i * classes + lab[i]] = 1.0f;
+    }
+    free(lab);
+    return hy;
+}
+
 duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes)
 {
     static const char op[] = "duet_one_hot";
@@ -15,16 +50,18 @@ duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes)
     duet_tensor_impl *l = duet_get(ctx, labels, op, "labels");
     if (!l)
         return NULL;
-    if (l->dtype != DUET_F32) {
-        duet_fail(ctx, DUET_ERR_DTYPE,
-                  "%s: labels must be f32 class indices (duet_load_idx gives them with dtype "
-                  "DUET_F32 and scale 1)",
-                  op);
-        return NULL;
-    }
     if (classes < 1 || l->ndim >= DUET_MAX_DIMS) {
         duet_fail(ctx, DUET_ERR_ARG, "%s: %d classes for labels of rank %d", op, classes,
                   (int)l->ndim);
+        return NULL;
+    }
+    if (l->dtype == DUET_I32 && !(l->flags & DUET_TF_SYM)) /* real: written directly */
+        return one_hot_i32(ctx, l, classes);
+    if (l->dtype != DUET_F32) {
+        duet_fail(ctx, DUET_ERR_DTYPE,
+                  "%s: symbolic labels must be f32 class indices (make the one-hot targets "
+                  "outside the traced model, or load the labels as f32)",
+                  op);
         return NULL;
     }
     duet_tape *tape = ctx->tape;
