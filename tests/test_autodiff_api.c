@@ -580,7 +580,7 @@ START_TEST(t_not_recording)
     duet_tensor *mid = duet_mul(ctx, before, x);
     ck_assert_int_eq(duet_tape_end(ctx, t), DUET_OK);
     duet_tensor *after = duet_mul(ctx, mid, x);
-    duet_tensor *g[1];
+    duet_tensor *g[2];
     EXPECT_GRAD_FAIL(ctx, duet_tape_gradient(ctx, t, after, 1, &x, g), g, 1, DUET_ERR_ARG,
                      "not computed while the tape recorded");
     EXPECT_GRAD_FAIL(ctx, duet_tape_gradient(ctx, t, before, 1, &x, g), g, 1, DUET_ERR_ARG,
