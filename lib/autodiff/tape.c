@@ -127,6 +127,11 @@ duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape)
     return DUET_OK;
 }
 
+bool duet_tape_recording(const duet_ctx *ctx, const duet_tape *tape)
+{
+    return tape && tape_valid(ctx, tape) && tape->recording;
+}
+
 void duet_tapes_destroy(duet_ctx *ctx)
 {
     while (ctx->tapes) {
@@ -226,7 +231,7 @@ static duet_tensor *gmap_get(const gmap *m, uint64_t key)
 }
 
 /* A handle over the kept tensor, in the gradient's scope. */
-static duet_tensor *materialize(duet_ctx *ctx, const tval *v, const tnote *n, int k)
+static duet_tensor *materialize(duet_ctx *ctx, const tval *v, const tnote *n, int e, int k)
 {
     static const char op[] = "duet_tape_gradient";
     const duet_tensor_impl *s = &v->snap;
@@ -236,7 +241,7 @@ static duet_tensor *materialize(duet_ctx *ctx, const tval *v, const tnote *n, in
         duet_fail(ctx, DUET_ERR_ARG,
                   "%s: %s of %s (op %d on the tape) was written after the op ran; its "
                   "gradient would use the new values",
-                  op, k < n->nin ? "an input" : "the result", kind_names[n->kind], k);
+                  op, k < n->nin ? "an input" : "the result", kind_names[n->kind], e);
         return NULL;
     }
     return duet_tensor_new(ctx, op, s->blk, s->offset, (duet_dtype)s->dtype, s->ndim, s->shape,
@@ -280,10 +285,10 @@ static duet_status walk(duet_ctx *ctx, duet_tape *t, gmap *m, const gmap *need)
             in[i] = NULL;
             gin[i] = NULL;
             want[i] = v[i].key && v[i].snap.dtype == DUET_F32 && gmap_get(need, v[i].key);
-            if (v[i].key && !(in[i] = materialize(ctx, &v[i], n, i)))
+            if (v[i].key && !(in[i] = materialize(ctx, &v[i], n, e, i)))
                 return ctx->err;
         }
-        duet_tensor *out = materialize(ctx, &v[n->nin], n, n->nin);
+        duet_tensor *out = materialize(ctx, &v[n->nin], n, e, n->nin);
         if (!out)
             return ctx->err;
         duet_tape_args args = {&n->a, n->nin, in, out, g, want};
@@ -308,14 +313,16 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
     static const char op[] = "duet_tape_gradient";
     if (!ctx)
         return DUET_ERR_NULL;
+    /* Cleared before any check, as documented: a caller may test grads[i]
+     * whatever the failure. */
+    for (int i = 0; grads && i < n; i++)
+        grads[i] = NULL;
     if (!tape || (n > 0 && (!sources || !grads)))
         return duet_fail(ctx, DUET_ERR_NULL, "%s: tape, sources or grads is NULL", op);
     if (!tape_valid(ctx, tape))
         return duet_fail(ctx, DUET_ERR_HANDLE, "%s: not a live tape of this context", op);
     if (n < 0 || n > (1 << 20))
         return duet_fail(ctx, DUET_ERR_ARG, "%s: %d sources", op, n);
-    for (int i = 0; i < n; i++)
-        grads[i] = NULL;
     if (tape->oom)
         return duet_fail(ctx, DUET_ERR_NOMEM, "%s: the tape ran out of memory while recording",
                          op);

@@ -87,6 +87,10 @@ duet_status duet_tape_rule_xent(duet_ctx *ctx, const duet_tape_args *a, duet_ten
  * broadcast to g's shape, and reshaped to that shape. NULL with the error set. */
 duet_tensor *duet_tape_sum_to(duet_ctx *ctx, duet_tensor *g, int ndim, const int64_t *shape);
 
+/* tape is live on ctx and has not been ended (a tape set aside during a
+ * trace may have been ended or freed by the model meanwhile). */
+bool duet_tape_recording(const duet_ctx *ctx, const struct duet_tape *tape);
+
 /* ctx's tape is destroyed with the context; a trace's end checks that no
  * tape begun inside it is still recording. */
 void duet_tapes_destroy(duet_ctx *ctx);

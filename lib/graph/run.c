@@ -250,6 +250,9 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
     if (DUET_UNLIKELY(g->ndnn != 0) && duet_graph_dnn_status(ctx, g) != DUET_OK)
         return ctx->err;
     for (int i = 0; i < g->nout; i++) {
+        /* New values in the same memory: a tape that kept the previous
+         * run's output refuses it rather than differentiate the new one. */
+        g->outblk[i]->version++;
         if (DUET_UNLIKELY(!duet_lookup(ctx, g->outh[i]))) {
             /* The caller released the previous handle: make a new one (a slot,
              * not memory: the output block is the graph's). */

@@ -7,6 +7,7 @@
  * its message.
  */
 #include "graph.h"
+#include "../autodiff/tape.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -426,6 +427,9 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
     struct duet_tape *outer = ctx->tape;
     ctx->tape = NULL;
     duet_graph *g = trace(ctx, fn, n_in, in, user, opts);
-    ctx->tape = outer;
+    /* The model may have ended or freed it: a freed one must not come back
+     * (a dangling pointer every later op would write through), an ended one
+     * must stop noting. */
+    ctx->tape = duet_tape_recording(ctx, outer) ? outer : NULL;
     return g;
 }
