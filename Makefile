@@ -182,6 +182,8 @@ demo: $(EX_BIN)
 	$(BUILD)/examples/mlp
 	@echo
 	$(BUILD)/examples/mlp 1
+	@echo
+	$(BUILD)/examples/train_step
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)

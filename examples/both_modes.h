@@ -123,6 +123,8 @@ static both_costs both_measure_costs(duet_ctx *ctx)
         return c;
     c.eager_op = both_per_op(ctx, x, BOTH_EAGER_OP);
     c.alloc = both_per_op(ctx, x, BOTH_NEW) - both_per_op(ctx, x, BOTH_VIEW);
+    if (c.alloc < 0) /* within the noise of the two measurements */
+        c.alloc = 0;
     c.step = both_per_op(ctx, x, BOTH_STEP);
     duet_release(ctx, x);
     return c;
@@ -261,16 +263,36 @@ static void both_summary(const char *name, const duet_profile_row *rows, int nro
     printf(")\n");
 }
 
-/* Run fn (weights in user) on input x in both modes, with calls calls per
- * timing round. 0 if the graph's result is within rel_tol of the largest
- * eager output (a wrong graph must not pass as a fast one), 1 otherwise. */
-static int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *user,
-                      duet_tensor *x, int calls, double rel_tol)
+/* A model as both_run takes it. A stateful model (a training step, which
+ * updates its weights in place) gets a second copy of its weights for the
+ * graph, so both modes start from the same state and are compared there. */
+typedef struct both_model {
+    const char *name;
+    duet_model_fn fn;
+    void *user;       /* the eager calls' weights */
+    void *user_graph; /* the graph's, NULL: the same as user */
+    int nin;
+    duet_tensor *in[4];
+    int calls;        /* model calls per timing round */
+    double rel_tol;   /* the graph's first result must be within rel_tol of eager's largest */
+    int table;        /* print the per-step profile table */
+} both_model;
+
+enum { BOTH_MAX_ROWS = 256 };
+
+/* Run the model in both modes: eager call, trace, replay, compare, time,
+ * profile, summary. 0 if the graph's first result agrees with eager's
+ * (a wrong graph must not pass as a fast one), 1 otherwise. */
+static int both_run(duet_ctx *ctx, const both_model *m)
 {
+    const char *name = m->name;
+    duet_model_fn fn = m->fn;
+    void *user = m->user, *ug = m->user_graph ? m->user_graph : m->user;
+    duet_tensor *const *in = m->in;
     printf("1. eager: calling the model on real tensors\n");
     duet_scope_begin(ctx); /* frees the model's intermediates; duet_keep lets the result out */
-    duet_tensor *eager;
-    fn(ctx, &x, &eager, user);
+    duet_tensor *eager = NULL;
+    fn(ctx, in, &eager, user);
     eager = duet_keep(ctx, eager);
     duet_scope_end(ctx);
     if (!eager)
@@ -283,10 +305,13 @@ static int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *u
            (double)ms.peak_bytes_in_use / 1024, pc.entries);
 
     printf("2. trace: recording the same function and compiling it\n");
-    duet_tensor_spec spec = {DUET_F32, 0, {0}};
-    spec.ndim = duet_ndim(ctx, x);
-    duet_shape(ctx, x, NULL, spec.shape);
-    duet_graph *g = duet_trace(ctx, fn, 1, &spec, user, NULL);
+    duet_tensor_spec spec[4];
+    for (int i = 0; i < m->nin; i++) {
+        spec[i].dtype = DUET_F32;
+        spec[i].ndim = duet_ndim(ctx, in[i]);
+        duet_shape(ctx, in[i], NULL, spec[i].shape);
+    }
+    duet_graph *g = duet_trace(ctx, fn, m->nin, spec, ug, NULL);
     if (!g)
         return both_fail(ctx, name, "trace");
     duet_graph_stats st;
@@ -297,9 +322,10 @@ static int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *u
            st.nodes_recorded, st.steps, st.fused_groups, st.fused_epilogues, st.fused_postops,
            st.blocked_values, (double)st.arena_bytes / 1024, (double)st.value_bytes / 1024);
 
-    printf("3. replay: the graph on the same input, compared with eager\n");
+    printf("3. replay: the graph on the same input%s, compared with eager\n",
+           m->user_graph ? " and the same starting weights" : "");
     duet_tensor *graph;
-    if (duet_graph_run(ctx, g, &x, &graph) != DUET_OK)
+    if (duet_graph_run(ctx, g, in, &graph) != DUET_OK)
         return both_fail(ctx, name, "graph run");
     int64_t n = duet_numel(ctx, eager);
     float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
@@ -309,6 +335,7 @@ static int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *u
     }
     duet_read(ctx, eager, a, (size_t)n * sizeof *a);
     duet_read(ctx, graph, b, (size_t)n * sizeof *b);
+    duet_release(ctx, eager);
     double md = 0, mx = 0;
     for (int64_t i = 0; i < n; i++) {
         md = fmax(md, fabs((double)a[i] - b[i]));
@@ -325,22 +352,22 @@ static int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *u
     double te[ROUNDS], tg[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
         double t0 = both_now_ns();
-        for (int i = 0; i < calls; i++) {
+        for (int i = 0; i < m->calls; i++) {
             duet_scope_begin(ctx);
             duet_tensor *y;
-            fn(ctx, &x, &y, user);
+            fn(ctx, in, &y, user);
             duet_scope_end(ctx);
         }
         double t1 = both_now_ns();
-        for (int i = 0; i < calls; i++)
-            duet_graph_run(ctx, g, &x, &graph);
+        for (int i = 0; i < m->calls; i++)
+            duet_graph_run(ctx, g, in, &graph);
         double t2 = both_now_ns();
-        te[r] = (t1 - t0) / calls;
-        tg[r] = (t2 - t1) / calls;
+        te[r] = (t1 - t0) / m->calls;
+        tg[r] = (t2 - t1) / m->calls;
     }
     double me = both_median(te, ROUNDS), mg = both_median(tg, ROUNDS);
     printf("4. time per call (median of %d x %d): eager %.1f us, graph %.1f us, eager/graph %.2fx\n",
-           ROUNDS, calls, me / 1e3, mg / 1e3, me / mg);
+           ROUNDS, m->calls, me / 1e3, mg / 1e3, me / mg);
 
     /* One more eager call, in steady state, to count what a call allocates. */
     both_counts cnt = {me, mg, 0, 0};
@@ -349,26 +376,36 @@ static int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *u
     duet_ctx_mem_reset_peak(ctx);
     duet_scope_begin(ctx);
     duet_tensor *y;
-    fn(ctx, &x, &y, user);
+    fn(ctx, in, &y, user);
     duet_scope_end(ctx);
     duet_ctx_mem_stats(ctx, &m1);
     cnt.blocks = (double)(m1.blocks_taken - m0.blocks_taken);
     cnt.eager_peak = (double)(m1.peak_bytes_in_use - m0.bytes_in_use);
 
-    printf("5. profile: each graph step beside the eager ops it replaces\n\n");
-    char table[8192];
-    duet_profile_row rows[64];
+    printf("5. profile: each graph step beside the eager ops it replaces%s\n",
+           m->table ? "\n" : " (table not shown)");
+    static char table[32768];
+    static duet_profile_row rows[BOTH_MAX_ROWS];
     int nrows = 0;
-    if (duet_profile(ctx, g, fn, &x, user, NULL, rows, 64, &nrows, table, sizeof table) !=
-        DUET_OK)
+    if (duet_profile(ctx, g, fn, in, user, NULL, rows, BOTH_MAX_ROWS, &nrows, table,
+                     sizeof table) != DUET_OK)
         return both_fail(ctx, name, "profile");
-    fputs(table, stdout);
+    if (m->table)
+        fputs(table, stdout);
     both_costs c = both_measure_costs(ctx);
     if (c.eager_op < 0 || c.step < 0)
         return both_fail(ctx, name, "measuring per-op costs");
-    both_summary(name, rows, nrows < 64 ? nrows : 64, &c, &cnt, &st);
+    both_summary(name, rows, nrows < BOTH_MAX_ROWS ? nrows : BOTH_MAX_ROWS, &c, &cnt, &st);
     duet_graph_free(ctx, g);
-    return !(md <= rel_tol * mx);
+    return !(md <= m->rel_tol * mx);
+}
+
+/* The common case: a stateless model of one input. */
+static inline int both_modes(duet_ctx *ctx, const char *name, duet_model_fn fn, void *user,
+                             duet_tensor *x, int calls, double rel_tol)
+{
+    both_model m = {name, fn, user, NULL, 1, {x}, calls, rel_tol, 1};
+    return both_run(ctx, &m);
 }
 
 #endif
