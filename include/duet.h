@@ -624,17 +624,26 @@ DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_
 /** Mean over each window of x [N, C, H, W] (see count_pad). */
 DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 
-/** Batch norm in inference form, per channel c (axis 1 of x, which is
- *  [N, C], [N, C, L] or [N, C, H, W]; other ranks fail with DUET_ERR_SHAPE):
- *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]. mean and var
- *  are required (opts, mean or var NULL: DUET_ERR_NULL), gamma and beta
- *  optional (NULL: 1 and 0); each is f32 [C] (else DUET_ERR_SHAPE). */
+/** Batch norm, per channel c (axis 1 of x, which is [N, C], [N, C, L] or
+ *  [N, C, H, W]; other ranks fail with DUET_ERR_SHAPE):
+ *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
+ *  Inference form (training false): mean and var are given and required
+ *  (opts, mean or var NULL: DUET_ERR_NULL). Training form (training true):
+ *  mean and var are the batch's own, over N and the spatial axes, the
+ *  variance biased (divided by the count, as PyTorch normalises); the
+ *  mean and var fields are ignored and no running statistics are kept —
+ *  a model that wants them computes duet_mean of x over those axes and
+ *  blends them in with duet_assign. An empty x fails with DUET_ERR_SHAPE
+ *  in the training form. gamma and beta are optional (NULL: 1 and 0);
+ *  each vector is f32 [C] (else DUET_ERR_SHAPE). Differentiable in both
+ *  forms (x, gamma, beta; the inference form also w.r.t. mean and var). */
 typedef struct duet_batch_norm_options {
     duet_tensor *mean;
     duet_tensor *var;
     duet_tensor *gamma;
     duet_tensor *beta;
     float eps; /* 0 means the default, 1e-5; must be finite and >= 0 */
+    bool training; /* normalise with the batch's statistics (see above) */
 } duet_batch_norm_options;
 DUET_API duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *x,
                                       const duet_batch_norm_options *opts);
