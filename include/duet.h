@@ -602,6 +602,8 @@ typedef struct duet_conv2d_options {
  * (K + 2) * 2^-24 * (sum |x||w| + |bias|), K = C_in/groups * KH * KW the
  * length of its dot product: the bound of f32 accumulation in any order,
  * since oneDNN picks its own (direct, GEMM-based, blocked).
+ * Differentiable w.r.t. x, w and bias (oneDNN's backward-data and
+ * backward-weights primitives; the bias's gradient is a sum).
  */
 DUET_API duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *x, duet_tensor *w,
                                   const duet_conv2d_options *opts);
@@ -619,7 +621,10 @@ typedef struct duet_pool2d_options {
 
 /** Max over each window of x [N, C, H, W]; padding never wins. A window whose
  *  elements are all -inf gives -FLT_MAX, not -inf (oneDNN starts its max
- *  there); whether a NaN in a window reaches the output is not specified. */
+ *  there); whether a NaN in a window reaches the output is not specified.
+ *  Both pools are differentiable w.r.t. x (oneDNN's pooling backward; max
+ *  pooling's gradient reruns the forward in forward_training for the
+ *  workspace, so the forward costs no more while a tape records). */
 DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 /** Mean over each window of x [N, C, H, W] (see count_pad). */
 DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
