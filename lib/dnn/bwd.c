@@ -327,7 +327,7 @@ dnnl_status_t duet_dnn_exec_bwd(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_ar
         s = duet_dnn_set(p->m_dshift, bn ? a->y + n + c : NULL);
     if (s != dnnl_success)
         return s;
-    dnnl_exec_arg_t args[10];
+    dnnl_exec_arg_t args[12];
     int na = 0;
     if (p->prim_fwd) {
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
