@@ -585,6 +585,63 @@ START_TEST(t_bn_training_forward)
 }
 END_TEST
 
+/* Everything made inside the model is a constant: the folding pass then
+ * computes the backward nodes at compile time (through duet_dnn_eval), and
+ * must give what eager mode gives. */
+static void const_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *u)
+{
+    (void)in;
+    (void)u;
+    duet_tensor *x = duet_rand_normal(ctx, 4, (int64_t[]){2, 3, 6, 6}, &(duet_random_options){4, 0, 1});
+    duet_tensor *w = duet_rand_normal(ctx, 4, (int64_t[]){4, 3, 3, 3}, &(duet_random_options){5, 0, 1});
+    duet_tape *t = duet_tape_begin(ctx);
+    duet_tensor *y = duet_conv2d(ctx, x, w, &(duet_conv2d_options){.padding = {1, 1}});
+    y = duet_max_pool2d(ctx, y, &(duet_pool2d_options){.kernel = {3, 3}, .stride = {2, 2},
+                                                       .padding = {1, 1}});
+    y = duet_batch_norm(ctx, y, &(duet_batch_norm_options){.training = true});
+    duet_tensor *loss = duet_sum(ctx, duet_mul(ctx, y, duet_mul(ctx, y, y)), NULL);
+    duet_tape_end(ctx, t);
+    duet_tape_gradient(ctx, t, loss, 2, (duet_tensor *[]){x, w}, out);
+    duet_tape_free(ctx, t);
+}
+
+START_TEST(t_folded_backward)
+{
+    duet_ctx *ctx = tu_ctx();
+    duet_tensor *ge[2], *gg[2];
+    duet_scope_begin(ctx);
+    const_model(ctx, NULL, ge, NULL);
+    ck_assert_msg(ge[0] && ge[1], "%s", duet_error_message(ctx));
+    duet_keep(ctx, ge[0]);
+    duet_keep(ctx, ge[1]);
+    duet_scope_end(ctx);
+    for (int pass = 0; pass < 2; pass++) {
+        duet_scope_begin(ctx); /* the constants the model makes */
+        duet_graph *g = duet_trace(ctx, const_model, 0, NULL, NULL,
+                                   &(duet_trace_options){2, pass ? DUET_PASS_FOLD : 0});
+        duet_scope_end(ctx);
+        ck_assert_msg(g != NULL, "trace: %s", duet_error_message(ctx));
+        duet_graph_stats st;
+        ck_assert_int_eq(duet_graph_get_stats(ctx, g, &st), DUET_OK);
+        ck_assert(pass ? st.folded == 0 : st.folded > 0);
+        ck_assert_int_eq(duet_graph_run(ctx, g, NULL, gg), DUET_OK);
+        for (int i = 0; i < 2; i++) {
+            int64_t n1, n2;
+            float *a = tu_read(ctx, ge[i], &n1), *b = tu_read(ctx, gg[i], &n2);
+            ck_assert_int_eq(n1, n2);
+            ck_assert_msg(memcmp(a, b, sizeof(float) * (size_t)n1) == 0,
+                          "gradient %d differs from eager (folding %s)", i, pass ? "off" : "on");
+            free(a);
+            free(b);
+        }
+        duet_graph_free(ctx, g);
+    }
+    duet_release(ctx, ge[0]);
+    duet_release(ctx, ge[1]);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv_grad");
@@ -592,6 +649,7 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, t_grad_fd, 0, 6 * K_KINDS);
     tcase_add_test(tc, t_bn_training_forward);
+    tcase_add_test(tc, t_folded_backward);
     tcase_add_loop_test(tc, t_cnn_train_graph_follows_eager, 0, 2);
     suite_add_tcase(s, tc);
     return tu_run(s);
