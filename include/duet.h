@@ -602,6 +602,8 @@ typedef struct duet_conv2d_options {
  * (K + 2) * 2^-24 * (sum |x||w| + |bias|), K = C_in/groups * KH * KW the
  * length of its dot product: the bound of f32 accumulation in any order,
  * since oneDNN picks its own (direct, GEMM-based, blocked).
+ * Differentiable w.r.t. x, w and bias (oneDNN's backward-data and
+ * backward-weights primitives; the bias's gradient is a sum).
  */
 DUET_API duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *x, duet_tensor *w,
                                   const duet_conv2d_options *opts);
@@ -619,22 +621,34 @@ typedef struct duet_pool2d_options {
 
 /** Max over each window of x [N, C, H, W]; padding never wins. A window whose
  *  elements are all -inf gives -FLT_MAX, not -inf (oneDNN starts its max
- *  there); whether a NaN in a window reaches the output is not specified. */
+ *  there); whether a NaN in a window reaches the output is not specified.
+ *  Both pools are differentiable w.r.t. x (oneDNN's pooling backward; max
+ *  pooling's gradient reruns the forward in forward_training for the
+ *  workspace, so the forward costs no more while a tape records). */
 DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 /** Mean over each window of x [N, C, H, W] (see count_pad). */
 DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 
-/** Batch norm in inference form, per channel c (axis 1 of x, which is
- *  [N, C], [N, C, L] or [N, C, H, W]; other ranks fail with DUET_ERR_SHAPE):
- *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]. mean and var
- *  are required (opts, mean or var NULL: DUET_ERR_NULL), gamma and beta
- *  optional (NULL: 1 and 0); each is f32 [C] (else DUET_ERR_SHAPE). */
+/** Batch norm, per channel c (axis 1 of x, which is [N, C], [N, C, L] or
+ *  [N, C, H, W]; other ranks fail with DUET_ERR_SHAPE):
+ *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
+ *  Inference form (training false): mean and var are given and required
+ *  (opts, mean or var NULL: DUET_ERR_NULL). Training form (training true):
+ *  mean and var are the batch's own, over N and the spatial axes, the
+ *  variance biased (divided by the count, as PyTorch normalises); the
+ *  mean and var fields are ignored and no running statistics are kept —
+ *  a model that wants them computes duet_mean of x over those axes and
+ *  blends them in with duet_assign. An empty x fails with DUET_ERR_SHAPE
+ *  in the training form. gamma and beta are optional (NULL: 1 and 0);
+ *  each vector is f32 [C] (else DUET_ERR_SHAPE). Differentiable in both
+ *  forms (x, gamma, beta; the inference form also w.r.t. mean and var). */
 typedef struct duet_batch_norm_options {
     duet_tensor *mean;
     duet_tensor *var;
     duet_tensor *gamma;
     duet_tensor *beta;
     float eps; /* 0 means the default, 1e-5; must be finite and >= 0 */
+    bool training; /* normalise with the batch's statistics (see above) */
 } duet_batch_norm_options;
 DUET_API duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *x,
                                       const duet_batch_norm_options *opts);

@@ -368,6 +368,10 @@ duet_status duet_tape_rule(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_a
     }
     case DUET_TK_XENT:
         return duet_tape_rule_xent(ctx, a, gin);
+    case DUET_TK_CONV2D:
+    case DUET_TK_POOL2D:
+    case DUET_TK_BNORM:
+        return duet_tape_rule_dnn(ctx, kind, a, gin);
     default:
         return duet_fail(ctx, DUET_ERR_UNSUPPORTED, "duet_tape_gradient: op kind %d has no rule",
                          (int)kind);

@@ -45,7 +45,7 @@ static const char *const kind_names[DUET_TK_COUNT] = {
     "unary op",  "binary op", "scalar op", "duet_sum",     "duet_mean",
     "duet_max",  "softmax",   "duet_layer_norm", "duet_matmul", "reshape",
     "permute",   "slice",     "duet_expand",     "copy",        "duet_concat",
-    "duet_softmax_cross_entropy",
+    "duet_softmax_cross_entropy", "duet_conv2d", "pool2d", "duet_batch_norm",
 };
 
 static uint32_t cur_trace(const duet_ctx *ctx)

@@ -32,6 +32,9 @@ typedef enum {
     DUET_TK_COPY,    /* copy, contiguous: identity */
     DUET_TK_CONCAT,  /* axis; nin inputs */
     DUET_TK_XENT,    /* duet_softmax_cross_entropy: logits, targets */
+    DUET_TK_CONV2D,  /* x, w, bias?; perm: see duet_dnn_tape_conv (lib/eager/dnn_eager.h) */
+    DUET_TK_POOL2D,  /* x; sub: the forward's duet_dnn_kind; perm: kernel, stride, padding */
+    DUET_TK_BNORM,   /* x, mean?, var?, gamma?, beta?; c: eps; sub 1: training form */
     DUET_TK_COUNT
 } duet_tape_kind;
 
@@ -82,6 +85,9 @@ duet_status duet_tape_rule(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_a
                            duet_tensor **gin);
 /* The loss's rule (loss.c). */
 duet_status duet_tape_rule_xent(duet_ctx *ctx, const duet_tape_args *a, duet_tensor **gin);
+/* The oneDNN ops' rules (rules_dnn.c): conv2d, pooling, batch norm. */
+duet_status duet_tape_rule_dnn(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_args *a,
+                               duet_tensor **gin);
 
 /* g summed over the axes along which a tensor of shape (ndim, shape) was
  * broadcast to g's shape, and reshaped to that shape. NULL with the error set. */

@@ -23,10 +23,28 @@ typedef enum {
     DUET_DNN_MAXPOOL,
     DUET_DNN_AVGPOOL,     /* divides by the elements inside x */
     DUET_DNN_AVGPOOL_PAD, /* divides by the whole window */
-    DUET_DNN_BNORM
+    DUET_DNN_BNORM,       /* DUET_DNN_TRAIN: the batch's statistics */
+    /* Backward kinds (bwd.c): the gradient w.r.t. one operand. x is the
+     * first operand, w the second; the key's o_shape is the result's. */
+    DUET_DNN_CONV_BWD_DATA, /* x: dy, w: the weights -> dx of shape o_shape */
+    DUET_DNN_CONV_BWD_WEI,  /* x: the conv's x, w: dy -> dw of shape o_shape */
+    DUET_DNN_MAXPOOL_BWD,   /* x: the pool's x, w: dy -> dx (the forward is rerun
+                             * in forward_training for its workspace) */
+    DUET_DNN_AVGPOOL_BWD,
+    DUET_DNN_AVGPOOL_PAD_BWD,
+    DUET_DNN_BNORM_BWD      /* training form; x: x [N,C,H,W], w: dy, then gamma ->
+                             * [dx, dgamma, dbeta] packed in one flat result (the
+                             * forward is rerun for the batch's statistics) */
 } duet_dnn_kind;
 
-enum { DUET_DNN_BIAS = 1, DUET_DNN_GAMMA = 2, DUET_DNN_BETA = 4 };
+static inline bool duet_dnn_is_bwd(int kind) { return kind >= DUET_DNN_CONV_BWD_DATA; }
+/* Has a second tensor operand (w): conv and every backward kind. */
+static inline bool duet_dnn_has_w(int kind)
+{
+    return kind == DUET_DNN_CONV || duet_dnn_is_bwd(kind);
+}
+
+enum { DUET_DNN_BIAS = 1, DUET_DNN_GAMMA = 2, DUET_DNN_BETA = 4, DUET_DNN_TRAIN = 8 };
 
 /* Post-ops a conv applies to its result before writing it (graph mode's
  * fusion): eltwise ones (alg a dnnl_alg_kind_t eltwise kind with alpha a and
@@ -48,6 +66,7 @@ typedef struct duet_dnn_key {
     int32_t ndim; /* x's rank: 4, or 2..4 for batch norm */
     int64_t x_shape[4], x_strides[4];
     int64_t w_shape[4], w_strides[4]; /* conv weights [O, C/g, KH, KW] */
+    int64_t o_shape[4];               /* backward kinds: the result's shape */
     int32_t npost, nbin;
     int32_t bin_blocked; /* bit b: operand b is reordered to nChw8c before each run; a
                           * conv with a blocked output takes a plain one only through
@@ -77,6 +96,14 @@ typedef struct duet_dnn_prim {
     size_t off_src_b, off_wei_b, off_dst_b, off_pad;
     size_t wei_b_bytes;                         /* the weights in oneDNN's layout (0: no reorder) */
     size_t scratch_bytes;
+    /* Batch norm training form: the statistics in the scratch buffer. */
+    size_t off_mean, off_var;
+    bool stats_in_scratch;
+    /* Backward kinds: the forward run first (max pool's workspace, batch
+     * norm's statistics) into scratch, and batch norm's extra results. */
+    dnnl_primitive_t prim_fwd;
+    dnnl_memory_t m_fdst, m_ws, m_pad_fwd, m_dscale, m_dshift;
+    size_t off_fdst, off_ws, off_pad_fwd;
     /* the context's cache */
     uint64_t hash;
     struct duet_dnn_prim *hnext, *lru_prev, *lru_next;
@@ -122,6 +149,8 @@ dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn
 dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
 dnnl_status_t duet_dnn_create_pool(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
 dnnl_status_t duet_dnn_create_bnorm(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_layout *lay);
+/* The backward kinds (bwd.c); they take no producer layout and write y plain. */
+dnnl_status_t duet_dnn_create_bwd(duet_dnn *d, duet_dnn_prim *p);
 /* y's side of a creator: with keep_y, the memory in the primitive's layout
  * want; else duet's plain contiguous layout, reordered from want if needed. */
 dnnl_status_t duet_dnn_bind_y(duet_dnn *d, duet_dnn_prim *p, const dnnl_memory_desc_t *want,
@@ -158,6 +187,15 @@ dnnl_status_t duet_dnn_reorder_w(duet_dnn *d, int threads, duet_dnn_prim *p, con
                                  void *dst);
 /* Run p on d's stream with threads OpenMP threads. */
 dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const duet_dnn_args *a);
+/* duet_dnn_exec's part for the backward kinds (bwd.c), threads already set. */
+dnnl_status_t duet_dnn_exec_bwd(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_args *a);
+/* Helpers duet_dnn_exec shares with bwd.c. */
+dnnl_status_t duet_dnn_set(dnnl_memory_t m, const void *ptr);
+dnnl_status_t duet_dnn_reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t from,
+                               dnnl_memory_t to);
+/* A scratch memory for md at *total (64-byte aligned), its offset in *off. */
+dnnl_status_t duet_dnn_scratch_mem(duet_dnn *d, const dnnl_memory_desc_t *md, dnnl_memory_t *m,
+                                   size_t *off, size_t *total);
 
 /* ---- one op's operands, as eager and graph mode hold them (run.c) ----- */
 

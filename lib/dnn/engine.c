@@ -85,14 +85,16 @@ void duet_dnn_prim_free(duet_dnn_prim *p)
 
 void duet_dnn_prim_free_parts(duet_dnn_prim *p)
 {
-    dnnl_primitive_t ps[] = {p->prim, p->re_src, p->re_wei, p->re_dst, p->re_bin[0], p->re_bin[1]};
+    dnnl_primitive_t ps[] = {p->prim,      p->re_src,     p->re_wei,  p->re_dst,
+                             p->re_bin[0], p->re_bin[1], p->prim_fwd};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (ps[i])
             dnnl_primitive_destroy(ps[i]);
     dnnl_memory_t ms[] = {p->m_src,   p->m_wei,  p->m_bias,  p->m_dst,   p->m_src_b,
                           p->m_wei_b, p->m_dst_b, p->m_pad, p->m_mean,  p->m_var,
                           p->m_scale, p->m_shift, p->m_bin[0], p->m_bin[1],
-                          p->m_bin_u[0], p->m_bin_u[1]};
+                          p->m_bin_u[0], p->m_bin_u[1], p->m_fdst, p->m_ws,
+                          p->m_pad_fwd, p->m_dscale, p->m_dshift};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (ms[i])
             dnnl_memory_destroy(ms[i]);
@@ -214,6 +216,14 @@ dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr, const duet_dnn_key *key
     return s;
 }
 
+dnnl_status_t duet_dnn_scratch_mem(duet_dnn *d, const dnnl_memory_desc_t *md, dnnl_memory_t *m,
+                                   size_t *off, size_t *total)
+{
+    *off = *total;
+    *total += align64(dnnl_memory_desc_get_size(md));
+    return dnnl_memory_create(m, md, d->engine, DNNL_MEMORY_NONE);
+}
+
 dnnl_status_t duet_dnn_finish(duet_dnn *d, duet_dnn_prim *p, const_dnnl_primitive_desc_t pd)
 {
     const dnnl_memory_desc_t *pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -230,16 +240,20 @@ dnnl_status_t duet_dnn_finish(duet_dnn *d, duet_dnn_prim *p, const_dnnl_primitiv
 
 /* ---- execution ------------------------------------------------------------ */
 
-static dnnl_status_t set(dnnl_memory_t m, const void *ptr)
+dnnl_status_t duet_dnn_set(dnnl_memory_t m, const void *ptr)
 {
     return m ? dnnl_memory_set_data_handle(m, (void *)ptr) : dnnl_success;
 }
 
-static dnnl_status_t reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t from, dnnl_memory_t to)
+dnnl_status_t duet_dnn_reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t from,
+                               dnnl_memory_t to)
 {
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     return dnnl_primitive_execute(re, d->stream, 2, args);
 }
+
+#define set duet_dnn_set
+#define reorder duet_dnn_reorder
 
 dnnl_status_t duet_dnn_reorder_w(duet_dnn *d, int threads, duet_dnn_prim *p, const float *w,
                                  void *dst)
@@ -258,6 +272,8 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     /* oneDNN runs on OpenMP; the thread count is a per-calling-thread
      * setting, so contexts on different threads do not disturb each other. */
     omp_set_num_threads(threads);
+    if (duet_dnn_is_bwd(p->key.kind))
+        return duet_dnn_exec_bwd(d, p, a);
     dnnl_exec_arg_t args[10 + DUET_DNN_MAX_BIN];
     int n = 0;
     dnnl_status_t s = set(p->m_src, a->x);
@@ -280,8 +296,12 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
         s = set(dst, scratch + p->off_dst_b);
     }
     if (s == dnnl_success && (s = set(p->m_pad, scratch + p->off_pad)) == dnnl_success &&
-        (s = set(p->m_bias, a->bias)) == dnnl_success && (s = set(p->m_mean, a->mean)) == dnnl_success &&
-        (s = set(p->m_var, a->var)) == dnnl_success && (s = set(p->m_scale, a->gamma)) == dnnl_success)
+        (s = set(p->m_bias, a->bias)) == dnnl_success &&
+        (s = set(p->m_mean, p->stats_in_scratch ? scratch + p->off_mean : (const void *)a->mean)) ==
+            dnnl_success &&
+        (s = set(p->m_var, p->stats_in_scratch ? scratch + p->off_var : (const void *)a->var)) ==
+            dnnl_success &&
+        (s = set(p->m_scale, a->gamma)) == dnnl_success)
         s = set(p->m_shift, a->beta);
     if (s != dnnl_success)
         return s;
@@ -332,7 +352,8 @@ dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn
     static const duet_dnn_layout plain = {NULL, false};
     if (!lay)
         lay = &plain;
-    dnnl_status_t s = key->kind == DUET_DNN_CONV    ? duet_dnn_create_conv(d, p, lay)
+    dnnl_status_t s = duet_dnn_is_bwd(key->kind)     ? duet_dnn_create_bwd(d, p)
+                      : key->kind == DUET_DNN_CONV    ? duet_dnn_create_conv(d, p, lay)
                       : key->kind == DUET_DNN_BNORM ? duet_dnn_create_bnorm(d, p, lay)
                                                     : duet_dnn_create_pool(d, p, lay);
     for (int i = 0; i < key->npost && s == dnnl_success; i++) {

@@ -130,16 +130,29 @@ static dnnl_status_t create_bnorm(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_
     if ((s = source(d, p, lay, blocked, &xmd)) != dnnl_success ||
         (s = duet_dnn_md(&cmd, 1, &c, &one)) != dnnl_success)
         return s;
-    unsigned flags = dnnl_use_global_stats;
+    /* The training form computes the batch's mean and (biased) variance
+     * itself; they are outputs oneDNN writes, kept in the scratch buffer. */
+    bool train = k->flags & DUET_DNN_TRAIN;
+    unsigned flags = train ? 0u : (unsigned)dnnl_use_global_stats;
     if (k->flags & DUET_DNN_GAMMA)
         flags |= dnnl_use_scale;
     if (k->flags & DUET_DNN_BETA)
         flags |= dnnl_use_shift;
     dnnl_batch_normalization_desc_t bd;
-    if ((s = dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference, &xmd, k->eps,
-                                                        flags)) != dnnl_success)
+    if ((s = dnnl_batch_normalization_forward_desc_init(
+             &bd, train ? dnnl_forward_training : dnnl_forward_inference, &xmd, k->eps, flags)) !=
+        dnnl_success)
         return s;
-    dnnl_memory_t *ms[4] = {&p->m_mean, &p->m_var, (k->flags & DUET_DNN_GAMMA) ? &p->m_scale : NULL,
+    if (train) {
+        p->stats_in_scratch = true;
+        if ((s = duet_dnn_scratch_mem(d, &cmd, &p->m_mean, &p->off_mean, &p->scratch_bytes)) !=
+                dnnl_success ||
+            (s = duet_dnn_scratch_mem(d, &cmd, &p->m_var, &p->off_var, &p->scratch_bytes)) !=
+                dnnl_success)
+            return s;
+    }
+    dnnl_memory_t *ms[4] = {train ? NULL : &p->m_mean, train ? NULL : &p->m_var,
+                            (k->flags & DUET_DNN_GAMMA) ? &p->m_scale : NULL,
                             (k->flags & DUET_DNN_BETA) ? &p->m_shift : NULL};
     for (int i = 0; i < 4; i++)
         if (ms[i] && (s = dnnl_memory_create(ms[i], &cmd, d->engine, DNNL_MEMORY_NONE)) != dnnl_success)

@@ -3,8 +3,8 @@
  * fill the primitive key, take the primitive from the context's cache
  * (lib/dnn) and run it with scratch from the context's pool.
  */
-#include "eager.h"
-#include "../dnn/dnn.h"
+#include "dnn_eager.h"
+#include "../autodiff/tape.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -61,10 +61,9 @@ static duet_tensor_impl *vec_param(duet_ctx *ctx, const char *op, const duet_ten
     return p;
 }
 
-/* Run the primitive for key on x (and w, vec[]) into a new tensor of yshape. */
-static duet_tensor *run(duet_ctx *ctx, const char *op, duet_dnn_key *key, duet_tensor_impl *x,
-                        duet_tensor_impl *w, duet_tensor_impl *const *vec, int ydim,
-                        const int64_t *yshape)
+duet_tensor *duet_dnn_eager_run(duet_ctx *ctx, const char *op, duet_dnn_key *key,
+                                duet_tensor_impl *x, duet_tensor_impl *w,
+                                duet_tensor_impl *const *vec, int ydim, const int64_t *yshape)
 {
     duet_tensor_impl *y;
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, ydim, yshape, &y);
@@ -77,7 +76,8 @@ static duet_tensor *run(duet_ctx *ctx, const char *op, duet_dnn_key *key, duet_t
     if (w) {
         memcpy(io.w_shape, w->shape, sizeof io.w_shape);
         memcpy(io.w_strides, w->strides, sizeof io.w_strides);
-        io.vec_n = w->shape[0];
+        if (key->kind == DUET_DNN_CONV)
+            io.vec_n = w->shape[0];
     }
     for (int i = 0; i < V_N; i++) {
         io.vec[i] = vec[i] ? duet_impl_f32(vec[i]) : NULL;
@@ -111,10 +111,9 @@ static duet_tensor *run(duet_ctx *ctx, const char *op, duet_dnn_key *key, duet_t
     return hy;
 }
 
-/* While tracing: record the op as a node over x, w and the vectors present. */
-static duet_tensor *record(duet_ctx *ctx, const char *op, const duet_dnn_key *key, float eps,
-                           duet_tensor_impl *x, duet_tensor_impl *w,
-                           duet_tensor_impl *const *vec, int ydim, const int64_t *yshape)
+duet_tensor *duet_dnn_eager_record(duet_ctx *ctx, const char *op, const duet_dnn_key *key,
+                                   float eps, duet_tensor_impl *x, duet_tensor_impl *w,
+                                   duet_tensor_impl *const *vec, int ydim, const int64_t *yshape)
 {
     duet_gnode p = {.op = DUET_GOP_DNN, .name = op, .c = eps};
     p.dnn.kind = key->kind;
@@ -137,8 +136,8 @@ static duet_tensor *record(duet_ctx *ctx, const char *op, const duet_dnn_key *ke
     return duet_trace_record(ctx, &p, nin, in, DUET_F32, ydim, yshape);
 }
 
-duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
-                         const duet_conv2d_options *opts)
+static duet_tensor *conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
+                           const duet_conv2d_options *opts)
 {
     static const char op[] = "duet_conv2d";
     if (DUET_UNLIKELY(!ctx))
@@ -214,7 +213,7 @@ duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
                       "%s: x %s has 0 channels: not supported while tracing", op, s1);
             return NULL;
         }
-        return record(ctx, op, &key, 0.0f, x, w, vec, 4, yshape);
+        return duet_dnn_eager_record(ctx, op, &key, 0.0f, x, w, vec, 4, yshape);
     }
     if (cin == 0) {
         /* Empty dot products: the output is the bias (or 0) everywhere. */
@@ -230,7 +229,7 @@ duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *hx, duet_tensor *hw,
         }
         return hy;
     }
-    return run(ctx, op, &key, x, w, vec, 4, yshape);
+    return duet_dnn_eager_run(ctx, op, &key, x, w, vec, 4, yshape);
 }
 
 static duet_tensor *pool(duet_ctx *ctx, const char *op, bool max, duet_tensor *hx,
@@ -279,21 +278,53 @@ static duet_tensor *pool(duet_ctx *ctx, const char *op, bool max, duet_tensor *h
     }
     duet_tensor_impl *vec[V_N] = {0};
     if (DUET_UNLIKELY(ctx->trace != NULL))
-        return record(ctx, op, &key, 0.0f, x, NULL, vec, 4, yshape);
-    return run(ctx, op, &key, x, NULL, vec, 4, yshape);
+        return duet_dnn_eager_record(ctx, op, &key, 0.0f, x, NULL, vec, 4, yshape);
+    return duet_dnn_eager_run(ctx, op, &key, x, NULL, vec, 4, yshape);
+}
+
+duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *x, duet_tensor *w,
+                         const duet_conv2d_options *opts)
+{
+    duet_tensor *y = conv2d(ctx, x, w, opts);
+    if (DUET_UNLIKELY(y != NULL && ctx->tape != NULL)) {
+        duet_conv2d_options o = opts ? *opts : (duet_conv2d_options){0};
+        duet_tape_attr a = {0};
+        duet_dnn_tape_conv(&o, &a);
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_CONV2D, &a, 3, x, w, o.bias);
+    }
+    return y;
+}
+
+/* The tape's attributes of a pool: sub the forward's kind. */
+static duet_tensor *pool_noted(duet_ctx *ctx, const char *op, bool max, duet_tensor *x,
+                               const duet_pool2d_options *opts)
+{
+    duet_tensor *y = pool(ctx, op, max, x, opts);
+    if (DUET_UNLIKELY(y != NULL && ctx->tape != NULL)) {
+        duet_tape_attr a = {.sub = max              ? DUET_DNN_MAXPOOL
+                                   : opts->count_pad ? DUET_DNN_AVGPOOL_PAD
+                                                     : DUET_DNN_AVGPOOL};
+        for (int i = 0; i < 2; i++) {
+            a.perm[i] = opts->kernel[i];
+            a.perm[2 + i] = opts->stride[i] ? opts->stride[i] : opts->kernel[i];
+            a.perm[4 + i] = opts->padding[i];
+        }
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_POOL2D, &a, 1, x);
+    }
+    return y;
 }
 
 duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts)
 {
-    return pool(ctx, "duet_max_pool2d", true, x, opts);
+    return pool_noted(ctx, "duet_max_pool2d", true, x, opts);
 }
 
 duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts)
 {
-    return pool(ctx, "duet_avg_pool2d", false, x, opts);
+    return pool_noted(ctx, "duet_avg_pool2d", false, x, opts);
 }
 
-duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_norm_options *opts)
+static duet_tensor *batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_norm_options *opts)
 {
     static const char op[] = "duet_batch_norm";
     if (DUET_UNLIKELY(!ctx))
@@ -307,11 +338,13 @@ duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_no
                   op, duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
         return NULL;
     }
-    if (!opts || !opts->mean || !opts->var) {
-        duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL (mean and var are required)", op,
-                  !opts ? "opts" : !opts->mean ? "mean" : "var");
+    if (!opts || (!opts->training && (!opts->mean || !opts->var))) {
+        duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL (mean and var are required%s)", op,
+                  !opts ? "opts" : !opts->mean ? "mean" : "var",
+                  opts ? " unless training" : "");
         return NULL;
     }
+    const bool train = opts->training;
     float eps = opts->eps;
     if (!(eps >= 0.0f) || isinf(eps)) {
         duet_fail(ctx, DUET_ERR_ARG, "%s: eps %g must be finite and >= 0 (0: the default 1e-5)",
@@ -320,7 +353,9 @@ duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_no
     }
     const int64_t c = x->shape[1];
     duet_tensor_impl *vec[V_N] = {0};
-    const duet_tensor *h[V_N] = {NULL, opts->mean, opts->var, opts->gamma, opts->beta};
+    /* The training form ignores mean and var: it normalises with the batch's. */
+    const duet_tensor *h[V_N] = {NULL, train ? NULL : opts->mean, train ? NULL : opts->var,
+                                 opts->gamma, opts->beta};
     static const char *const names[V_N] = {"bias", "mean", "var", "gamma", "beta"};
     for (int i = V_MEAN; i < V_N; i++) {
         bool bad;
@@ -332,10 +367,27 @@ duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *hx, const duet_batch_no
     memset(&key, 0, sizeof key);
     key.kind = DUET_DNN_BNORM;
     key.eps = eps == 0.0f ? 1e-5f : eps;
-    key.flags = (vec[V_GAMMA] ? DUET_DNN_GAMMA : 0) | (vec[V_BETA] ? DUET_DNN_BETA : 0);
+    key.flags = (vec[V_GAMMA] ? DUET_DNN_GAMMA : 0) | (vec[V_BETA] ? DUET_DNN_BETA : 0) |
+                (train ? DUET_DNN_TRAIN : 0);
     if (DUET_UNLIKELY(ctx->trace != NULL))
-        return record(ctx, op, &key, key.eps, x, NULL, vec, x->ndim, x->shape);
-    return run(ctx, op, &key, x, NULL, vec, x->ndim, x->shape);
+        return duet_dnn_eager_record(ctx, op, &key, key.eps, x, NULL, vec, x->ndim, x->shape);
+    if (train && x->numel == 0) {
+        duet_fail(ctx, DUET_ERR_SHAPE, "%s: x is empty: the training form has no statistics", op);
+        return NULL;
+    }
+    return duet_dnn_eager_run(ctx, op, &key, x, NULL, vec, x->ndim, x->shape);
+}
+
+duet_tensor *duet_batch_norm(duet_ctx *ctx, duet_tensor *x, const duet_batch_norm_options *opts)
+{
+    duet_tensor *y = batch_norm(ctx, x, opts);
+    if (DUET_UNLIKELY(y != NULL && ctx->tape != NULL)) {
+        duet_tape_attr a = {.sub = opts->training, .c = opts->eps > 0 ? opts->eps : 1e-5f};
+        bool t = opts->training;
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_BNORM, &a, 5, x, t ? NULL : opts->mean,
+                       t ? NULL : opts->var, opts->gamma, opts->beta);
+    }
+    return y;
 }
 
 duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t)
@@ -349,16 +401,20 @@ duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *cons
             o.dilation[i] = a->dil[i] + 1;
         }
         o.bias = (a->flags & DUET_DNN_BIAS) ? t[2] : NULL;
-        return duet_conv2d(ctx, t[0], t[1], &o);
+        return conv2d(ctx, t[0], t[1], &o);
     }
+    if (duet_dnn_is_bwd(a->kind))
+        return duet_dnn_eval_bwd(ctx, n, t);
     if (a->kind == DUET_DNN_BNORM) {
-        duet_batch_norm_options o = {.mean = t[1], .var = t[2], .eps = n->c};
-        int q = 3;
+        bool train = a->flags & DUET_DNN_TRAIN;
+        duet_batch_norm_options o = {.mean = train ? NULL : t[1], .var = train ? NULL : t[2],
+                                     .eps = n->c, .training = train};
+        int q = train ? 1 : 3;
         if (a->flags & DUET_DNN_GAMMA)
             o.gamma = t[q++];
         if (a->flags & DUET_DNN_BETA)
             o.beta = t[q];
-        return duet_batch_norm(ctx, t[0], &o);
+        return batch_norm(ctx, t[0], &o);
     }
     duet_pool2d_options o = {.count_pad = a->kind == DUET_DNN_AVGPOOL_PAD};
     for (int i = 0; i < 2; i++) {
@@ -366,6 +422,6 @@ duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *cons
         o.stride[i] = a->stride[i];
         o.padding[i] = a->pad[i];
     }
-    return a->kind == DUET_DNN_MAXPOOL ? duet_max_pool2d(ctx, t[0], &o)
-                                       : duet_avg_pool2d(ctx, t[0], &o);
+    return a->kind == DUET_DNN_MAXPOOL ? pool(ctx, "duet_max_pool2d", true, t[0], &o)
+                                       : pool(ctx, "duet_avg_pool2d", false, t[0], &o);
 }

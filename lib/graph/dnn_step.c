@@ -9,19 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Which io pointer operand k of node n (x, w or a vector) lands in. */
+/* Which io pointer operand k of node n lands in: x, then w (conv and the
+ * backward kinds), then the per-channel vectors present, in DUET_DNN_V_*
+ * order (the order duet_dnn_eager_record gives them). */
 static const float **operand_slot(duet_dnn_step *d, const duet_gnode *n, int k)
 {
     if (k == 0)
         return &d->io.x;
-    if (n->dnn.kind == DUET_DNN_CONV)
-        return k == 1 ? &d->io.w : &d->io.vec[DUET_DNN_V_BIAS];
-    /* batch norm: mean, var, then gamma and beta when present */
-    if (k <= 2)
-        return &d->io.vec[DUET_DNN_V_MEAN + k - 1];
-    if (k == 3 && (n->dnn.flags & DUET_DNN_GAMMA))
-        return &d->io.vec[DUET_DNN_V_GAMMA];
-    return &d->io.vec[DUET_DNN_V_BETA];
+    if (duet_dnn_has_w(n->dnn.kind) && k-- == 1)
+        return &d->io.w;
+    const int f = n->dnn.flags;
+    const bool stats = n->dnn.kind == DUET_DNN_BNORM && !(f & DUET_DNN_TRAIN);
+    const bool has[DUET_DNN_NV] = {f & DUET_DNN_BIAS, stats, stats, f & DUET_DNN_GAMMA,
+                                   f & DUET_DNN_BETA};
+    for (int i = 0; i < DUET_DNN_NV; i++)
+        if (has[i] && --k == 0)
+            return &d->io.vec[i];
+    return &d->io.vec[DUET_DNN_V_BETA]; /* not reached: one slot per recorded input */
 }
 
 /* A step for node v with its operands' strides, and its key (no post-ops). */
@@ -41,16 +45,17 @@ duet_dnn_step *duet_dnn_step_new(const duet_ctx *ctx, const duet_gir *ir, int v)
     memcpy(d->io.x_shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     memcpy(d->io.x_strides, x->strides, sizeof(int64_t) * (size_t)x->ndim);
     d->io.vec_n = x->shape[1];
-    bool conv = n->dnn.kind == DUET_DNN_CONV;
-    if (conv) {
+    bool has_w = duet_dnn_has_w(n->dnn.kind);
+    if (has_w) {
         const duet_gref *w = &ir->refs[n->in0 + 1];
         memcpy(d->io.w_shape, w->shape, sizeof d->io.w_shape);
         memcpy(d->io.w_strides, w->strides, sizeof d->io.w_strides);
-        d->io.vec_n = w->shape[0];
+        if (n->dnn.kind == DUET_DNN_CONV)
+            d->io.vec_n = w->shape[0];
     }
     for (int i = 0; i < DUET_DNN_NV; i++)
         d->io.vec_stride[i] = 1;
-    for (int k = conv ? 2 : 1; k < n->nin; k++) {
+    for (int k = has_w ? 2 : 1; k < n->nin; k++) {
         const float **slot = operand_slot(d, n, k);
         d->io.vec_stride[slot - d->io.vec] = ir->refs[n->in0 + k].strides[0];
     }
@@ -65,8 +70,10 @@ duet_dnn_step *duet_dnn_step_new(const duet_ctx *ctx, const duet_gir *ir, int v)
         key->dil[i] = n->dnn.dil[i];
         key->kernel[i] = n->dnn.kernel[i];
     }
-    key->eps = n->dnn.kind == DUET_DNN_BNORM ? n->c : 0.0f;
-    duet_dnn_io_prepare(&d->io, conv, key);
+    key->eps = n->dnn.kind == DUET_DNN_BNORM || n->dnn.kind == DUET_DNN_BNORM_BWD ? n->c : 0.0f;
+    if (duet_dnn_is_bwd(n->dnn.kind) && n->ndim == 4)
+        memcpy(key->o_shape, n->shape, sizeof key->o_shape);
+    duet_dnn_io_prepare(&d->io, has_w, key);
     return d;
 }
 
@@ -81,7 +88,10 @@ bool duet_dnn_step_table(duet_graph_impl *g)
 }
 
 /* May the value of step d stay in its primitive's layout? Only if it is no
- * output and every reader is a oneDNN step reading it whole as its x. */
+ * output and every reader is a forward oneDNN step reading it whole as its
+ * x. The backward kinds take plain operands only and write plain results:
+ * the simplest layout rule that stays right, at the price of reorders
+ * around them (oneDNN reorders to its own layout inside their bundle). */
 static bool can_keep(const duet_graph_impl *g, const duet_dnn_step *d)
 {
     const duet_gir *ir = &g->ir;
@@ -95,8 +105,8 @@ static bool can_keep(const duet_graph_impl *g, const duet_dnn_step *d)
             continue;
         for (int k = 0; k < n->nin; k++) {
             const duet_gref *r = &ir->refs[n->in0 + k];
-            if (r->node == v && (k != 0 || n->op != DUET_GOP_DNN || u >= g->ndnn || !g->dnn[u] ||
-                                 !duet_gref_is_whole(ir, r)))
+            if (r->node == v && (k != 0 || n->op != DUET_GOP_DNN || duet_dnn_is_bwd(n->dnn.kind) ||
+                                 u >= g->ndnn || !g->dnn[u] || !duet_gref_is_whole(ir, r)))
                 return false;
         }
     }
@@ -130,8 +140,9 @@ duet_status duet_graph_dnn_prepare(duet_ctx *ctx, duet_graph_impl *g, const bool
         if (!d)
             continue;
         const duet_dnn_step *src = step_of_value(g, ir->refs[ir->nodes[c].in0].node);
-        duet_dnn_layout lay = {src && src->keep_y ? &src->prim->y_md : NULL,
-                               blocked && can_keep(g, d)};
+        bool bwd = duet_dnn_is_bwd(d->key.kind);
+        duet_dnn_layout lay = {src && src->keep_y && !bwd ? &src->prim->y_md : NULL,
+                               blocked && !bwd && can_keep(g, d)};
         if (!d->d && !(d->d = duet_dnn_get(ctx, d->op)))
             return ctx->err;
         if (d->prim && !lay.x_md && !lay.keep_y)
