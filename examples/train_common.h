@@ -1,8 +1,8 @@
 /* train_common.h — what train_mlp and train_cnn share: flags, the
  * Fashion-MNIST data in shuffled batches, the training loop in either mode
  * (eager calls of the step function, or replays of its traced graph), a
- * progress line, test accuracy, and time per epoch. Header-only, so each
- * example builds from its .c and this file alone. */
+ * progress line, test accuracy, and time per epoch. Header-only (with
+ * train_models.h, the models). */
 #ifndef DUET_EXAMPLE_TRAIN_COMMON_H
 #define DUET_EXAMPLE_TRAIN_COMMON_H
 
@@ -10,6 +10,8 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
+
+#include "train_models.h"
 
 #include <duet.h>
 
@@ -244,6 +246,36 @@ static int train_loop(duet_ctx *ctx, const train_args *a, const train_data *tr,
     free(order);
     free(hx);
     free(ht);
+    return rc;
+}
+
+/* The whole of train_mlp and train_cnn: load the data, make the model
+ * (train_models.h), train, report. */
+static int train_main(const train_args *a, const char *title, int kind)
+{
+    duet_ctx *ctx = duet_ctx_create(NULL);
+    if (!ctx)
+        return 1;
+    printf("%s, batch %lld, %s mode, %s kernels, %d threads, seed %llu\n", title,
+           (long long)a->batch, a->graph ? "graph" : "eager", duet_isa_name(duet_ctx_isa(ctx)),
+           duet_ctx_num_threads(ctx), (unsigned long long)a->seed);
+    int flat = kind == TM_MLP, rc = 1;
+    train_data tr = {0}, te = {0};
+    tm_model m = {0};
+    if (train_load(ctx, DUET_SPLIT_TRAIN, a->limit, flat, &tr) ||
+        train_load(ctx, DUET_SPLIT_TEST, 0, flat, &te)) {
+        /* the loader said why */
+    } else if (tm_make(ctx, &m, kind, a->seed)) {
+        fprintf(stderr, "making the model: %s\n", duet_error_message(ctx));
+    } else {
+        int64_t mlp_x[2] = {a->batch, 784}, cnn_x[4] = {a->batch, 1, 28, 28};
+        rc = train_loop(ctx, a, &tr, &te, flat ? mlp_x : cnn_x, flat ? 2 : 4, tm_train_step,
+                        tm_predict, &m);
+    }
+    tm_free(ctx, &m);
+    train_data_free(&tr);
+    train_data_free(&te);
+    duet_ctx_destroy(ctx); /* frees every tensor */
     return rc;
 }
 
