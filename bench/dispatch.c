@@ -229,7 +229,7 @@ int bench_dispatch(const bench_opts *o)
            *sb = malloc((size_t)o->reps * sizeof *sb);
     FILE *csv = NULL;
     int rc = 1, bad = 0;
-    if (!se || !sk || !sb || !(d.ctx = bench_ctx()))
+    if (!se || !sk || !sb || !(d.ctx = bench_ctx(o)))
         goto out;
     if (!(csv = bench_csv(o, "dispatch.csv")))
         goto out;

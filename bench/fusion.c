@@ -289,7 +289,7 @@ int bench_fusion(const bench_opts *o)
     tri.a = bench_alloc_f32(n);
     tri.b = bench_alloc_f32(n);
     tri.c = bench_alloc_f32(n);
-    if (!tri.a || !tri.b || !tri.c || !(ctx = bench_ctx()))
+    if (!tri.a || !tri.b || !tri.c || !(ctx = bench_ctx(o)))
         goto out;
     if (make_inputs(ctx, n, tri.a, &a, &b) != 0)
         goto out;
@@ -484,7 +484,7 @@ int bench_crossover(const bench_opts *o)
     for (int i = 0; i < M_COUNT; i++)
         if (!(s[i] = malloc((size_t)reps * sizeof *s[i])))
             goto out;
-    if (!(h = bench_alloc_f32(nmax)) || !(ctx = bench_ctx()) ||
+    if (!(h = bench_alloc_f32(nmax)) || !(ctx = bench_ctx(o)) ||
         !(csv = bench_csv(o, "crossover.csv")))
         goto out;
     fprintf(csv, "n,eager_ns_median,eager_ns_min,eager_ns_max,unfused_ns_median,unfused_ns_min,"

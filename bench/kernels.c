@@ -184,7 +184,7 @@ int bench_kernels(const bench_opts *o)
     b.chk = bench_alloc_f32(big);
     double *s1 = malloc((size_t)reps * sizeof *s1), *s2 = malloc((size_t)reps * sizeof *s2),
            *s3 = malloc((size_t)reps * sizeof *s3), *s4 = malloc((size_t)reps * sizeof *s4);
-    duet_ctx *ctx = bench_ctx();
+    duet_ctx *ctx = bench_ctx(o);
     FILE *csv = NULL;
     int rc = 1, bad = 0;
     if (!b.x || !b.x2 || !b.y || !b.chk || !s1 || !s2 || !s3 || !s4 || !ctx)
