@@ -297,7 +297,7 @@ static void fusion_plot(const bench_opts *o, size_t n)
              "     '' using 1:(sel(%.6g / ($17 * 1e6))) with lines dashtype 2 lc 'black' "
              "title 'STREAM triad time (same rows)'\n"
              "set ylabel 'GB/s (2 inputs read + 1 output written, once)'\n"
-             "set key top right\n"
+             "set key center right\n"
              "plot '' using 1:(sel(%.6g / ($3 * 1e6))) with linespoints title 'eager', \\\n"
              "     '' using 1:(sel(%.6g / ($6 * 1e6))) with linespoints title 'graph unfused', \\\n"
              "     '' using 1:(sel($14)) with linespoints title 'graph fused', \\\n"
@@ -359,14 +359,15 @@ int bench_fusion(const bench_opts *o)
 
         c.ctx = ctx;
         c.n = n;
-        printf("%s8-op chain over two inputs of %zu floats (%zu MiB each), ISA %s, 1 thread;\n"
-               "GB/s = 3 arrays x %zu MiB (2 inputs read, 1 output written, once) / time; triad = "
+        printf("%s8-op chain over two inputs of %zu floats (%.4g MiB each), ISA %s, 1 thread;\n"
+               "GB/s = 3 arrays x %.4g MiB (2 inputs read, 1 output written, once) / time; triad = "
                "STREAM triad\non huge-page arrays of the same size, interleaved with the rest; "
                "floor = the 8 kernels on one\nL1-resident %d-float tile, n/%d times (fused cost if "
                "memory were free);\nunfused no-inpl = fusion and in-place steps off (every op writes "
                "memory of its own, as eager does)\n",
-               si ? "\n" : "", n, n * sizeof(float) >> 20, duet_isa_name(duet_ctx_isa(ctx)),
-               n * sizeof(float) >> 20, FLOOR_TILE, FLOOR_TILE);
+               si ? "\n" : "", n, (double)(n * sizeof(float)) / 1048576.0,
+               duet_isa_name(duet_ctx_isa(ctx)), (double)(n * sizeof(float)) / 1048576.0,
+               FLOOR_TILE, FLOOR_TILE);
         for (int cheap = 0; cheap < 2; cheap++) {
             chain_res res;
             c.spec.len = 8;
