@@ -19,10 +19,11 @@
  * "over C" is eager minus C: the same against code a user might write by
  * hand (which may be slower than duet's kernel, so it can go negative).
  *
- * Sizes 1, 16, 64, 256, 1024 for add, mul and exp (--sizes replaces them), and a
- * 4x4 matmul. Above 64 elements the ops per sample shrink in proportion,
- * so a sample holds about the same work. The CSV comes with dispatch.gp,
- * which draws the overhead over the kernel against n for both modes.
+ * Sizes 1, 16, 64, 256, 1024 for add, mul and exp (--sizes replaces them),
+ * and a 4x4 matmul. Above 64 elements the ops per sample shrink so that an
+ * eager sample lasts about as long as one at 64 elements (~20 ms). The CSV
+ * comes with dispatch.gp, which draws the overhead over the kernel against
+ * n for both modes.
  */
 #include "bench.h"
 #include "kernels/kernels.h"
@@ -330,7 +331,7 @@ int bench_dispatch(const bench_opts *o)
 
     duet_isa isas[2] = {DUET_ISA_SCALAR, DUET_ISA_AVX2};
     int nisa = duet_isa_best() == DUET_ISA_AVX2 ? 2 : 1;
-    printf("%ld ops per rep up to 64 elements (fewer above, same work), each op = eager call + "
+    printf("%ld ops per rep up to 64 elements (fewer above: ~the same time), each op = eager call + "
            "output allocation (pool)\n+ duet_release; graph = the op as a 1-op graph, "
            "duet_graph_run (its fixed cost included);\nkernel = the ISA's kernel called from "
            "its table; C = plain C function on the same data;\nover krn = eager - kernel, "
@@ -349,10 +350,6 @@ int bench_dispatch(const bench_opts *o)
         int64_t shape[2] = {c->n, c->n};
         int nd = c->op == OP_MATMUL ? 2 : 1;
         size_t cnt = c->op == OP_MATMUL ? (size_t)(c->n * c->n) : (size_t)c->n;
-        /* Above 64 elements: fewer ops per sample, about the same time. */
-        d.iters = cnt <= 64 ? base_iters : (long)((double)base_iters * 64.0 / (double)cnt);
-        if (d.iters < 20)
-            d.iters = 20;
         bench_fill(d.a, cnt, -1.0f, 1.0f, 100 + (uint64_t)ci);
         bench_fill(d.b, cnt, -1.0f, 1.0f, 200 + (uint64_t)ci);
         op_id[ci] = c->op;
@@ -388,6 +385,14 @@ int bench_dispatch(const bench_opts *o)
                                           &op_id[ci], 0, NULL)) ||
                 bench_same_output(&eg, &d.graph, cnt, what) != 0)
                 goto out;
+            /* Above 64 elements: as many ops as fill what base_iters
+             * 64-element adds take (~20 ms; 2 with --quick), at least 20. */
+            d.iters = base_iters;
+            if (cnt > 64) {
+                double per = time_eager(&d, c->op, 200);
+                d.iters = per > 0 ? (long)((double)base_iters * 20.0 / per) : 20;
+                d.iters = d.iters < 20 ? 20 : d.iters > base_iters ? base_iters : d.iters;
+            }
             duet_mem_stats m0, m1;
             /* Warm the pool before the allocation count starts. */
             duet_release(d.ctx, eager_op(&d, c->op));
