@@ -2,17 +2,23 @@
 #
 #   make            static + shared library in build/
 #   make demo       the main demo (installs missing Debian packages first)
-#   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2
+#   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2,
+#                   and the check that docs/api.md covers include/duet.h
 #   make sanitize   the suite built with ASan + UBSan
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
 #   make bench      benchmarks: tables on stdout, CSV (and a plot) in bench/results/
+#   make breakdown  where one eager op's time goes: the library built with phase
+#                   timing (PHASES=1) in build/phases, its test, then the bench suite
 #   make install PREFIX=/usr/local
 #
-# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS, V=1 (show commands).
+# Variables: CC (gcc or clang), BUILD (output folder), EXTRA_CFLAGS, V=1 (show commands),
+# PHASES=1 (eager phase timing, lib/core/phase.h; builds into build/phases by default).
 
 CC      ?= cc
-BUILD   ?= build
+# An instrumented library must never land in the default build folder: the
+# objects do not record the flags they were made with.
+BUILD   ?= $(if $(PHASES),build/phases,build)
 PREFIX  ?= /usr/local
 EXTRA_CFLAGS ?=
 EXTRA_LDFLAGS ?=
@@ -22,7 +28,13 @@ Q := $(if $(V),,@)
 VERSION := 0.1.0
 SOMAJOR := 0
 
-DEB_PKGS := libopenblas-dev libopenblas0-openmp libdnnl-dev check pkg-config
+# zlib reads the gzip-compressed IDX files of lib/data; dataset-fashion-mnist
+# is the data the training examples and tests/test_data.c read, so it is
+# required, not optional: a test that skips because its data is missing
+# would pass without checking anything.
+DEB_PKGS := libopenblas-dev libopenblas0-openmp libdnnl-dev check pkg-config zlib1g-dev \
+            dataset-fashion-mnist
+FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
 # pkg-config may itself be missing before `deps` runs; these are evaluated lazily.
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
@@ -39,7 +51,8 @@ CHECK_LIBS  = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 DNNL_LIBS   := -ldnnl -lgomp
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -O2 -g $(WARN) -fPIC -fvisibility=hidden -Iinclude
+PHASE_FLAGS := $(if $(PHASES),-DDUET_PHASE_TIMING)
+CFLAGS_BASE := -std=c11 -D_DEFAULT_SOURCE -O2 -g $(WARN) -fPIC -fvisibility=hidden -Iinclude $(PHASE_FLAGS)
 AVX2_FLAGS  := -mavx2 -mfma
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c lib/*/*/*.c))
@@ -58,12 +71,14 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
 # ---- dependencies: installed from Debian when missing --------------------------
-$(DEPS_STAMP):
+# The stamp depends on the Makefile so that a new dependency is checked in
+# trees that were already built.
+$(DEPS_STAMP): Makefile
 	@mkdir -p $(BUILD)
 	@missing=""; \
 	pkg-config --version >/dev/null 2>&1 || missing="$$missing pkg-config"; \
@@ -71,6 +86,8 @@ $(DEPS_STAMP):
 	[ -f $(OPENBLAS_OMP_DIR)/libopenblas.so.0 ] || missing="$$missing libopenblas0-openmp"; \
 	pkg-config --exists check 2>/dev/null || missing="$$missing check"; \
 	[ -f /usr/include/dnnl.h ] || missing="$$missing libdnnl-dev"; \
+	[ -f /usr/include/zlib.h ] || missing="$$missing zlib1g-dev"; \
+	[ -f $(FASHION_MNIST_DIR)/train-images-idx3-ubyte.gz ] || missing="$$missing dataset-fashion-mnist"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "duet: installing missing Debian packages:$$missing"; \
@@ -102,12 +119,12 @@ $(STATIC): $(LIB_OBJ)
 
 $(SHARED): $(LIB_OBJ)
 	@echo "  LD $@"
-	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) $(DNNL_LIBS) -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libduet.so.$(SOMAJOR) -o $@ $^ $(BLAS_LIBS) $(DNNL_LIBS) -lz -lm $(EXTRA_CFLAGS) $(EXTRA_LDFLAGS)
 	$(Q)ln -sf libduet.so.$(VERSION) $(BUILD)/libduet.so.$(SOMAJOR)
 	$(Q)ln -sf libduet.so.$(SOMAJOR) $(BUILD)/libduet.so
 
 # Programs link the static library so they run from the tree without LD_LIBRARY_PATH.
-LINK_LIBS = $(STATIC) $(BLAS_LIBS) $(DNNL_LIBS) -lm -lpthread
+LINK_LIBS = $(STATIC) $(BLAS_LIBS) $(DNNL_LIBS) -lz -lm -lpthread
 
 # ---- tests --------------------------------------------------------------------------
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)
@@ -115,9 +132,13 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC
 	@echo "  CC $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
 
+# docs/api.md must name every DUET_API function of include/duet.h.
+check-api-doc:
+	@sh tests/check_api_doc.sh include/duet.h docs/api.md
+
 # Each test binary runs under both kernel paths. AVX2 is skipped, loudly, only
 # on a machine that lacks it.
-test: $(TEST_BIN)
+test: check-api-doc $(TEST_BIN)
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
 	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_ENV) $(TEST_RUNNER) $$t; done; \
@@ -159,6 +180,8 @@ demo: $(EX_BIN)
 	$(BUILD)/examples/cnn
 	@echo
 	$(BUILD)/examples/mlp
+	@echo
+	$(BUILD)/examples/mlp 1
 
 $(BUILD)/bench/duet-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -186,6 +209,28 @@ $(BENCH_PLOT_STAMP):
 bench: $(BUILD)/bench/duet-bench $(BENCH_PLOT_STAMP)
 	@mkdir -p bench/results
 	$(BUILD)/bench/duet-bench $(BENCH_ARGS)
+
+# The eager phase breakdown needs the instrumented library, built apart in
+# build/phases (PHASES=1 there) so the default build stays uninstrumented.
+# Its test lives outside tests/test_*.c because it only means something in
+# that build; it runs under both ISAs before the suite.
+PHASES_BUILD := build/phases
+$(BUILD)/tests/phases/%: tests/phases/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	@echo "  CC $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Itests/common -Ilib $(EXTRA_CFLAGS) $< $(TEST_COMMON) -o $@ $(LINK_LIBS) $(CHECK_LIBS) $(EXTRA_LDFLAGS)
+
+breakdown-test:
+	$(MAKE) PHASES=1 BUILD=$(PHASES_BUILD) $(PHASES_BUILD)/tests/phases/test_phases
+	@set -e; for isa in scalar avx2; do \
+	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
+	  echo "== DUET_ISA=$$isa $(PHASES_BUILD)/tests/phases/test_phases"; \
+	  DUET_ISA=$$isa CK_FORK=no $(TEST_RUNNER) $(PHASES_BUILD)/tests/phases/test_phases; done
+
+breakdown: breakdown-test
+	$(MAKE) PHASES=1 BUILD=$(PHASES_BUILD) $(PHASES_BUILD)/bench/duet-bench $(PHASES_BUILD)/.bench-plot-tried
+	@mkdir -p bench/results
+	$(PHASES_BUILD)/bench/duet-bench breakdown $(BENCH_ARGS)
 
 # ---- install --------------------------------------------------------------------------
 install: $(STATIC) $(SHARED)

@@ -31,6 +31,7 @@ static const suite suites[] = {
     {"cnn", bench_cnn, 1, "conv nets through oneDNN: eager (cache on/off) vs graph vs direct oneDNN"},
     {"memory", bench_memory, 1, "eager peak vs planned arena: mlp, cnn, block, fusion chain"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
+    {"breakdown", bench_breakdown, 0, "one eager op's time by phase (needs `make breakdown`'s build)"},
 };
 #define NSUITES ((int)(sizeof suites / sizeof suites[0]))
 

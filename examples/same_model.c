@@ -8,6 +8,11 @@
  * graph mode fuses into one pass.
  *
  *   same_model [batch]      (default 64) */
+/* clock_gettime is POSIX: ask for it, since -std=c11 alone hides it. It
+ * must come before the first system header. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <duet.h>
 
 #include <stdio.h>

@@ -96,7 +96,9 @@ typedef enum duet_status {
     DUET_ERR_ARG,         /* another invalid argument (rank, negative dim, bad value) */
     DUET_ERR_LAYOUT,      /* the op needs a layout the tensor does not have (e.g. reshape of a non-contiguous view) */
     DUET_ERR_UNSUPPORTED, /* valid request this build or CPU cannot do (e.g. AVX2 on a CPU without it) */
-    DUET_ERR_BACKEND      /* OpenBLAS or oneDNN reported a failure */
+    DUET_ERR_BACKEND,     /* OpenBLAS or oneDNN reported a failure */
+    DUET_ERR_IO           /* a file is missing or unreadable, or its contents are not what
+                           * its format requires (bad magic, truncated, corrupt) */
 } duet_status;
 
 /** Instruction-set paths of the kernel backend. */
@@ -122,12 +124,14 @@ typedef struct duet_ctx_options {
      * limit (everything freed is kept until duet_ctx_trim or destroy). */
     size_t cache_limit;
     /* Threads the context's kernels may use; 0 means $DUET_NUM_THREADS if
-     * set (a positive integer), else the CPUs this process may run on (its
-     * affinity mask). Today only OpenBLAS (matmul) runs
-     * threaded: before each BLAS call the context sets OpenBLAS's thread
-     * count to this value. OpenBLAS's setting is process-wide, so contexts
-     * with DIFFERENT counts must not run matmuls at the same time from
-     * different threads. */
+     * set (an integer 1..4096), else the CPUs this process may run on (its
+     * affinity mask). duet's own kernels are single-threaded; OpenBLAS
+     * (matmul) and oneDNN (conv, pool, batch norm) run threaded. Before
+     * each BLAS call the context sets OpenBLAS's thread count to this
+     * value; that setting is process-wide, so contexts with DIFFERENT
+     * counts must not run matmuls at the same time from different threads.
+     * oneDNN's count (OpenMP's) is set per calling thread, so it has no
+     * such restriction. */
     int num_threads;
     /* oneDNN primitives (conv, pool, batch norm) the context keeps for eager
      * calls; 0 means the default, 64; -1 turns caching off. See
@@ -157,29 +161,42 @@ DUET_API int duet_ctx_num_threads(const duet_ctx *ctx);
 
 /** Memory figures of a context, in bytes unless named otherwise. */
 typedef struct duet_mem_stats {
-    size_t bytes_in_use;     /* held by live tensors (rounded to size classes) */
+    size_t bytes_in_use;     /* held by live tensors and graphs (arenas, outputs), and
+                              * by an op's scratch while it runs (rounded to size classes) */
     size_t bytes_cached;     /* freed and kept for reuse */
     size_t peak_bytes_in_use;
     uint64_t system_allocs;  /* calls the context made to the system allocator for tensor memory */
     uint64_t system_frees;
     size_t live_tensors;     /* handles not yet released */
+    uint64_t blocks_taken;   /* tensor memory blocks handed out, from the cache or the
+                              * system: one per eager op result (plus scratch some ops
+                              * take); a graph takes its arena and outputs once, at
+                              * compile time, and none per run */
 } duet_mem_stats;
 
 /** Fill *out with the context's memory figures. */
 DUET_API duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out);
 
+/** Start a new peak: peak_bytes_in_use becomes the current bytes_in_use, so
+ *  the peak read after a piece of work is that work's (plus what was already
+ *  held). Errors: DUET_ERR_NULL for a NULL ctx. */
+DUET_API duet_status duet_ctx_mem_reset_peak(duet_ctx *ctx);
+
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
-/** Code of the last failure in ctx (DUET_OK if none since the last clear). */
+/** Code of the last failure in ctx (DUET_OK if none since the last clear);
+ *  DUET_ERR_NULL if ctx is NULL. */
 DUET_API duet_status duet_last_error(const duet_ctx *ctx);
 /** Message of the last failure, "" if none. Owned by ctx; valid until the
- *  next failure or duet_clear_error. */
+ *  next failure or duet_clear_error. A NULL ctx gives a static message
+ *  saying so. Messages are cut at 511 bytes. */
 DUET_API const char *duet_error_message(const duet_ctx *ctx);
 /** Reset the error state to DUET_OK. */
 DUET_API void duet_clear_error(duet_ctx *ctx);
-/** A static name for a code, e.g. "DUET_ERR_SHAPE". */
+/** A static name for a code, e.g. "DUET_ERR_SHAPE"; "DUET_ERR_UNKNOWN" for a
+ *  value that is not a duet_status. */
 DUET_API const char *duet_status_name(duet_status s);
 
 /* ------------------------------------------------------------------ */
@@ -188,12 +205,16 @@ DUET_API const char *duet_status_name(duet_status s);
 
 /** The best path this CPU and OS support (CPUID + XGETBV), ignoring $DUET_ISA. */
 DUET_API duet_isa duet_isa_best(void);
-/** The path ctx's kernels run on now: DUET_ISA_SCALAR or DUET_ISA_AVX2. */
+/** The path ctx's kernels run on now: DUET_ISA_SCALAR or DUET_ISA_AVX2
+ *  (DUET_ISA_AUTO if ctx is NULL). */
 DUET_API duet_isa duet_ctx_isa(const duet_ctx *ctx);
 /** Switch ctx's kernels to isa (DUET_ISA_AUTO: back to the machine's best,
- *  ignoring $DUET_ISA). Fails with DUET_ERR_UNSUPPORTED if the machine lacks it. */
+ *  ignoring $DUET_ISA). Fails with DUET_ERR_UNSUPPORTED if the machine lacks
+ *  it, DUET_ERR_ARG for a value that is not a duet_isa. Graphs already traced
+ *  keep the kernels their context had when they were traced; oneDNN's ISA
+ *  is not changed (see the conv section). */
 DUET_API duet_status duet_ctx_set_isa(duet_ctx *ctx, duet_isa isa);
-/** "auto", "scalar" or "avx2". */
+/** "auto", "scalar" or "avx2" ("unknown" for any other value). */
 DUET_API const char *duet_isa_name(duet_isa isa);
 
 /* ------------------------------------------------------------------ */
@@ -212,12 +233,15 @@ DUET_API duet_status duet_release(duet_ctx *ctx, duet_tensor *t);
  * still alive, except those passed to duet_keep, which move to the enclosing
  * scope (or, at the outermost level, become plain caller-owned tensors).
  * Tensors made outside any scope live until duet_release or
- * duet_ctx_destroy. Scopes nest up to 64 deep.
+ * duet_ctx_destroy. Scopes nest up to 64 deep: a 65th duet_scope_begin, or
+ * a duet_scope_end with no scope open, fails with DUET_ERR_ARG.
  */
 DUET_API duet_status duet_scope_begin(duet_ctx *ctx);
 DUET_API duet_status duet_scope_end(duet_ctx *ctx);
 /** Exempt t from the end of the innermost scope. Returns t (NULL on error),
- *  so `return duet_keep(ctx, y);` reads naturally. */
+ *  so `return duet_keep(ctx, y);` reads naturally. A tensor that does not
+ *  belong to the innermost scope (made outside it, or with no scope open)
+ *  is returned unchanged: keeping it has no effect. */
 DUET_API duet_tensor *duet_keep(duet_ctx *ctx, duet_tensor *t);
 
 /* ------------------------------------------------------------------ */
@@ -234,7 +258,10 @@ DUET_API duet_tensor *duet_ones(duet_ctx *ctx, duet_dtype dtype, int ndim, const
  *  toward zero and must lie in (-2^31 - 1, 2^31): DUET_ERR_ARG otherwise, NaN included). */
 DUET_API duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape,
                                 double value);
-/** 1-D f32 tensor start, start+step, ... while < stop (> stop for step < 0). */
+/** 1-D f32 tensor start, start+step, ... while < stop (> stop for step < 0):
+ *  ceil((stop - start) / step) elements (0 if negative), each computed in
+ *  double and rounded to f32. Non-finite arguments or step 0 fail with
+ *  DUET_ERR_ARG. */
 DUET_API duet_tensor *duet_arange(duet_ctx *ctx, double start, double stop, double step);
 
 /** Options of the random initialisers. The same seed gives the same values
@@ -244,10 +271,12 @@ typedef struct duet_random_options {
     float a; /* uniform: low bound;  normal: mean */
     float b; /* uniform: high bound (exclusive); normal: standard deviation */
 } duet_random_options;
-/** f32 uniform in [a, b). opts NULL means seed 0, [0, 1). */
+/** f32 uniform in [a, b). opts NULL means seed 0, [0, 1). a and b must be
+ *  finite with a < b (DUET_ERR_ARG otherwise). */
 DUET_API duet_tensor *duet_rand_uniform(duet_ctx *ctx, int ndim, const int64_t *shape,
                                         const duet_random_options *opts);
-/** f32 normal with mean a and standard deviation b. opts NULL means seed 0, N(0, 1). */
+/** f32 normal with mean a and standard deviation b. opts NULL means seed 0,
+ *  N(0, 1). a and b must be finite with b >= 0 (DUET_ERR_ARG otherwise). */
 DUET_API duet_tensor *duet_rand_normal(duet_ctx *ctx, int ndim, const int64_t *shape,
                                        const duet_random_options *opts);
 
@@ -278,6 +307,88 @@ DUET_API duet_status duet_strides(duet_ctx *ctx, const duet_tensor *t, int64_t *
 DUET_API bool duet_is_contiguous(duet_ctx *ctx, const duet_tensor *t);
 
 /* ------------------------------------------------------------------ */
+/* Data sets: IDX files and Fashion-MNIST                              */
+/* ------------------------------------------------------------------ */
+
+/** Options of duet_load_idx; NULL means all zero. */
+typedef struct duet_idx_options {
+    /* DUET_F32 (0): each value converted to float and multiplied by scale.
+     * DUET_I32: the integer values as they are (labels); files of f32 or
+     * f64 elements fail with DUET_ERR_DTYPE. */
+    duet_dtype dtype;
+    /* DUET_F32 only: 0 means the default, 1/255 for a file of u8 elements
+     * (pixels land in [0, 1], 255 on exactly 1) and 1 for the other element
+     * types. Must be finite, and 0 with DUET_I32 (DUET_ERR_ARG otherwise).
+     * Each value is v * scale computed in double, rounded once to float. */
+    double scale;
+    /* Read only the first max_items entries along axis 0 (fewer if the file
+     * has fewer); 0 means all. Negative: DUET_ERR_ARG. */
+    int64_t max_items;
+} duet_idx_options;
+
+/**
+ * Read an IDX file (the format of MNIST and Fashion-MNIST), gzip-compressed
+ * or plain (told apart by its first bytes), into a new contiguous tensor
+ * the caller owns, whose shape is the file's dimensions (axis 0 cut to
+ * max_items). The format: bytes 0 0, an element type (0x08 u8, 0x09 i8,
+ * 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64; all are read), the number of
+ * dimensions, each dimension as a big-endian 32-bit count, then the
+ * elements, big-endian, row-major.
+ *
+ * A full read checks the whole file: the data must be exactly what the
+ * dimensions promise (fewer bytes: truncated; more: trailing bytes, both
+ * DUET_ERR_IO) and a gzip stream's checksum must match. A read cut by
+ * max_items stops after the entries it needs: what lies beyond them
+ * (including truncation, trailing bytes and the gzip checksum) is not
+ * checked. Bytes after the end of a gzip stream are ignored (zlib's rule).
+ *
+ * Errors, each message naming the path: DUET_ERR_NULL for a NULL path;
+ * DUET_ERR_IO if the file cannot be opened or read (the system's reason
+ * quoted), is a directory, has a bad magic, an unknown element type, 0
+ * dimensions or a dimension of 0 (no data set is empty: a 0 is taken for
+ * corruption), is truncated (in the header or the data), has trailing
+ * bytes, or its gzip stream is corrupt (zlib's message quoted);
+ * DUET_ERR_UNSUPPORTED for more than DUET_MAX_DIMS dimensions;
+ * DUET_ERR_OVERFLOW if the dimensions' product does not fit; DUET_ERR_DTYPE
+ * or DUET_ERR_ARG for bad options (see above); DUET_ERR_ARG while ctx is
+ * tracing (loading data is not a model op, and a file read into a trace
+ * would become a constant of the graph); DUET_ERR_NOMEM. A failure leaves
+ * no tensor and no open file behind.
+ */
+DUET_API duet_tensor *duet_load_idx(duet_ctx *ctx, const char *path, const duet_idx_options *opts);
+
+/** The two halves of Fashion-MNIST. */
+typedef enum duet_split {
+    DUET_SPLIT_TRAIN = 0, /* 60000 images (train-*-ubyte.gz) */
+    DUET_SPLIT_TEST = 1   /* 10000 images (t10k-*-ubyte.gz) */
+} duet_split;
+
+/** Options of duet_load_fashion_mnist; NULL means all zero. */
+typedef struct duet_fashion_mnist_options {
+    int64_t max_items; /* the first max_items images and labels; 0 means all; negative: DUET_ERR_ARG */
+    bool flat;         /* images [N, 784] instead of [N, 1, 28, 28] */
+} duet_fashion_mnist_options;
+
+/** Where Debian's dataset-fashion-mnist package puts the files. */
+#define DUET_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/**
+ * Load one split of Fashion-MNIST from dir (NULL: DUET_FASHION_MNIST_DIR),
+ * the four gzip-compressed IDX files of the original distribution. On
+ * success *images receives f32 [N, 1, 28, 28] (or [N, 784] if flat), pixels
+ * in [0, 1], and *labels i32 [N], classes 0..9; both are new tensors the
+ * caller owns. On failure both are set to NULL and nothing is left behind.
+ * Errors: those of duet_load_idx (a missing file's message says to install
+ * the package: apt-get install dataset-fashion-mnist); DUET_ERR_NULL for a
+ * NULL images or labels; DUET_ERR_ARG for an unknown split; DUET_ERR_IO if
+ * the files are not Fashion-MNIST's shape (u8 images [N, 28, 28], u8 labels
+ * [N], the same N in both) or a label is outside 0..9.
+ */
+DUET_API duet_status duet_load_fashion_mnist(duet_ctx *ctx, const char *dir, duet_split split,
+                                             const duet_fashion_mnist_options *opts,
+                                             duet_tensor **images, duet_tensor **labels);
+
+/* ------------------------------------------------------------------ */
 /* Views and copies                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -292,7 +403,8 @@ DUET_API duet_tensor *duet_transpose(duet_ctx *ctx, duet_tensor *t, int axis0, i
  *  start and stop are clamped to [0, dim], negative ones count from the end). */
 DUET_API duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *t, int axis, int64_t start,
                                  int64_t stop, int64_t step);
-/** View of length elements from start along axis (no clamping: must fit). */
+/** View of length elements from start along axis (no clamping and no
+ *  counting from the end: 0 <= start, start + length <= dim, else DUET_ERR_ARG). */
 DUET_API duet_tensor *duet_narrow(duet_ctx *ctx, duet_tensor *t, int axis, int64_t start,
                                   int64_t length);
 /** View broadcast to shape (NumPy rules; no copy: stretched dims get stride 0). */
@@ -308,6 +420,17 @@ DUET_API duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *t);
 DUET_API duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *t);
 /** Join n tensors of equal dtype along axis; all other dimensions must match. */
 DUET_API duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis);
+/**
+ * Write src's values into dst, in place (f32; src broadcasts to dst's shape;
+ * dst may be a strided view but not a broadcast one, DUET_ERR_LAYOUT). The
+ * way parameters and optimiser state are updated. src may overlap dst.
+ * While tracing, the write becomes a step of the graph: dst must be a tensor
+ * made before the trace (a parameter), written at most once and not read
+ * after the write within the traced model (DUET_ERR_ARG otherwise), and
+ * each replay writes it. Not differentiable. Errors: DUET_ERR_NULL,
+ * DUET_ERR_HANDLE, DUET_ERR_DTYPE, DUET_ERR_SHAPE, DUET_ERR_NOMEM.
+ */
+DUET_API duet_status duet_assign(duet_ctx *ctx, duet_tensor *dst, duet_tensor *src);
 
 /* ------------------------------------------------------------------ */
 /* Elementwise ops (f32). Output: a new contiguous tensor.             */
@@ -332,6 +455,10 @@ DUET_API duet_tensor *duet_mul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 DUET_API duet_tensor *duet_div(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 DUET_API duet_tensor *duet_maximum(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 DUET_API duet_tensor *duet_minimum(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+/** Comparisons as f32 masks: 1.0f where a > b (gt) or a >= b (ge), +0.0f
+ *  elsewhere; a NaN on either side compares false. Broadcasting as above. */
+DUET_API duet_tensor *duet_gt(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
+DUET_API duet_tensor *duet_ge(duet_ctx *ctx, duet_tensor *a, duet_tensor *b);
 
 /** Tensor-scalar forms: a OP s for every element of a. */
 DUET_API duet_tensor *duet_add_scalar(duet_ctx *ctx, duet_tensor *a, float s);
@@ -340,6 +467,9 @@ DUET_API duet_tensor *duet_mul_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 DUET_API duet_tensor *duet_div_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 DUET_API duet_tensor *duet_maximum_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 DUET_API duet_tensor *duet_minimum_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+/** 1.0f where a > s (gt) or a >= s (ge), else +0.0f; NaN gives +0.0f. */
+DUET_API duet_tensor *duet_gt_scalar(duet_ctx *ctx, duet_tensor *a, float s);
+DUET_API duet_tensor *duet_ge_scalar(duet_ctx *ctx, duet_tensor *a, float s);
 
 /* ------------------------------------------------------------------ */
 /* Reductions, normalisation                                           */
@@ -384,8 +514,9 @@ DUET_API duet_tensor *duet_log_softmax(duet_ctx *ctx, duet_tensor *x, int axis);
  *  y = (x - mean) / sqrt(var + eps) * gamma + beta, var the biased variance,
  *  computed in two passes (mean, then the mean square of x - mean). gamma
  *  and beta are f32 1-D of length n (else DUET_ERR_SHAPE / DUET_ERR_DTYPE),
- *  or NULL for 1 and 0. eps must be finite and >= 0 (else DUET_ERR_ARG); x
- *  needs at least one dimension. A row holding NaN or inf gives NaN. */
+ *  or NULL for 1 and 0; opts NULL means neither and the default eps. eps
+ *  must be finite and >= 0 (else DUET_ERR_ARG); x needs at least one
+ *  dimension (DUET_ERR_SHAPE). A row holding NaN or inf gives NaN. */
 typedef struct duet_layer_norm_options {
     duet_tensor *gamma;
     duet_tensor *beta;
@@ -441,7 +572,7 @@ DUET_API duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b)
  * at that context's ISA (scalar: SSE4.1, oneDNN's lowest, since it has no
  * scalar path; avx2: AVX2, so no AVX-512 even where the CPU has it). A
  * context with another ISA later still runs oneDNN at that first cap;
- * duet_prim_cache_stats reports the ISA oneDNN actually uses.
+ * duet_prim_cache_stats_get reports the ISA oneDNN actually uses.
  *
  * Output size per spatial axis (floor division; must be >= 1, else
  * DUET_ERR_SHAPE naming the op and the shapes):
@@ -465,6 +596,8 @@ typedef struct duet_conv2d_options {
  * Errors: DUET_ERR_SHAPE (ranks, channel counts, bias length, an empty
  * output window), DUET_ERR_ARG (negative stride/padding/dilation/groups),
  * DUET_ERR_DTYPE, DUET_ERR_BACKEND if oneDNN refuses, DUET_ERR_NOMEM.
+ * With C_in == 0 the eager result is the bias (or 0) everywhere; while
+ * tracing, C_in == 0 fails with DUET_ERR_UNSUPPORTED.
  * Each output agrees with an exact (double-precision) convolution within
  * (K + 2) * 2^-24 * (sum |x||w| + |bias|), K = C_in/groups * KH * KW the
  * length of its dot product: the bound of f32 accumulation in any order,
@@ -473,7 +606,9 @@ typedef struct duet_conv2d_options {
 DUET_API duet_tensor *duet_conv2d(duet_ctx *ctx, duet_tensor *x, duet_tensor *w,
                                   const duet_conv2d_options *opts);
 
-/** Options of the 2-D pools. kernel is required (>= 1 each). */
+/** Options of the 2-D pools. kernel is required (>= 1 each), so opts may
+ *  not be NULL (DUET_ERR_NULL). A kernel below 1, a negative stride or
+ *  padding, or padding above half the kernel fails with DUET_ERR_ARG. */
 typedef struct duet_pool2d_options {
     int kernel[2];   /* [height, width] */
     int stride[2];   /* 0: the kernel size (non-overlapping windows) */
@@ -489,9 +624,11 @@ DUET_API duet_tensor *duet_max_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_
 /** Mean over each window of x [N, C, H, W] (see count_pad). */
 DUET_API duet_tensor *duet_avg_pool2d(duet_ctx *ctx, duet_tensor *x, const duet_pool2d_options *opts);
 
-/** Batch norm in inference form, per channel c (axis 1 of x [N, C, H, W]):
+/** Batch norm in inference form, per channel c (axis 1 of x, which is
+ *  [N, C], [N, C, L] or [N, C, H, W]; other ranks fail with DUET_ERR_SHAPE):
  *  y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c]. mean and var
- *  are required, gamma and beta optional (NULL: 1 and 0); each is f32 [C]. */
+ *  are required (opts, mean or var NULL: DUET_ERR_NULL), gamma and beta
+ *  optional (NULL: 1 and 0); each is f32 [C] (else DUET_ERR_SHAPE). */
 typedef struct duet_batch_norm_options {
     duet_tensor *mean;
     duet_tensor *var;
@@ -516,6 +653,131 @@ DUET_API duet_status duet_prim_cache_stats_get(duet_ctx *ctx, duet_prim_cache_st
 /** Change the capacity (0: off, every eager call creates and drops its
  *  primitive; shrinking evicts). Negative fails with DUET_ERR_ARG. */
 DUET_API duet_status duet_prim_cache_set_capacity(duet_ctx *ctx, int capacity);
+
+/* ------------------------------------------------------------------ */
+/* Autodiff: gradients by reverse mode, in both modes                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A tape (like TensorFlow's GradientTape). While it records, every
+ * differentiable op run on the context notes itself on it, keeping its
+ * inputs and result alive; duet_tape_gradient then computes gradients by
+ * walking the notes backwards. The backward pass is made of ordinary duet
+ * ops: run eagerly, they compute; inside a model being traced (begin, run
+ * the forward ops, take the gradient and end the tape all inside the model
+ * function), they are recorded, so the graph fuses, plans and replays the
+ * backward pass like the forward one. With no tape recording, an op pays
+ * one branch for autodiff.
+ *
+ * Differentiable: elementwise unary, binary (gradients are summed back over
+ * broadcast axes) and tensor-scalar ops, sum, mean, max (ties share the
+ * gradient), softmax, log_softmax, layer norm, matmul, every view and copy,
+ * concat. Comparisons, argmax and tensors made by the creation functions
+ * pass no gradient. Masks follow the usual conventions: relu'(0) = 0,
+ * abs'(0) = 0, maximum/minimum give a tie to their first operand.
+ */
+typedef struct duet_tape duet_tape;
+
+/** Start recording on ctx. One tape records at a time per context
+ *  (DUET_ERR_ARG if another is recording); DUET_ERR_NOMEM. The tape belongs
+ *  to the caller: duet_tape_free it (duet_ctx_destroy frees any left). */
+DUET_API duet_tape *duet_tape_begin(duet_ctx *ctx);
+
+/** Stop recording; the tape keeps what it noted, for duet_tape_gradient.
+ *  A tape begun inside a traced model must be ended inside it (the trace
+ *  fails with DUET_ERR_ARG otherwise). Errors: DUET_ERR_NULL, DUET_ERR_HANDLE
+ *  for a tape that is not live on ctx. */
+DUET_API duet_status duet_tape_end(duet_ctx *ctx, duet_tape *tape);
+
+/**
+ * Gradients of target with respect to sources[0..n): grads[i] receives a
+ * new contiguous f32 tensor shaped like sources[i] (in the current scope,
+ * like any op result; zeros where target does not depend on the source). A
+ * target with more than one element is differentiated as the sum of its
+ * elements. Recording pauses while the gradient is computed; the tape may
+ * be used for several gradients. The values used are those kept when each
+ * op ran; if a kept tensor was written since (duet_write), the call fails
+ * with DUET_ERR_ARG rather than use the new values.
+ *
+ * Errors: DUET_ERR_NULL (tape, or sources/grads with n > 0), DUET_ERR_HANDLE
+ * (bad tape, target or source), DUET_ERR_DTYPE (i32 target), DUET_ERR_ARG
+ * (target not computed while the tape recorded; a tape used outside the
+ * trace it recorded in, or a tape recorded eagerly used inside a trace),
+ * DUET_ERR_NOMEM (also when the tape ran out of memory while recording), and
+ * the errors of the backward ops. On failure every grads[i] is NULL.
+ */
+DUET_API duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *target,
+                                        int n, duet_tensor *const *sources, duet_tensor **grads);
+
+/** Free tape and what it keeps alive (it stops recording first). NULL is a
+ *  no-op; DUET_ERR_HANDLE for a tape that is not live on ctx. */
+DUET_API duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape);
+
+/** Mean over the N rows of the cross-entropy between softmax(logits) and
+ *  targets, both f32 [N, C]: -(1/N) sum_n sum_c t[n,c] log_softmax(x)[n,c],
+ *  a 0-d tensor. targets are usually one-hot rows (duet_one_hot) but may be
+ *  any distribution. On a tape it is one op whose gradient is the closed
+ *  form (softmax(x) sum_c t - t) / N. Errors: DUET_ERR_NULL, DUET_ERR_HANDLE,
+ *  DUET_ERR_DTYPE, DUET_ERR_SHAPE (not both [N, C]). */
+DUET_API duet_tensor *duet_softmax_cross_entropy(duet_ctx *ctx, duet_tensor *logits,
+                                                 duet_tensor *targets);
+/** One-hot rows: labels (class indices, f32 or i32, any shape) -> labels'
+ *  shape + [classes], 1 where the label equals the class index, else 0 (a
+ *  label outside 0..classes-1 or not an integer gives a zero row). f32
+ *  labels go through comparison ops, so they work on symbolic labels in a
+ *  trace; i32 labels must be real tensors (DUET_ERR_DTYPE while tracing).
+ *  Errors: DUET_ERR_ARG (classes < 1, or labels of rank DUET_MAX_DIMS). */
+DUET_API duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes);
+
+/* ------------------------------------------------------------------ */
+/* Optimisers: parameters updated in place, eagerly or in a graph      */
+/* ------------------------------------------------------------------ */
+
+/**
+ * An optimiser owns the state of its parameters (momentum, moments) and
+ * updates the parameters in place with duet_assign. A step is made of
+ * ordinary ops, so called eagerly it updates now, and called inside a
+ * traced training step it becomes part of the graph: fused elementwise
+ * work and in-place writes that every replay performs (make the optimiser
+ * before tracing; its state tensors are parameters of the graph).
+ */
+typedef struct duet_optimizer duet_optimizer;
+
+/** SGD (PyTorch's convention): v = momentum v + g + weight_decay p;
+ *  p -= lr v. momentum 0 keeps no state: p -= lr (g + weight_decay p). */
+typedef struct duet_sgd_options {
+    float lr;           /* > 0, required */
+    float momentum;     /* in [0, 1) */
+    float weight_decay; /* >= 0 (L2, added to the gradient) */
+} duet_sgd_options;
+
+/** Adam (Kingma and Ba): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+ *  p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). Zero fields take
+ *  the defaults lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-8; weight_decay
+ *  (L2, added to the gradient) defaults to 0. */
+typedef struct duet_adam_options {
+    float lr, beta1, beta2, eps, weight_decay;
+} duet_adam_options;
+
+/** An SGD optimiser over params[0..n) (f32 tensors made before any trace;
+ *  the optimiser keeps their handles, so they must outlive it). Errors:
+ *  DUET_ERR_NULL, DUET_ERR_HANDLE, DUET_ERR_DTYPE, DUET_ERR_ARG (bad
+ *  options; called while tracing), DUET_ERR_NOMEM. */
+DUET_API duet_optimizer *duet_sgd_create(duet_ctx *ctx, int n, duet_tensor *const *params,
+                                         const duet_sgd_options *opts);
+/** An Adam optimiser over params[0..n); opts NULL means the defaults. Errors
+ *  as duet_sgd_create. */
+DUET_API duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *const *params,
+                                          const duet_adam_options *opts);
+/** One update with grads[i] the gradient of params[i] (same shape). Eagerly
+ *  the parameters and state change now; while tracing, the update is
+ *  recorded and each replay applies it. Errors: DUET_ERR_NULL,
+ *  DUET_ERR_HANDLE, DUET_ERR_SHAPE (a gradient's shape), and those of the
+ *  ops and of duet_assign. */
+DUET_API duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *opt,
+                                         duet_tensor *const *grads);
+/** Free opt and its state tensors (not the parameters). NULL is a no-op. */
+DUET_API duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *opt);
 
 /* ------------------------------------------------------------------ */
 /* Graph mode: trace once, compile, replay                             */
@@ -548,7 +810,9 @@ DUET_API duet_status duet_prim_cache_set_capacity(duet_ctx *ctx, int capacity);
  *  - A real tensor made DURING the trace (duet_full, duet_from_data, ... in
  *    the model) is a constant; ops on constants only may be folded at
  *    compile time. Random initialisers inside a model are constants too:
- *    they are drawn once, at trace time.
+ *    they are drawn once, at trace time. Its handle is an ordinary one,
+ *    still the caller's (or the open scope's) after the trace: the graph
+ *    holds its own reference, so release it or trace inside a scope.
  *  - The first failing op fails the whole trace: duet_trace returns NULL
  *    with that op's code and exactly the message eager mode would give.
  */
@@ -596,10 +860,12 @@ typedef struct duet_graph duet_graph;
  * Trace fn with n_in placeholder inputs of the given specs (n_in 0..64) and
  * compile it. Returns the graph (owned by ctx; end it with duet_graph_free or
  * duet_ctx_destroy), or NULL with the error set: the model's first failing
- * op (same code and message as eagerly), DUET_ERR_ARG for bad specs, a model
- * that leaves an out[i] unset, or a trace started while ctx is already
- * tracing; DUET_ERR_NOMEM. A failed trace leaks nothing and leaves no
- * symbolic tensor behind.
+ * op (same code and message as eagerly), DUET_ERR_ARG for bad specs, n_out
+ * outside 1..64, unknown bits in disable, a model that leaves an out[i]
+ * unset, or a trace started while ctx is already tracing; DUET_ERR_NULL for
+ * a NULL fn (or NULL specs with n_in > 0); DUET_ERR_NOMEM. A failed trace
+ * leaks nothing and leaves no symbolic tensor behind. A successful one
+ * leaves the error state as it was before the call.
  */
 DUET_API duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in,
                                 const duet_tensor_spec *in, void *user,
@@ -610,11 +876,14 @@ DUET_API duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in,
  * dtype, contiguous). out[0..n_out-1] receive the output tensors: the SAME
  * handles on every run, owned by the graph and overwritten by the next run
  * (duet_copy one to keep it; releasing one is allowed and the next run makes
- * a new handle). A run allocates nothing and checks only its inputs: on a
- * wrong count of live handles, shape, dtype or layout it fails
- * (DUET_ERR_HANDLE, DUET_ERR_SHAPE, DUET_ERR_DTYPE, DUET_ERR_LAYOUT) before
- * any step runs. A freed graph fails with DUET_ERR_HANDLE. Parameters are
- * read where they live at the time of the run.
+ * a new handle). Output handles belong to no scope. A run allocates nothing
+ * and checks only its inputs, before any step runs: in, out or an in[i]
+ * NULL fails with DUET_ERR_NULL, a released or foreign in[i] with
+ * DUET_ERR_HANDLE, a symbolic one (a run while tracing) with DUET_ERR_ARG,
+ * a wrong shape, dtype or layout with DUET_ERR_SHAPE, DUET_ERR_DTYPE,
+ * DUET_ERR_LAYOUT. A freed graph fails with DUET_ERR_HANDLE. A oneDNN step
+ * that fails is reported after the steps, as DUET_ERR_BACKEND (out[] then
+ * not written). Parameters are read where they live at the time of the run.
  */
 DUET_API duet_status duet_graph_run(duet_ctx *ctx, duet_graph *g, duet_tensor *const *in,
                                     duet_tensor **out);
@@ -664,7 +933,8 @@ typedef enum duet_dump_stage {
  * whole dump needs, without the terminating NUL. The output is always
  * terminated when cap > 0; a dump that does not fit is cut and the call
  * fails with DUET_ERR_ARG (call again with *len + 1 bytes). buf may be NULL
- * when cap is 0, to ask for the length.
+ * when cap is 0, to ask for the length (NULL with cap > 0: DUET_ERR_NULL).
+ * An unknown stage or format fails with DUET_ERR_ARG.
  */
 DUET_API duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *g, duet_dump_stage stage,
                                      duet_dump_format format, char *buf, size_t cap, size_t *len);
@@ -672,6 +942,20 @@ DUET_API duet_status duet_graph_dump(duet_ctx *ctx, const duet_graph *g, duet_du
 /* ------------------------------------------------------------------ */
 /* Profiles: where eager and graph time goes, op by op                 */
 /* ------------------------------------------------------------------ */
+
+/** What a profile row covers: lets a report group the time by mechanism. */
+typedef enum duet_profile_kind {
+    DUET_PROFILE_OP = 0,         /* a step running one op: duet's kernel, or OpenBLAS */
+    DUET_PROFILE_FUSED,          /* a step running several ops in one pass over memory: an
+                                  * elementwise group, a reduction with its producer, a
+                                  * matmul with its epilogue */
+    DUET_PROFILE_ONEDNN,         /* a step running a oneDNN primitive (conv, pooling, batch
+                                  * norm), its post-ops included */
+    DUET_PROFILE_FOLDED,         /* summary: ops computed at compile time */
+    DUET_PROFILE_REMOVED,        /* summary: ops CSE or DCE removed */
+    DUET_PROFILE_EAGER_OUTSIDE,  /* summary: eager time outside any op */
+    DUET_PROFILE_GRAPH_OVERHEAD  /* summary: replay time outside any step */
+} duet_profile_kind;
 
 /** One row of a profile: a step of the compiled graph (a fused group is one
  *  step covering several ops), or one of the summary rows (ops folded or
@@ -682,6 +966,7 @@ typedef struct duet_profile_row {
     int nodes;        /* recorded ops the row covers */
     double eager_ns;  /* median per model call: those ops run eagerly */
     double graph_ns;  /* median per replay: the step(s) */
+    duet_profile_kind kind;
 } duet_profile_row;
 
 /** Options of duet_profile; NULL means reps 10. */
@@ -696,14 +981,17 @@ typedef struct duet_profile_options {
  * step is shown beside the eager time of the ops it covers. rows (may be
  * NULL when cap_rows is 0) receives up to cap_rows rows, *nrows (may be
  * NULL) how many there are; text (may be NULL when text_cap is 0) a table
- * of them, cut to text_cap bytes. Each eager call runs inside a scope, so
- * the model's tensors are released after each call.
+ * of them, cut (and terminated) to text_cap bytes without an error. Each
+ * eager call runs inside a scope, so the model's tensors, its out[] ones
+ * included, are released after each call.
  *
  * Timing reads the clock around every eager op and every step (about 20 ns
  * each here, measured and subtracted); an eager op's time runs from its
  * output allocation to the next op's, so it includes the next op's argument
  * checks. Rows under ~50 ns are noise-level. Errors: those of duet_graph_run
- * and of the model; DUET_ERR_ARG if reps < 1.
+ * and of the model; DUET_ERR_ARG if reps < 1 or ctx is tracing or
+ * profiling already; DUET_ERR_NULL for a NULL fn, or NULL rows or text
+ * with room given.
  */
 DUET_API duet_status duet_profile(duet_ctx *ctx, duet_graph *g, duet_model_fn fn,
                                   duet_tensor *const *in, void *user,

@@ -370,6 +370,38 @@ START_TEST(t_pool_steady_state)
 }
 END_TEST
 
+/* blocks_taken counts one block per op result, cached or not; reset_peak
+ * starts a peak that then covers only what comes after it. */
+START_TEST(t_mem_counts_and_peak)
+{
+    duet_ctx *ctx = tu_ctx();
+    ck_assert_int_eq(duet_ctx_mem_reset_peak(NULL), DUET_ERR_NULL);
+    duet_tensor *big = duet_zeros(ctx, DUET_F32, 1, (int64_t[]){1 << 16});
+    duet_tensor *x = duet_ones(ctx, DUET_F32, 1, (int64_t[]){100});
+    duet_release(ctx, big);
+    duet_mem_stats s0, s1;
+    duet_ctx_mem_stats(ctx, &s0);
+    ck_assert(s0.peak_bytes_in_use >= (size_t)4 << 16);
+    ck_assert_int_eq(duet_ctx_mem_reset_peak(ctx), DUET_OK);
+    duet_ctx_mem_stats(ctx, &s1);
+    ck_assert_uint_eq(s1.peak_bytes_in_use, s1.bytes_in_use);
+    for (int round = 0; round < 3; round++) {
+        duet_ctx_mem_stats(ctx, &s0);
+        duet_scope_begin(ctx);
+        duet_tensor *y = duet_exp(ctx, duet_add(ctx, x, x)); /* two results */
+        ck_assert_ptr_nonnull(duet_neg(ctx, y));              /* a third */
+        duet_scope_end(ctx);
+        duet_ctx_mem_stats(ctx, &s1);
+        ck_assert_uint_eq(s1.blocks_taken - s0.blocks_taken, 3);
+    }
+    /* Three 400-byte results (448-byte class) live at once at most, on top
+     * of x: the old 256 KiB peak is gone. */
+    ck_assert_uint_eq(s1.peak_bytes_in_use, s1.bytes_in_use + 3 * 448);
+    duet_release(ctx, x);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 START_TEST(t_cache_limit)
 {
     duet_ctx *ctx = duet_ctx_create(&(duet_ctx_options){.cache_limit = 4096});
@@ -508,6 +540,7 @@ int main(void)
     tcase_add_test(tc, t_scopes);
     tcase_add_test(tc, t_scope_list_bounded);
     tcase_add_test(tc, t_pool_steady_state);
+    tcase_add_test(tc, t_mem_counts_and_peak);
     tcase_add_test(tc, t_cache_limit);
     tcase_add_test(tc, t_create);
     tcase_add_test(tc, t_destroy_with_live_tensors);

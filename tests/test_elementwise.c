@@ -91,13 +91,16 @@ static const binary_case binary_cases[] = {
     {"div", DUET_BINARY_div, duet_div, duet_div_scalar},
     {"maximum", DUET_BINARY_maximum, duet_maximum, duet_maximum_scalar},
     {"minimum", DUET_BINARY_minimum, duet_minimum, duet_minimum_scalar},
+    {"gt", DUET_BINARY_gt, duet_gt, duet_gt_scalar},
+    {"ge", DUET_BINARY_ge, duet_ge, duet_ge_scalar},
 };
 #define NBINARY ((int)(sizeof binary_cases / sizeof binary_cases[0]))
 
 /* a OP b in double, rounded once to float: for + - * / that is exactly the
  * correctly rounded float result (53 >= 2*24 + 2), so the ops are checked
  * bit for bit (up to the sign of zero, see check_exact). maximum/minimum
- * propagate a NaN from either side, as NumPy does. */
+ * propagate a NaN from either side, as NumPy does; gt/ge are 1 or +0, NaN
+ * comparing false (tests/test_compare.c checks their bits). */
 static float ref_binary(duet_binary_op op, float a, float b)
 {
     double x = a, y = b;
@@ -108,6 +111,8 @@ static float ref_binary(duet_binary_op op, float a, float b)
     case DUET_BINARY_div: return (float)(x / y);
     case DUET_BINARY_maximum: return isnan(a) ? a : isnan(b) ? b : (a >= b ? a : b);
     case DUET_BINARY_minimum: return isnan(a) ? a : isnan(b) ? b : (a <= b ? a : b);
+    case DUET_BINARY_gt: return x > y ? 1.0f : 0.0f;
+    case DUET_BINARY_ge: return x >= y ? 1.0f : 0.0f;
     default: break;
     }
     return NAN;

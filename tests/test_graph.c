@@ -33,7 +33,7 @@ typedef struct gcase {
 
 /* Every elementwise op of the public API. */
 #define TG_UNARY(X) X(neg) X(abs) X(sqrt) X(exp) X(log) X(tanh) X(sigmoid) X(relu) X(gelu) X(silu)
-#define TG_BINARY(X) X(add) X(sub) X(mul) X(div) X(maximum) X(minimum)
+#define TG_BINARY(X) X(add) X(sub) X(mul) X(div) X(maximum) X(minimum) X(gt) X(ge)
 
 #define X(name)                                                                         \
     static void m_##name(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *u) \
@@ -689,6 +689,9 @@ START_TEST(t_graph_profile)
     ck_assert_int_eq(rows[0].nodes, 8);
     ck_assert_ptr_nonnull(strstr(rows[0].label, "fused(8): mul add tanh relu mul_scalar sub exp add"));
     ck_assert(rows[0].eager_ns > 0 && rows[0].graph_ns > 0);
+    ck_assert_int_eq(rows[0].kind, DUET_PROFILE_FUSED);
+    for (int i = 1; i < 5; i++)
+        ck_assert_int_eq(rows[i].kind, DUET_PROFILE_FOLDED + i - 1);
     ck_assert_ptr_nonnull(strstr(text, "total per call"));
     ck_assert_int_eq(tu_live(ctx), 3); /* the two inputs and the graph's output */
 
@@ -699,6 +702,7 @@ START_TEST(t_graph_profile)
                      DUET_OK);
     ck_assert_int_eq(n, 12);
     ck_assert_str_eq(rows[2].label, "duet_tanh");
+    ck_assert_int_eq(rows[2].kind, DUET_PROFILE_OP);
     for (int i = 0; i < 8; i++)
         ck_assert_msg(rows[i].eager_ns > 0, "row %d (%s) has no eager time", i, rows[i].label);
     ck_assert_int_eq(duet_profile(ctx, gu, m_chain8, in, NULL, &(duet_profile_options){0}, NULL,

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct params {
     duet_tensor *w1, *b1, *w2, *b2, *mean, *var, *gamma, *beta, *fc;
@@ -283,6 +284,40 @@ START_TEST(t_param_update_seen)
 }
 END_TEST
 
+/* The profile tells oneDNN steps (with their post-ops) from duet's own. */
+START_TEST(t_profile_kinds)
+{
+    duet_ctx *ctx = tu_ctx();
+    const gcase *gc = &cases[1]; /* block: conv+relu, conv+add+relu, matmul */
+    params p;
+    make_params(ctx, gc, &p);
+    duet_tensor *x = rnd(ctx, 4, gc->x, 31, 0.0f, 1.0f, false);
+    duet_graph *g = trace_case(ctx, gc, &p, 0);
+    duet_profile_row rows[16];
+    int n = 0, dnn = 0, mm = 0;
+    ck_assert_int_eq(duet_profile(ctx, g, gc->fn, &x, &p, &(duet_profile_options){2}, rows, 16,
+                                  &n, NULL, 0), DUET_OK);
+    for (int i = 0; i < n; i++) {
+        if (strstr(rows[i].label, "conv2d")) {
+            ck_assert_int_eq(rows[i].kind, DUET_PROFILE_ONEDNN);
+            ck_assert_int_ge(rows[i].nodes, 2); /* relu (and the add) ride as post-ops */
+            dnn++;
+        } else if (strstr(rows[i].label, "matmul")) {
+            ck_assert_int_eq(rows[i].kind, DUET_PROFILE_OP);
+            mm++;
+        } else if (rows[i].step < 0) {
+            ck_assert_int_ge(rows[i].kind, DUET_PROFILE_FOLDED);
+        }
+    }
+    ck_assert_int_eq(dnn, 2);
+    ck_assert_int_eq(mm, 1);
+    duet_graph_free(ctx, g);
+    duet_release(ctx, x);
+    free_params(ctx, &p);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
 /* CSE merges only identical convs; folding computes convs of constants. */
 static void m_cse(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *u)
 {
@@ -368,6 +403,7 @@ int main(void)
     tcase_add_test(tc, t_models_match_eager);
     tcase_add_loop_test(tc, t_param_update_seen, 0, 2);
     tcase_add_test(tc, t_cse_fold);
+    tcase_add_test(tc, t_profile_kinds);
     tcase_add_test(tc, t_trace_error_is_eager_error);
     suite_add_tcase(s, tc);
     return tu_run(s);

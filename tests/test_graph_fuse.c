@@ -100,7 +100,8 @@ typedef struct fmodel {
     int bmode;       /* in[1]: 0 none, 1 the producer's shape, 2 broadcast (dims of 1) */
     int64_t bshape[4];
     int nchain;
-    int chain[4];    /* 0..4 unary, 5..8 binary with in[1] (or unary when none), 9 scalar */
+    int chain[4];    /* 0..4 unary, 5..8 binary with in[1] (or unary when none), 9 scalar,
+                      * 10 a comparison mask times the value */
     bool also_out, twice, bcast_view;
     duet_tensor *gamma, *beta; /* layer norm parameters (beta possibly a strided view) */
 } fmodel;
@@ -119,6 +120,8 @@ static duet_tensor *chain_op(duet_ctx *c, int op, duet_tensor *t, duet_tensor *b
     case 6: return duet_mul(c, t, b);
     case 7: return duet_sub(c, b, t);
     case 8: return duet_maximum(c, t, b);
+    case 10: /* t * (t >= b), or t * (t > 0): a gradient-style mask */
+        return duet_mul(c, t, b ? duet_ge(c, t, b) : duet_gt_scalar(c, t, 0.0f));
     default: return duet_mul_scalar(c, t, 1.5f);
     }
 }
@@ -293,7 +296,7 @@ static void random_model(tu_rng *r, fmodel *m, int kind)
         m->bshape[d] = m->bmode == 2 && tu_int(r, 0, 1) ? 1 : m->shape[d];
     m->nchain = tu_int(r, 1, 4);
     for (int i = 0; i < m->nchain; i++)
-        m->chain[i] = tu_int(r, 0, 9);
+        m->chain[i] = tu_int(r, 0, 10);
 }
 
 START_TEST(t_reduce_random)

@@ -8,6 +8,7 @@
 
 #include "duet.h"
 #include "../kernels/kernels.h"
+#include "phase.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -107,6 +108,10 @@ struct duet_ctx {
      * index (like tensor slots: a generation makes a freed handle stale). */
     struct duet_trace_state *trace;
     struct duet_prof_marks *prof; /* eager profiling in progress (NULL: off) */
+    /* Autodiff (lib/autodiff): the tape ops note themselves on (NULL: none
+     * records), and every live tape, freed with the context. */
+    struct duet_tape *tape;
+    struct duet_tape *tapes;
     uint32_t trace_ids;
     struct duet_graph_slot *graphs;
     uint32_t ngraphs, capgraphs;
@@ -118,6 +123,9 @@ struct duet_ctx {
 
     duet_status err;
     char msg[512];
+#ifdef DUET_PHASE_TIMING
+    duet_phase_state phase; /* eager phase totals (phase.h); absent by default */
+#endif
 };
 
 struct duet_graph_impl;
@@ -222,6 +230,7 @@ static inline uint32_t duet_size_class(size_t bytes, size_t *cap)
 static inline void duet_pool_taken(duet_pool *p, size_t cap)
 {
     p->st.bytes_in_use += cap;
+    p->st.blocks_taken++;
     if (p->st.bytes_in_use > p->st.peak_bytes_in_use)
         p->st.peak_bytes_in_use = p->st.bytes_in_use;
 }

@@ -1,6 +1,7 @@
 /* The context: creation, destruction, error state, ISA choice. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "core.h"
+#include "../autodiff/tape.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -97,6 +98,9 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     ctx->pool.cache_limit = o.cache_limit;
     ctx->threads = o.num_threads > 0 ? o.num_threads : affinity_cpus();
     ctx->prim_cap = o.prim_cache_capacity == 0 ? 64 : o.prim_cache_capacity < 0 ? 0 : o.prim_cache_capacity;
+#ifdef DUET_PHASE_TIMING
+    duet_phase_init(&ctx->phase);
+#endif
     return ctx;
 }
 
@@ -104,6 +108,7 @@ void duet_ctx_destroy(duet_ctx *ctx)
 {
     if (!ctx)
         return;
+    duet_tapes_destroy(ctx);
     duet_graphs_destroy(ctx);
     duet_dnn_destroy(ctx);
     /* Drop every live tensor's reference, then free all blocks. */
@@ -137,6 +142,69 @@ duet_status duet_ctx_mem_stats(duet_ctx *ctx, duet_mem_stats *out)
     *out = ctx->pool.st;
     return DUET_OK;
 }
+
+duet_status duet_ctx_mem_reset_peak(duet_ctx *ctx)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    ctx->pool.st.peak_bytes_in_use = ctx->pool.st.bytes_in_use;
+    return DUET_OK;
+}
+
+#ifdef DUET_PHASE_TIMING
+/* ---- eager phase timing (phase.h) ------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void duet_phase_init(duet_phase_state *s)
+{
+    /* The probe's cost is measured through the very charge the ops use, on a
+     * scratch state, so what is subtracted is what each interval contains:
+     * two fenced reads' worth of latency plus the bookkeeping. A mean, not a
+     * median: on AMD Zen the counter moves in steps of about 10 ns (the
+     * P0 multiplier at each 100 MHz reference tick), so single intervals are
+     * quantised and only their mean resolves a fraction of a step.
+     * Intervals far above the median (an interrupt) are left out. */
+    enum { N = 4001 };
+    uint64_t d[N];
+    duet_phase_state tmp = {0};
+    tmp.last = duet_phase_now();
+    for (int i = 0; i < N; i++) {
+        uint64_t before = tmp.tot.cycles[DUET_PHASE_KERNEL];
+        duet_phase_charge(&tmp, DUET_PHASE_KERNEL);
+        d[i] = tmp.tot.cycles[DUET_PHASE_KERNEL] - before;
+    }
+    qsort(d, N, sizeof d[0], cmp_u64);
+    uint64_t cut = 4 * d[N / 2] + 64, sum = 0;
+    int n = 0;
+    for (; n < N && d[n] <= cut; n++)
+        sum += d[n];
+    *s = (duet_phase_state){0};
+    s->tot.probe_cycles = (double)sum / n;
+}
+
+duet_status duet_phase_totals_get(const duet_ctx *ctx, duet_phase_totals *out)
+{
+    if (!ctx || !out)
+        return DUET_ERR_NULL;
+    *out = ctx->phase.tot;
+    return DUET_OK;
+}
+
+duet_status duet_phase_reset(duet_ctx *ctx)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    double probe = ctx->phase.tot.probe_cycles;
+    ctx->phase.tot = (duet_phase_totals){0};
+    ctx->phase.tot.probe_cycles = probe;
+    return DUET_OK;
+}
+#endif
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -198,6 +266,7 @@ const char *duet_status_name(duet_status s)
     case DUET_ERR_LAYOUT: return "DUET_ERR_LAYOUT";
     case DUET_ERR_UNSUPPORTED: return "DUET_ERR_UNSUPPORTED";
     case DUET_ERR_BACKEND: return "DUET_ERR_BACKEND";
+    case DUET_ERR_IO: return "DUET_ERR_IO";
     }
     return "DUET_ERR_UNKNOWN";
 }

@@ -1,5 +1,6 @@
 /* Views: new handles over the same memory with other shapes and strides. */
 #include "iter.h"
+#include "../autodiff/tape.h"
 
 static duet_tensor *view(duet_ctx *ctx, const char *op, const duet_tensor_impl *t, int64_t offset,
                          int ndim, const int64_t *shape, const int64_t *strides)
@@ -59,7 +60,9 @@ duet_tensor *duet_reshape(duet_ctx *ctx, duet_tensor *h, int ndim, const int64_t
                   duet_fmt_shape(s1, sizeof s1, t->ndim, t->shape));
         return NULL;
     }
-    return view(ctx, op, t, t->offset, ndim, s, NULL);
+    duet_tensor *y = view(ctx, op, t, t->offset, ndim, s, NULL);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_RESHAPE, NULL, 1, h);
+    return y;
 }
 
 duet_tensor *duet_permute(duet_ctx *ctx, duet_tensor *h, const int *axes)
@@ -88,7 +91,14 @@ duet_tensor *duet_permute(duet_ctx *ctx, duet_tensor *h, const int *axes)
         shape[i] = t->shape[a];
         strides[i] = t->strides[a];
     }
-    return view(ctx, op, t, t->offset, t->ndim, shape, strides);
+    duet_tensor *y = view(ctx, op, t, t->offset, t->ndim, shape, strides);
+    if (DUET_UNLIKELY(y && ctx->tape)) {
+        duet_tape_attr ta = {0};
+        for (int i = 0; i < t->ndim; i++)
+            ta.perm[i] = duet_axis(axes[i], t->ndim);
+        duet_tape_note(ctx, DUET_TK_PERMUTE, &ta, 1, &h, y);
+    }
+    return y;
 }
 
 duet_tensor *duet_transpose(duet_ctx *ctx, duet_tensor *h, int axis0, int axis1)
@@ -112,7 +122,14 @@ duet_tensor *duet_transpose(duet_ctx *ctx, duet_tensor *h, int axis0, int axis1)
         shape[i] = t->shape[src];
         strides[i] = t->strides[src];
     }
-    return view(ctx, op, t, t->offset, t->ndim, shape, strides);
+    duet_tensor *y = view(ctx, op, t, t->offset, t->ndim, shape, strides);
+    if (DUET_UNLIKELY(y && ctx->tape)) {
+        duet_tape_attr ta = {0};
+        for (int i = 0; i < t->ndim; i++)
+            ta.perm[i] = i == a0 ? a1 : i == a1 ? a0 : i;
+        duet_tape_note(ctx, DUET_TK_PERMUTE, &ta, 1, &h, y);
+    }
+    return y;
 }
 
 duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start, int64_t stop,
@@ -151,7 +168,10 @@ duet_tensor *duet_slice(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start, 
         return NULL;
     }
     int64_t off = shape[a] ? t->offset + start * t->strides[a] : t->offset;
-    return view(ctx, op, t, off, t->ndim, shape, strides);
+    duet_tensor *y = view(ctx, op, t, off, t->ndim, shape, strides);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_SLICE, (&(duet_tape_attr){.axis = a, .start = start, .step = step}),
+                   1, h);
+    return y;
 }
 
 duet_tensor *duet_narrow(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start, int64_t length)
@@ -177,7 +197,10 @@ duet_tensor *duet_narrow(duet_ctx *ctx, duet_tensor *h, int axis, int64_t start,
         shape[i] = t->shape[i];
     shape[a] = length;
     int64_t off = length ? t->offset + start * t->strides[a] : t->offset;
-    return view(ctx, op, t, off, t->ndim, shape, t->strides);
+    duet_tensor *y = view(ctx, op, t, off, t->ndim, shape, t->strides);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_SLICE, (&(duet_tape_attr){.axis = a, .start = start, .step = 1}),
+                   1, h);
+    return y;
 }
 
 duet_tensor *duet_expand(duet_ctx *ctx, duet_tensor *h, int ndim, const int64_t *shape)
@@ -206,7 +229,9 @@ duet_tensor *duet_expand(duet_ctx *ctx, duet_tensor *h, int ndim, const int64_t 
             goto bad;
         }
     }
-    return view(ctx, op, t, t->offset, ndim, shape, strides);
+    duet_tensor *y = view(ctx, op, t, t->offset, ndim, shape, strides);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_EXPAND, NULL, 1, h);
+    return y;
 bad:;
     char s1[DUET_SHAPE_STR], s2[DUET_SHAPE_STR];
     duet_fail(ctx, DUET_ERR_SHAPE, "%s: shape %s cannot be broadcast to %s", op,
@@ -241,7 +266,9 @@ duet_tensor *duet_unsqueeze(duet_ctx *ctx, duet_tensor *h, int axis)
             j++;
         }
     }
-    return view(ctx, op, t, t->offset, t->ndim + 1, shape, strides);
+    duet_tensor *y = view(ctx, op, t, t->offset, t->ndim + 1, shape, strides);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_RESHAPE, NULL, 1, h);
+    return y;
 }
 
 duet_tensor *duet_squeeze(duet_ctx *ctx, duet_tensor *h, int axis)
@@ -266,5 +293,7 @@ duet_tensor *duet_squeeze(duet_ctx *ctx, duet_tensor *h, int axis)
             shape[j] = t->shape[i];
             strides[j++] = t->strides[i];
         }
-    return view(ctx, op, t, t->offset, t->ndim - 1, shape, strides);
+    duet_tensor *y = view(ctx, op, t, t->offset, t->ndim - 1, shape, strides);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_RESHAPE, NULL, 1, h);
+    return y;
 }

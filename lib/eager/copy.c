@@ -1,6 +1,8 @@
 /* Copies: contiguous, copy, concat. */
 #include "eager.h"
 
+#include "../autodiff/tape.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@ static duet_tensor *copy_of(duet_ctx *ctx, const char *op, duet_tensor_impl *x)
     return hy;
 }
 
-duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *h)
+static duet_tensor *copy(duet_ctx *ctx, duet_tensor *h)
 {
     if (!ctx)
         return NULL;
@@ -27,7 +29,7 @@ duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *h)
     return x ? copy_of(ctx, "duet_copy", x) : NULL;
 }
 
-duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *h)
+static duet_tensor *contiguous(duet_ctx *ctx, duet_tensor *h)
 {
     if (!ctx)
         return NULL;
@@ -59,7 +61,7 @@ static duet_tensor *record_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, 
     return h;
 }
 
-duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
+static duet_tensor *concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
 {
     static const char op[] = "duet_concat";
     if (!ctx)
@@ -127,4 +129,26 @@ duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
         at += t->shape[a];
     }
     return hy;
+}
+
+duet_tensor *duet_copy(duet_ctx *ctx, duet_tensor *x)
+{
+    duet_tensor *y = copy(ctx, x);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_COPY, NULL, 1, x);
+    return y;
+}
+
+duet_tensor *duet_contiguous(duet_ctx *ctx, duet_tensor *x)
+{
+    duet_tensor *y = contiguous(ctx, x);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_COPY, NULL, 1, x);
+    return y;
+}
+
+duet_tensor *duet_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis)
+{
+    duet_tensor *y = concat(ctx, n, ts, axis);
+    if (DUET_UNLIKELY(y && ctx->tape))
+        duet_tape_note(ctx, DUET_TK_CONCAT, &(duet_tape_attr){.axis = axis}, n, ts, y);
+    return y;
 }

@@ -6,6 +6,8 @@
  */
 #include "eager.h"
 
+#include "../autodiff/tape.h"
+
 const char *duet_dtype_name(int dtype)
 {
     return dtype == DUET_F32 ? "f32" : dtype == DUET_I32 ? "i32" : "unknown";
@@ -22,6 +24,7 @@ static duet_tensor *unary(duet_ctx *ctx, duet_unary_op op, const char *name, due
 {
     if (DUET_UNLIKELY(!ctx))
         return NULL;
+    DUET_PHASE_BEGIN(ctx);
     duet_tensor_impl *x = duet_eager_f32(ctx, hx, name, "x"), *y;
     if (DUET_UNLIKELY(!x))
         return NULL;
@@ -29,14 +32,23 @@ static duet_tensor *unary(duet_ctx *ctx, duet_unary_op op, const char *name, due
         duet_gnode p = {.op = DUET_GOP_UNARY, .sub = (uint8_t)op, .name = name};
         return duet_rec1(ctx, &p, x, DUET_F32, x->ndim, x->shape);
     }
+    /* No shape phase: the output has x's shape, nothing is inferred. */
+    DUET_PHASE_END(ctx, VALIDATE);
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_UNLIKELY(!hy))
         return NULL;
-    if (duet_impl_is_contiguous(x))
-        ctx->kt->unary[op]((size_t)duet_impl_numel(x), duet_impl_f32(x), 1, duet_impl_f32(y));
-    else
-        duet_exec_unary(ctx->kt, op, x->ndim, x->shape, duet_impl_f32(x), x->strides,
-                        duet_impl_f32(y));
+    DUET_PHASE_END(ctx, ALLOC);
+    if (duet_impl_is_contiguous(x)) {
+        duet_unary_fn f = ctx->kt->unary[op];
+        DUET_PHASE_END(ctx, SELECT);
+        f((size_t)duet_impl_numel(x), duet_impl_f32(x), 1, duet_impl_f32(y));
+    } else {
+        duet_iter it;
+        duet_unary_iter(x->ndim, x->shape, x->strides, &it);
+        DUET_PHASE_END(ctx, SELECT);
+        duet_run_unary(ctx->kt, op, &it, duet_impl_f32(x), duet_impl_f32(y));
+    }
+    DUET_PHASE_END(ctx, KERNEL);
     return hy;
 }
 
@@ -55,18 +67,28 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
 {
     if (DUET_UNLIKELY(!ctx))
         return NULL;
+    DUET_PHASE_BEGIN(ctx);
     duet_tensor_impl *a = duet_eager_f32(ctx, ha, name, "a");
     if (DUET_UNLIKELY(!a))
         return NULL;
     duet_tensor_impl *b = duet_eager_f32(ctx, hb, name, "b"), *y;
     if (DUET_UNLIKELY(!b))
         return NULL;
+    DUET_PHASE_END(ctx, VALIDATE);
+    /* Equal shapes, both contiguous: the output is a's shape, no strides to
+     * work out; deciding that is this path's whole shape inference. */
     if (DUET_LIKELY(ctx->trace == NULL) && same_shape(a, b) && duet_impl_is_contiguous(a) &&
         duet_impl_is_contiguous(b)) {
+        DUET_PHASE_END(ctx, SHAPE);
         duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, a->ndim, a->shape, &y);
-        if (DUET_LIKELY(hy != NULL))
-            ctx->kt->binary[op]((size_t)duet_impl_numel(a), duet_impl_f32(a), 1,
-                                duet_impl_f32(b), 1, duet_impl_f32(y));
+        if (DUET_LIKELY(hy != NULL)) {
+            DUET_PHASE_END(ctx, ALLOC);
+            duet_binary_fn f = ctx->kt->binary[op];
+            DUET_PHASE_END(ctx, SELECT);
+            f((size_t)duet_impl_numel(a), duet_impl_f32(a), 1, duet_impl_f32(b), 1,
+              duet_impl_f32(y));
+            DUET_PHASE_END(ctx, KERNEL);
+        }
         return hy;
     }
     int nd;
@@ -80,10 +102,16 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
         duet_rec_in in[2] = {{a, nd, shape, sa}, {b, nd, shape, sb}};
         return duet_trace_record(ctx, &p, 2, in, DUET_F32, nd, shape);
     }
+    DUET_PHASE_END(ctx, SHAPE);
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, nd, shape, &y);
-    if (DUET_LIKELY(hy != NULL))
-        duet_exec_binary(ctx->kt, op, nd, shape, duet_impl_f32(a), sa, duet_impl_f32(b), sb,
-                         duet_impl_f32(y));
+    if (DUET_LIKELY(hy != NULL)) {
+        DUET_PHASE_END(ctx, ALLOC);
+        duet_iter it;
+        duet_binary_iter(nd, shape, sa, sb, &it);
+        DUET_PHASE_END(ctx, SELECT);
+        duet_run_binary(ctx->kt, op, &it, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y));
+        DUET_PHASE_END(ctx, KERNEL);
+    }
     return hy;
 }
 
@@ -92,6 +120,7 @@ static duet_tensor *binary_scalar(duet_ctx *ctx, duet_binary_op op, const char *
 {
     if (DUET_UNLIKELY(!ctx))
         return NULL;
+    DUET_PHASE_BEGIN(ctx);
     duet_tensor_impl *a = duet_eager_f32(ctx, ha, name, "a"), *y;
     if (DUET_UNLIKELY(!a))
         return NULL;
@@ -99,23 +128,32 @@ static duet_tensor *binary_scalar(duet_ctx *ctx, duet_binary_op op, const char *
         duet_gnode p = {.op = DUET_GOP_SCALAR, .sub = (uint8_t)op, .c = s, .name = name};
         return duet_rec1(ctx, &p, a, DUET_F32, a->ndim, a->shape);
     }
+    DUET_PHASE_END(ctx, VALIDATE); /* no shape phase: the output has a's shape */
     duet_tensor *hy = duet_tensor_alloc(ctx, name, DUET_F32, a->ndim, a->shape, &y);
     if (DUET_UNLIKELY(!hy))
         return NULL;
+    DUET_PHASE_END(ctx, ALLOC);
     static const int64_t zero[DUET_MAX_DIMS] = {0};
-    if (duet_impl_is_contiguous(a))
-        ctx->kt->binary[op]((size_t)duet_impl_numel(a), duet_impl_f32(a), 1, &s, 0,
-                            duet_impl_f32(y));
-    else
-        duet_exec_binary(ctx->kt, op, a->ndim, a->shape, duet_impl_f32(a), a->strides, &s, zero,
-                         duet_impl_f32(y));
+    if (duet_impl_is_contiguous(a)) {
+        duet_binary_fn f = ctx->kt->binary[op];
+        DUET_PHASE_END(ctx, SELECT);
+        f((size_t)duet_impl_numel(a), duet_impl_f32(a), 1, &s, 0, duet_impl_f32(y));
+    } else {
+        duet_iter it;
+        duet_binary_iter(a->ndim, a->shape, a->strides, zero, &it);
+        DUET_PHASE_END(ctx, SELECT);
+        duet_run_binary(ctx->kt, op, &it, duet_impl_f32(a), &s, duet_impl_f32(y));
+    }
+    DUET_PHASE_END(ctx, KERNEL);
     return hy;
 }
 
 #define X(name)                                                   \
     duet_tensor *duet_##name(duet_ctx *ctx, duet_tensor *x)       \
     {                                                             \
-        return unary(ctx, DUET_UNARY_##name, "duet_" #name, x);   \
+        duet_tensor *y = unary(ctx, DUET_UNARY_##name, "duet_" #name, x); \
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_UNARY, (&(duet_tape_attr){.sub = DUET_UNARY_##name}), 1, x); \
+        return y;                                                 \
     }
 DUET_UNARY_OPS(X)
 #undef X
@@ -123,11 +161,17 @@ DUET_UNARY_OPS(X)
 #define X(name)                                                                   \
     duet_tensor *duet_##name(duet_ctx *ctx, duet_tensor *a, duet_tensor *b)       \
     {                                                                             \
-        return binary(ctx, DUET_BINARY_##name, "duet_" #name, a, b);              \
+        duet_tensor *y = binary(ctx, DUET_BINARY_##name, "duet_" #name, a, b);    \
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_BINARY, (&(duet_tape_attr){.sub = DUET_BINARY_##name}), \
+                       2, a, b);                                                  \
+        return y;                                                                 \
     }                                                                             \
     duet_tensor *duet_##name##_scalar(duet_ctx *ctx, duet_tensor *a, float s)     \
     {                                                                             \
-        return binary_scalar(ctx, DUET_BINARY_##name, "duet_" #name "_scalar", a, s); \
+        duet_tensor *y = binary_scalar(ctx, DUET_BINARY_##name, "duet_" #name "_scalar", a, s); \
+        DUET_TAPE_NOTE(ctx, y, DUET_TK_SCALAR,                                    \
+                       (&(duet_tape_attr){.sub = DUET_BINARY_##name, .c = s}), 1, a); \
+        return y;                                                                 \
     }
 DUET_BINARY_OPS(X)
 #undef X

@@ -6,34 +6,47 @@
  */
 #include "eager.h"
 
-duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
+#include "../autodiff/tape.h"
+
+static duet_tensor *matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
 {
     static const char op[] = "duet_matmul";
     if (DUET_UNLIKELY(!ctx))
         return NULL;
+    DUET_PHASE_BEGIN(ctx);
     duet_tensor_impl *a = duet_eager_f32(ctx, ha, op, "a");
     if (DUET_UNLIKELY(!a))
         return NULL;
     duet_tensor_impl *b = duet_eager_f32(ctx, hb, op, "b"), *y;
     if (DUET_UNLIKELY(!b))
         return NULL;
+    DUET_PHASE_END(ctx, VALIDATE);
     /* Two small matrices: straight to the small kernel, skipping the general
      * planner. The same kernel with the same arguments duet_exec_matmul would
      * use, so the result is bitwise the same. */
     if (DUET_LIKELY(ctx->trace == NULL) && a->ndim == 2 && b->ndim == 2 &&
         a->shape[1] == b->shape[0]) {
         const int64_t m = a->shape[0], k = a->shape[1], n = b->shape[1];
+        DUET_PHASE_END(ctx, SHAPE);
         if (m > 0 && n > 0 && k > 0 && duet_matmul_small_mnk(ctx->kt, m, n, k)) {
+            DUET_PHASE_END(ctx, SELECT);
             const int64_t shape[2] = {m, n};
             duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, 2, shape, &y);
-            if (DUET_LIKELY(hy != NULL))
+            if (DUET_LIKELY(hy != NULL)) {
+                DUET_PHASE_END(ctx, ALLOC);
                 ctx->kt->small_gemm((size_t)m, (size_t)n, (size_t)k, duet_impl_f32(a),
                                     (ptrdiff_t)a->strides[0], (ptrdiff_t)a->strides[1],
                                     duet_impl_f32(b), (ptrdiff_t)b->strides[0],
                                     (ptrdiff_t)b->strides[1], duet_impl_f32(y));
+                DUET_PHASE_END(ctx, KERNEL);
+            }
             return hy;
         }
+        DUET_PHASE_END(ctx, SELECT); /* the small kernel was ruled out */
     }
+    /* The plan is charged to shape inference: it is mostly that (batch
+     * broadcasting, output shape, overflow checks), though it also decides
+     * how each operand reaches BLAS (a selection, not separable from it). */
     duet_matmul_desc d;
     int nd;
     int64_t shape[DUET_MAX_DIMS];
@@ -45,6 +58,7 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
         duet_rec_in in[2] = {{a, 0, NULL, NULL}, {b, 0, NULL, NULL}};
         return duet_trace_record(ctx, &p, 2, in, DUET_F32, nd, shape);
     }
+    DUET_PHASE_END(ctx, SHAPE);
     size_t nscratch = duet_matmul_scratch(&d);
     duet_block *scratch = NULL;
     if (nscratch) {
@@ -59,12 +73,23 @@ duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
         }
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
-    if (DUET_LIKELY(hy != NULL) && !d.small)
-        duet_blas_threads(ctx->threads);
-    if (DUET_LIKELY(hy != NULL))
+    if (DUET_LIKELY(hy != NULL)) {
+        DUET_PHASE_END(ctx, ALLOC);
+        if (!d.small)
+            duet_blas_threads(ctx->threads);
+        DUET_PHASE_END(ctx, SELECT);
         duet_exec_matmul(ctx->kt, &d, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y),
                          scratch ? (float *)DUET_BLOCK_DATA(scratch) : NULL);
+        DUET_PHASE_END(ctx, KERNEL);
+    }
     if (scratch)
         duet_pool_put(ctx, scratch);
     return hy;
+}
+
+duet_tensor *duet_matmul(duet_ctx *ctx, duet_tensor *a, duet_tensor *b)
+{
+    duet_tensor *y = matmul(ctx, a, b);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_MATMUL, NULL, 2, a, b);
+    return y;
 }

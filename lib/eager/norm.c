@@ -4,6 +4,8 @@
  */
 #include "eager.h"
 
+#include "../autodiff/tape.h"
+
 #include <math.h>
 
 static duet_tensor *softmax(duet_ctx *ctx, bool logp, const char *op, duet_tensor *hx, int axis)
@@ -29,12 +31,16 @@ static duet_tensor *softmax(duet_ctx *ctx, bool logp, const char *op, duet_tenso
 
 duet_tensor *duet_softmax(duet_ctx *ctx, duet_tensor *x, int axis)
 {
-    return softmax(ctx, false, "duet_softmax", x, axis);
+    duet_tensor *y = softmax(ctx, false, "duet_softmax", x, axis);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_SOFTMAX, (&(duet_tape_attr){.sub = 0, .axis = axis}), 1, x);
+    return y;
 }
 
 duet_tensor *duet_log_softmax(duet_ctx *ctx, duet_tensor *x, int axis)
 {
-    return softmax(ctx, true, "duet_log_softmax", x, axis);
+    duet_tensor *y = softmax(ctx, true, "duet_log_softmax", x, axis);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_SOFTMAX, (&(duet_tape_attr){.sub = 1, .axis = axis}), 1, x);
+    return y;
 }
 
 /* gamma or beta: absent, or f32 of shape [n]. */
@@ -62,7 +68,7 @@ static duet_tensor_impl *affine_param(duet_ctx *ctx, const duet_tensor *h, const
     return p;
 }
 
-duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *hx, const duet_layer_norm_options *opts)
+static duet_tensor *layer_norm(duet_ctx *ctx, duet_tensor *hx, const duet_layer_norm_options *opts)
 {
     static const char op[] = "duet_layer_norm";
     if (DUET_UNLIKELY(!ctx))
@@ -107,4 +113,13 @@ duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *hx, const duet_layer_no
                              b ? duet_impl_f32(b) : NULL, b ? (ptrdiff_t)b->strides[0] : 0, eps,
                              duet_impl_f32(y));
     return hy;
+}
+
+duet_tensor *duet_layer_norm(duet_ctx *ctx, duet_tensor *x, const duet_layer_norm_options *opts)
+{
+    duet_tensor *y = layer_norm(ctx, x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_LNORM,
+                   (&(duet_tape_attr){.c = opts && opts->eps > 0 ? opts->eps : 1e-5f}), 3, x,
+                   opts ? opts->gamma : NULL, opts ? opts->beta : NULL);
+    return y;
 }

@@ -1,10 +1,13 @@
 /*
  * Eager reductions: sum, mean, max, argmax. Validate the axes (negative ones
  * count from the end; repeated or out of range fail), infer the output
- * shape, allocate, run duet_exec_reduce / duet_exec_argmax on x's own
- * strides (a view is never copied first).
+ * shape, allocate, plan the walk and run it (duet_reduce_prepare/_run, the
+ * two halves of duet_exec_reduce; duet_exec_argmax) on x's own strides (a
+ * view is never copied first).
  */
 #include "eager.h"
+
+#include "../autodiff/tape.h"
 
 /* The reduced axes of opts for x as a bit mask (bit d: axis d); naxes 0 or
  * opts NULL means all of them. */
@@ -62,6 +65,7 @@ static duet_tensor *reduce(duet_ctx *ctx, duet_reduce_kind kind, const char *op,
 {
     if (DUET_UNLIKELY(!ctx))
         return NULL;
+    DUET_PHASE_BEGIN(ctx);
     duet_tensor_impl *x = duet_eager_f32(ctx, hx, op, "x"), *y;
     if (DUET_UNLIKELY(!x))
         return NULL;
@@ -76,32 +80,51 @@ static duet_tensor *reduce(duet_ctx *ctx, duet_reduce_kind kind, const char *op,
                   duet_fmt_shape(s, sizeof s, x->ndim, x->shape));
         return NULL;
     }
+    DUET_PHASE_END(ctx, VALIDATE);
     int64_t shape[DUET_MAX_DIMS];
     int nd = out_shape(x, mask, opts && opts->keepdims, shape);
     if (DUET_UNLIKELY(ctx->trace != NULL)) {
         duet_gnode p = {.op = DUET_GOP_REDUCE, .sub = (uint8_t)kind, .mask = mask, .name = op};
         return duet_rec1(ctx, &p, x, DUET_F32, nd, shape);
     }
+    DUET_PHASE_END(ctx, SHAPE);
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
-    if (DUET_LIKELY(hy != NULL))
-        duet_exec_reduce(ctx->kt, kind, x->ndim, x->shape, duet_impl_f32(x), x->strides, mask,
-                         duet_impl_f32(y));
+    if (DUET_LIKELY(hy != NULL)) {
+        DUET_PHASE_END(ctx, ALLOC);
+        duet_reduce_walk w;
+        duet_reduce_prepare(x->ndim, x->shape, x->strides, mask, &w);
+        DUET_PHASE_END(ctx, SELECT);
+        duet_reduce_run(ctx->kt, kind, &w, duet_impl_f32(x), duet_impl_f32(y));
+        DUET_PHASE_END(ctx, KERNEL);
+    }
     return hy;
 }
 
 duet_tensor *duet_sum(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts)
 {
-    return reduce(ctx, DUET_REDUCE_SUM, "duet_sum", x, opts);
+    duet_tensor *y = reduce(ctx, DUET_REDUCE_SUM, "duet_sum", x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_SUM,
+                   (&(duet_tape_attr){.ro = opts ? *opts : (duet_reduce_options){0, {0}, false}}),
+                   1, x);
+    return y;
 }
 
 duet_tensor *duet_mean(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts)
 {
-    return reduce(ctx, DUET_REDUCE_MEAN, "duet_mean", x, opts);
+    duet_tensor *y = reduce(ctx, DUET_REDUCE_MEAN, "duet_mean", x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_MEAN,
+                   (&(duet_tape_attr){.ro = opts ? *opts : (duet_reduce_options){0, {0}, false}}),
+                   1, x);
+    return y;
 }
 
 duet_tensor *duet_max(duet_ctx *ctx, duet_tensor *x, const duet_reduce_options *opts)
 {
-    return reduce(ctx, DUET_REDUCE_MAX, "duet_max", x, opts);
+    duet_tensor *y = reduce(ctx, DUET_REDUCE_MAX, "duet_max", x, opts);
+    DUET_TAPE_NOTE(ctx, y, DUET_TK_MAX,
+                   (&(duet_tape_attr){.ro = opts ? *opts : (duet_reduce_options){0, {0}, false}}),
+                   1, x);
+    return y;
 }
 
 duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *hx, const duet_reduce_options *opts)

@@ -174,7 +174,7 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
     for (int v = 0; v < ir->nnodes; v++) {
         val[v] = -1;
         scratch_off[v] = DUET_PLAN_EXTERNAL;
-        if (L->lstep[v] < 0)
+        if (L->lstep[v] < 0 || ir->nodes[v].op == DUET_GOP_ASSIGN) /* assign: no value */
             continue;
         const duet_gnode *n = &ir->nodes[v];
         duet_plan_value x = {0};
@@ -267,6 +267,8 @@ static float *value_base(const resolve *R, int v)
     int o = R->L->outidx[v];
     if (o >= 0)
         return (float *)DUET_BLOCK_DATA(g->outblk[o]);
+    if (R->val[v] < 0)
+        return NULL; /* a node with no value of its own (duet_assign) */
     return (float *)((char *)DUET_BLOCK_DATA(g->arena) + R->voff[R->val[v]]);
 }
 
@@ -584,6 +586,20 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
         copy_strides(x->sa, r0);
         duet_contig_strides(r0->ndim, r0->shape, x->sc);
         break;
+    case DUET_GOP_ASSIGN: { /* a copy whose destination is the parameter's memory */
+        const float *dst;
+        const duet_gref *r1 = &ir->refs[n->in0 + 1];
+        s->kind = DUET_STEP_ASSIGN;
+        x = NEED_AUX();
+        bind(R, &s->a, r0);
+        bind(R, &dst, r1);
+        s->y = (float *)(uintptr_t)dst;
+        set_shape(x, n->ndim, n->shape);
+        copy_strides(x->sa, r0);
+        copy_strides(x->sc, r1);
+        x->dst = ir->nodes[r1->node].blk;
+        break;
+    }
     case DUET_GOP_CONCAT: {
         /* One copy step per input into its window of the output. */
         int64_t ys[DUET_MAX_DIMS], at = 0;

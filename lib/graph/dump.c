@@ -52,6 +52,7 @@ static const char *op_label(const duet_gnode *n)
     case DUET_GOP_MATMUL: return "matmul";
     case DUET_GOP_COPY: return "copy";
     case DUET_GOP_CONCAT: return "concat";
+    case DUET_GOP_ASSIGN: return "assign";
     case DUET_GOP_DNN: return n->name ? n->name + 5 : "onednn"; /* "duet_conv2d" -> "conv2d" */
     }
     return "?";

@@ -35,6 +35,8 @@ typedef enum {
     DUET_GOP_DNN,     /* conv2d, pool or batch norm through oneDNN: dnn holds the
                        * attributes, c = eps; refs: x, then w (conv), then the
                        * per-channel vectors present (bias | mean, var, gamma, beta) */
+    DUET_GOP_ASSIGN,  /* duet_assign: refs src (read over the destination's shape),
+                       * then the destination, a parameter written in place; no value */
     DUET_GOP_COUNT
 } duet_gop;
 
@@ -104,6 +106,8 @@ typedef struct duet_trace_state {
     size_t nsym, capsym;
     bool failed;             /* an op failed: the first error is in err/msg */
     bool oom;                /* the recorder itself ran out of memory */
+    duet_block **assigned;   /* blocks duet_assign wrote in this trace: read no more */
+    int nassigned, capassigned;
     duet_status err;
     char msg[512];
 } duet_trace_state;
@@ -126,6 +130,11 @@ typedef struct duet_rec_in {
 duet_tensor *duet_trace_record(duet_ctx *ctx, const duet_gnode *proto, int nin,
                                const duet_rec_in *in, duet_dtype dtype, int ndim,
                                const int64_t *shape);
+
+/* Record duet_assign(dst, src): src read through in (its strides over dst's
+ * shape), dst a tensor made before the trace. DUET_OK or the error set. */
+duet_status duet_trace_record_assign(duet_ctx *ctx, const duet_rec_in *src,
+                                     const duet_tensor_impl *dst);
 
 /* ---- IR helpers (ir.c) ---------------------------------------------------- */
 
@@ -162,6 +171,7 @@ typedef enum {
     DUET_STEP_LNORM_SRC,
     DUET_STEP_MATMUL_EPI,  /* a matmul by row panels, each followed by its epilogue */
     DUET_STEP_DNN,         /* a oneDNN primitive made at compile time (aux->dnn) */
+    DUET_STEP_ASSIGN,      /* a strided copy into a parameter's block (aux->dst) */
     DUET_STEP_COUNT
 } duet_step_kind;
 
@@ -185,6 +195,7 @@ typedef struct duet_step_aux {
     int64_t panel_rows;
     float *buf;
     struct duet_dnn_step *dnn; /* DUET_STEP_DNN */
+    duet_block *dst;           /* DUET_STEP_ASSIGN: the block written (its version moves) */
 } duet_step_aux;
 
 /* One prepared step: the kernel pointer and every argument resolved. The

@@ -34,6 +34,9 @@ void duet_pass_dce(duet_gir *ir, int *removed)
         return; /* nothing removed: still a correct graph */
     for (int i = 0; i < ir->nout; i++)
         live[ir->out[i].node] = true;
+    for (int v = 0; v < ir->nnodes; v++) /* writes are wanted for their effect */
+        if (ir->nodes[v].op == DUET_GOP_ASSIGN && ir->nodes[v].repl < 0)
+            live[v] = true;
     for (int v = ir->nnodes - 1; v >= 0; v--) {
         const duet_gnode *n = &ir->nodes[v];
         if (!live[v] || n->repl >= 0)
@@ -111,6 +114,8 @@ duet_status duet_pass_cse(duet_gir *ir, int *removed)
         /* Inputs first: a node's refs may name nodes this pass replaced. */
         for (int k = 0; k < n->nin; k++)
             ir->refs[n->in0 + k].node = canon(ir, ir->refs[n->in0 + k].node);
+        if (n->op == DUET_GOP_ASSIGN)
+            continue; /* each write happens */
         size_t i = (size_t)node_hash(ir, n) & (cap - 1);
         while (table[i] >= 0 && !same_node(ir, &ir->nodes[table[i]], n))
             i = (i + 1) & (cap - 1);

@@ -47,6 +47,11 @@ static __attribute__((noinline)) void run_aux(const duet_kernels *kt, const duet
         duet_copy32(x->ndim, x->shape, (const uint32_t *)(const void *)s->a, x->sa,
                     (uint32_t *)(void *)s->y, x->sc);
         break;
+    case DUET_STEP_ASSIGN: /* a new version: what was derived from the old one is redone */
+        duet_copy32(x->ndim, x->shape, (const uint32_t *)(const void *)s->a, x->sa,
+                    (uint32_t *)(void *)s->y, x->sc);
+        x->dst->version++;
+        break;
     case DUET_STEP_FUSED:
         duet_exec_fused(kt, &x->prog, x->ndim, x->shape, s->y);
         break;

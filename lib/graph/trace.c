@@ -104,11 +104,37 @@ static bool ref_of(duet_ctx *ctx, const duet_rec_in *in, duet_gref *r)
     return true;
 }
 
+/* Whether a real tensor's block was written by duet_assign earlier in the
+ * trace: the graph would read it before the write (its nodes keep no order
+ * with the write but the one the model recorded), so such reads are refused. */
+static bool assigned(const duet_trace_state *st, const duet_tensor_impl *t)
+{
+    if (t->flags & DUET_TF_SYM)
+        return false;
+    for (int i = 0; i < st->nassigned; i++)
+        if (st->assigned[i] == t->blk)
+            return true;
+    return false;
+}
+
+static duet_status refuse_assigned(duet_ctx *ctx, const char *op)
+{
+    return duet_fail(ctx, DUET_ERR_ARG,
+                     "%s: reads a tensor that duet_assign wrote earlier in this trace; a traced "
+                     "model may write a parameter once, after its last read",
+                     op);
+}
+
 duet_tensor *duet_trace_record(duet_ctx *ctx, const duet_gnode *proto, int nin,
                                const duet_rec_in *in, duet_dtype dtype, int ndim,
                                const int64_t *shape)
 {
     duet_gir *ir = &ctx->trace->ir;
+    for (int i = 0; i < nin; i++)
+        if (assigned(ctx->trace, in[i].t)) {
+            refuse_assigned(ctx, proto->name);
+            return NULL;
+        }
     duet_gnode n = *proto;
     n.dtype = (uint8_t)dtype;
     n.ndim = (uint8_t)ndim;
@@ -142,6 +168,49 @@ duet_tensor *duet_trace_record(duet_ctx *ctx, const duet_gnode *proto, int nin,
     return h;
 }
 
+duet_status duet_trace_record_assign(duet_ctx *ctx, const duet_rec_in *src,
+                                     const duet_tensor_impl *dst)
+{
+    static const char op[] = "duet_assign";
+    duet_trace_state *st = ctx->trace;
+    if ((dst->flags & DUET_TF_SYM) || dst->blk->trace_id == st->id)
+        return duet_fail(ctx, DUET_ERR_ARG,
+                         "%s: the destination was made inside the traced model; a traced model "
+                         "may only write tensors made before the trace (parameters)",
+                         op);
+    if (assigned(st, src->t) || assigned(st, dst))
+        return refuse_assigned(ctx, op);
+    if (st->nassigned == st->capassigned) {
+        int cap = st->capassigned ? 2 * st->capassigned : 16;
+        duet_block **p = realloc(st->assigned, (size_t)cap * sizeof *p);
+        if (!p)
+            return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory while tracing", op);
+        st->assigned = p;
+        st->capassigned = cap;
+    }
+    duet_gir *ir = &ctx->trace->ir;
+    duet_gnode n = {0};
+    n.op = DUET_GOP_ASSIGN;
+    n.name = op;
+    n.dtype = DUET_F32;
+    n.ndim = dst->ndim;
+    n.numel = 1;
+    for (int d = 0; d < dst->ndim; d++)
+        n.numel *= n.shape[d] = dst->shape[d];
+    n.repl = n.group = -1;
+    n.in0 = ir->nrefs;
+    n.nin = 2;
+    duet_rec_in d = {dst, 0, NULL, NULL};
+    duet_gref r[2];
+    if (!ref_of(ctx, src, &r[0]) || !ref_of(ctx, &d, &r[1]) || duet_gir_add_ref(ir, &r[0]) < 0 ||
+        duet_gir_add_ref(ir, &r[1]) < 0 || duet_gir_add_node(ir, &n) < 0) {
+        ir->nrefs = n.in0;
+        return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory while tracing", op);
+    }
+    st->assigned[st->nassigned++] = dst->blk;
+    return DUET_OK;
+}
+
 /* ---- duet_trace ------------------------------------------------------------ */
 
 static void trace_end(duet_ctx *ctx, duet_trace_state *st)
@@ -154,6 +223,8 @@ static void trace_end(duet_ctx *ctx, duet_trace_state *st)
     }
     free(st->sym);
     st->sym = NULL;
+    free(st->assigned);
+    st->assigned = NULL;
 }
 
 static duet_status check_specs(duet_ctx *ctx, int n_in, const duet_tensor_spec *in)
@@ -205,8 +276,8 @@ static duet_graph *graph_register(duet_ctx *ctx, duet_graph_impl *g)
     return (duet_graph *)(uintptr_t)h;
 }
 
-duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
-                       void *user, const duet_trace_options *opts)
+static duet_graph *trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
+                         void *user, const duet_trace_options *opts)
 {
     static const char op[] = "duet_trace";
     if (!ctx)
@@ -280,6 +351,12 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
     }
     if (ok)
         fn(ctx, inh, outh, user);
+    if (ctx->tape) { /* begun in the model: its notes are this trace's values */
+        duet_tape_end(ctx, ctx->tape);
+        if (ok)
+            duet_fail(ctx, DUET_ERR_ARG, "%s: a tape begun in the model is still recording at "
+                      "its end; call duet_tape_end inside the model", op);
+    }
     ok = ok && !st->failed;
 
     /* The outputs, as refs: symbolic ones read their value, real ones a leaf. */
@@ -289,6 +366,11 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
             duet_fail(ctx, DUET_ERR_ARG,
                       "%s: the model left out[%d] %s", op, i,
                       outh[i] ? "holding a released or foreign tensor" : "unset (NULL)");
+            ok = false;
+            break;
+        }
+        if (assigned(st, t)) {
+            refuse_assigned(ctx, op);
             ok = false;
             break;
         }
@@ -332,4 +414,18 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
     ctx->err = saved_err;
     memcpy(ctx->msg, saved_msg, sizeof ctx->msg);
     return h;
+}
+
+duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
+                       void *user, const duet_trace_options *opts)
+{
+    if (!ctx)
+        return NULL;
+    /* A tape recording eagerly around the trace must not note symbolic
+     * values (nor compile-time folding): it is set aside meanwhile. */
+    struct duet_tape *outer = ctx->tape;
+    ctx->tape = NULL;
+    duet_graph *g = trace(ctx, fn, n_in, in, user, opts);
+    ctx->tape = outer;
+    return g;
 }

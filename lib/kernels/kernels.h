@@ -27,9 +27,10 @@
 #define DUET_UNARY_OPS(X) \
     X(neg) X(abs) X(sqrt) X(exp) X(log) X(tanh) X(sigmoid) X(relu) X(gelu) X(silu)
 
-/* X(name) — binary elementwise f32 ops, in enum order. */
+/* X(name) — binary elementwise f32 ops, in enum order. gt and ge are the
+ * comparisons a > b, a >= b as 1.0f / +0.0f (a mask to multiply by). */
 #define DUET_BINARY_OPS(X) \
-    X(add) X(sub) X(mul) X(div) X(maximum) X(minimum)
+    X(add) X(sub) X(mul) X(div) X(maximum) X(minimum) X(gt) X(ge)
 
 typedef enum {
 #define X(name) DUET_UNARY_##name,

@@ -17,6 +17,16 @@ void duet_exec_unary(const duet_kernels *kt, duet_unary_op op, int ndim, const i
 void duet_exec_binary(const duet_kernels *kt, duet_binary_op op, int ndim, const int64_t *shape,
                       const float *a, const int64_t *sa, const float *b, const int64_t *sb,
                       float *y);
+/* duet_exec_unary and duet_exec_binary in their two steps, so eager phase timing (core/phase.h)
+ * can tell the iteration plan from the arithmetic: plan the walk over shape
+ * (output contiguous, inputs with strides sx or sa, sb), then run it. */
+void duet_unary_iter(int ndim, const int64_t *shape, const int64_t *sx, duet_iter *it);
+void duet_run_unary(const duet_kernels *kt, duet_unary_op op, const duet_iter *it,
+                    const float *x, float *y);
+void duet_binary_iter(int ndim, const int64_t *shape, const int64_t *sa, const int64_t *sb,
+                      duet_iter *it);
+void duet_run_binary(const duet_kernels *kt, duet_binary_op op, const duet_iter *it,
+                     const float *a, const float *b, float *y);
 
 /* ---- matmul ------------------------------------------------------------------ */
 
@@ -78,6 +88,23 @@ typedef enum { DUET_REDUCE_SUM, DUET_REDUCE_MEAN, DUET_REDUCE_MAX } duet_reduce_
 void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
                       const int64_t *shape, const float *x, const int64_t *sx, uint32_t mask,
                       float *y);
+
+/* duet_exec_reduce in its two steps (eager phase timing tells them apart):
+ * prepare decides the walk from shapes and strides only — which dims are
+ * coalesced, whether whole output rows are accumulated (columns) or one row
+ * kernel runs per output — and run does the arithmetic, initialising y. */
+typedef struct duet_reduce_walk {
+    duet_iter it;
+    bool columns;   /* acc_add/acc_max of whole output rows, else one row kernel per run */
+    size_t n;       /* run length */
+    ptrdiff_t s;    /* run stride in x */
+    int64_t nout, nred;
+    int how;        /* private to reduce.c: nothing to do, empty set, one element, a walk */
+} duet_reduce_walk;
+void duet_reduce_prepare(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask,
+                         duet_reduce_walk *w);
+void duet_reduce_run(const duet_kernels *kt, duet_reduce_kind kind, const duet_reduce_walk *w,
+                     const float *x, float *y);
 
 /* Index of the first maximum (a NaN counts as the maximum) along axis, y
  * contiguous over the other axes; with axis < 0, the flat row-major index

@@ -51,24 +51,16 @@ static int64_t prod(int n, const int64_t *s)
     return p;
 }
 
-/* A reduction's walk, decided from shapes and strides only, so the eager
- * op and the fused one (which reads a producer's contiguous result chunk by
- * chunk) visit the same runs in the same order. */
-typedef struct rplan {
-    duet_iter it;
-    bool columns;   /* acc_add/acc_max of whole output rows, else one row kernel per run */
-    size_t n;       /* run length */
-    ptrdiff_t s;    /* run stride in x */
-    int64_t nout, nred;
-} rplan;
+typedef duet_reduce_walk rplan;
 
-enum { RP_DONE, RP_SINGLE, RP_WALK };
+enum { RP_DONE, RP_SINGLE, RP_WALK, RP_EMPTY };
 
-/* RP_DONE: y is complete (nothing to reduce, or an empty set filled);
- * RP_SINGLE: one element in, one out; RP_WALK: P holds the walk and y its
- * initial values. */
-static int reduce_plan(duet_reduce_kind kind, int ndim, const int64_t *shape, const int64_t *sx,
-                       uint32_t mask, float *y, rplan *P)
+/* The walk alone, from shapes and strides only (y is not touched), so the
+ * eager op and the fused one (which reads a producer's contiguous result
+ * chunk by chunk) visit the same runs in the same order. RP_DONE:
+ * nothing to reduce; RP_EMPTY: an empty set, y to be filled with the
+ * identity; RP_SINGLE: one element in, one out; RP_WALK: P holds the walk. */
+static int walk_plan(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask, rplan *P)
 {
     int64_t ks[DUET_MAX_DIMS], rs[DUET_MAX_DIMS];
     int nk = 0, nr = 0;
@@ -82,11 +74,8 @@ static int reduce_plan(duet_reduce_kind kind, int ndim, const int64_t *shape, co
     if (P->nout == 0)
         return RP_DONE;
     P->nred = prod(nr, rs);
-    bool is_max = kind == DUET_REDUCE_MAX;
-    if (P->nred == 0) {
-        fill(P->nout, y, kind == DUET_REDUCE_SUM ? 0.0f : kind == DUET_REDUCE_MEAN ? NAN : -INFINITY);
-        return RP_DONE;
-    }
+    if (P->nred == 0)
+        return RP_EMPTY;
 
     rdim dims[DUET_MAX_DIMS];
     int nd = 0, kin = -1, rmin = -1;
@@ -134,8 +123,22 @@ static int reduce_plan(duet_reduce_kind kind, int ndim, const int64_t *shape, co
     duet_iter_init(&P->it, m, shp, 2, st);
     P->n = (size_t)P->it.shape[P->it.ndim - 1];
     P->s = (ptrdiff_t)P->it.st[0][P->it.ndim - 1];
-    fill(P->nout, y, is_max ? -INFINITY : 0.0f);
     return RP_WALK;
+}
+
+/* walk_plan, then y's starting values: RP_DONE (y complete: nothing to
+ * reduce, or an empty set filled), RP_SINGLE, or RP_WALK with y initialised. */
+static int reduce_plan(duet_reduce_kind kind, int ndim, const int64_t *shape, const int64_t *sx,
+                       uint32_t mask, float *y, rplan *P)
+{
+    int how = walk_plan(ndim, shape, sx, mask, P);
+    if (how == RP_EMPTY) {
+        fill(P->nout, y, kind == DUET_REDUCE_SUM ? 0.0f : kind == DUET_REDUCE_MEAN ? NAN : -INFINITY);
+        return RP_DONE;
+    }
+    if (how == RP_WALK)
+        fill(P->nout, y, kind == DUET_REDUCE_MAX ? -INFINITY : 0.0f);
+    return how;
 }
 
 static void reduce_finish(duet_reduce_kind kind, const rplan *P, float *y)
@@ -157,23 +160,42 @@ static inline void reduce_run(const duet_kernels *kt, duet_reduce_kind kind, boo
         y[0] += kt->sum_row(n, x, s);
 }
 
+void duet_reduce_prepare(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask,
+                         duet_reduce_walk *w)
+{
+    w->how = walk_plan(ndim, shape, sx, mask, w);
+}
+
+void duet_reduce_run(const duet_kernels *kt, duet_reduce_kind kind, const duet_reduce_walk *w,
+                     const float *x, float *y)
+{
+    switch (w->how) {
+    case RP_DONE:
+        return;
+    case RP_EMPTY:
+        fill(w->nout, y, kind == DUET_REDUCE_SUM ? 0.0f : kind == DUET_REDUCE_MEAN ? NAN : -INFINITY);
+        return;
+    case RP_SINGLE:
+        y[0] = kind == DUET_REDUCE_MAX ? x[0] : kt->sum_row(1, x, 1);
+        break;
+    default: {
+        fill(w->nout, y, kind == DUET_REDUCE_MAX ? -INFINITY : 0.0f);
+        int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
+        do
+            reduce_run(kt, kind, w->columns, w->n, x + off[0], w->s, y + off[1]);
+        while (duet_iter_next(&w->it, idx, off));
+    }
+    }
+    reduce_finish(kind, w, y);
+}
+
 void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
                       const int64_t *shape, const float *x, const int64_t *sx, uint32_t mask,
                       float *y)
 {
-    rplan P;
-    int how = reduce_plan(kind, ndim, shape, sx, mask, y, &P);
-    if (how == RP_DONE)
-        return;
-    if (how == RP_SINGLE) {
-        y[0] = kind == DUET_REDUCE_MAX ? x[0] : kt->sum_row(1, x, 1);
-    } else {
-        int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-        do
-            reduce_run(kt, kind, P.columns, P.n, x + off[0], P.s, y + off[1]);
-        while (duet_iter_next(&P.it, idx, off));
-    }
-    reduce_finish(kind, &P, y);
+    duet_reduce_walk w;
+    duet_reduce_prepare(ndim, shape, sx, mask, &w);
+    duet_reduce_run(kt, kind, &w, x, y);
 }
 
 /* ---- argmax ------------------------------------------------------------------ */

@@ -48,7 +48,7 @@ enum { PROGEN_INVALID = 1 }; /* progen_generate flags */
 
 typedef enum pg_kind {
     PG_UNARY,     /* sub: neg, abs, sqrt, exp, log, tanh, sigmoid, relu, gelu, silu */
-    PG_BINARY,    /* sub: add, sub, mul, div, maximum, minimum */
+    PG_BINARY,    /* sub: add, sub, mul, div, maximum, minimum, gt, ge */
     PG_SCALAR,    /* sub as PG_BINARY, s the scalar */
     PG_REDUCE,    /* sub: 0 sum, 1 mean, 2 max; n axes in v[] (0: all), keepdims;
                    * step 1: opts NULL */

@@ -8,7 +8,7 @@
 #include "progen.h"
 
 #define NUNARY 10
-#define NBINARY 6
+#define NBINARY 8
 
 typedef struct pg_gen {
     progen_prog *p;

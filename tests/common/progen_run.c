@@ -16,12 +16,18 @@ static const unary_fn unary_fns[] = {duet_neg,  duet_abs,     duet_sqrt, duet_ex
                                      duet_tanh, duet_sigmoid, duet_relu, duet_gelu, duet_silu};
 static const char *const unary_names[] = {"neg",  "abs",     "sqrt", "exp",  "log",
                                           "tanh", "sigmoid", "relu", "gelu", "silu"};
-static const binary_fn binary_fns[] = {duet_add, duet_sub, duet_mul,
-                                       duet_div, duet_maximum, duet_minimum};
-static const scalar_fn scalar_fns[] = {duet_add_scalar, duet_sub_scalar,     duet_mul_scalar,
-                                       duet_div_scalar, duet_maximum_scalar, duet_minimum_scalar};
-static const char *const binary_names[] = {"add", "sub", "mul", "div", "maximum", "minimum"};
+static const binary_fn binary_fns[] = {duet_add,     duet_sub,     duet_mul, duet_div,
+                                       duet_maximum, duet_minimum, duet_gt,  duet_ge};
+static const scalar_fn scalar_fns[] = {duet_add_scalar,     duet_sub_scalar,     duet_mul_scalar,
+                                       duet_div_scalar,     duet_maximum_scalar, duet_minimum_scalar,
+                                       duet_gt_scalar,      duet_ge_scalar};
+static const char *const binary_names[] = {"add", "sub",     "mul", "div",
+                                           "maximum", "minimum", "gt", "ge"};
 static const char *const reduce_names[] = {"sum", "mean", "max"};
+_Static_assert(sizeof binary_fns / sizeof binary_fns[0] == NBINARY &&
+                   sizeof scalar_fns / sizeof scalar_fns[0] == NBINARY &&
+                   sizeof binary_names / sizeof binary_names[0] == NBINARY,
+               "one entry per binary op");
 
 /* ---- making tensors --------------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* AVX2 elementwise kernels for the cheap ops (arithmetic, abs, sqrt, relu,
- * max/min): 16 floats per iteration, unit-stride and broadcast-scalar fast
+ * max/min, gt/ge): 16 floats per iteration, unit-stride and broadcast-scalar fast
  * paths. The tail (< 8 elements) is a scalar loop: these ops are exactly
  * rounded, so it gives the same bits, and AMD microcodes masked moves (a
  * 1-element add cost 5 ns with them, 1.6 ns without). Built with -mavx2 -mfma. */
@@ -118,6 +118,11 @@ UNARY(relu, duet_v8_relu(v), srelu(v), urelu(u))
 
 static inline float smax_nan(float a, float b) { return a != a ? a : (b != b ? b : (a >= b ? a : b)); }
 static inline float smin_nan(float a, float b) { return a != a ? a : (b != b ? b : (a <= b ? a : b)); }
+/* 1.0f's bits under the compare's mask: in the tiny path u32(f32(...))
+ * folds away, so the result is stored from the general register the flag
+ * was set into, with no int -> float conversion or select. */
+static inline float sgt(float a, float b) { return f32(-(uint32_t)(a > b) & 0x3f800000u); }
+static inline float sge(float a, float b) { return f32(-(uint32_t)(a >= b) & 0x3f800000u); }
 
 /* Binary kernel from V(p, q) and S(p, q); the tiny path (n < 8, any
  * strides) runs S through general registers, the rest is tail-called. */
@@ -184,3 +189,5 @@ BINARY(mul, duet_v8_mul(p, q), p * q)
 BINARY(div, duet_v8_div(p, q), p / q)
 BINARY(maximum, duet_v8_maximum(p, q), smax_nan(p, q))
 BINARY(minimum, duet_v8_minimum(p, q), smin_nan(p, q))
+BINARY(gt, duet_v8_gt(p, q), sgt(p, q))
+BINARY(ge, duet_v8_ge(p, q), sge(p, q))

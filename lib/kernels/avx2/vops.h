@@ -1,6 +1,6 @@
 /*
  * The exactly rounded elementwise ops (arithmetic, neg, abs, sqrt, relu,
- * NaN-propagating max/min) on 8 lanes, with the names of their op list
+ * NaN-propagating max/min, the gt/ge comparisons) on 8 lanes, with the names of their op list
  * entries (duet_v8_add, ...), so the eager kernels (elementwise.c) and the
  * fused block evaluator (fused.c) expand one definition per op; with
  * vmath.h every unary and binary op has a duet_v8_<name>. Include only from
@@ -43,6 +43,18 @@ static inline __m256 duet_v8_minimum(__m256 p, __m256 q)
     __m256 pnan = _mm256_cmp_ps(p, p, _CMP_UNORD_Q);
     r = _mm256_blendv_ps(r, q, qnan);
     return _mm256_blendv_ps(r, p, pnan);
+}
+
+/* Comparisons as 1.0f / +0 masks. The ordered predicates are false when
+ * either side is NaN, as the scalar p > q; the quiet forms because a NaN
+ * operand is data here, not an error. */
+static inline __m256 duet_v8_gt(__m256 p, __m256 q)
+{
+    return _mm256_and_ps(_mm256_cmp_ps(p, q, _CMP_GT_OQ), _mm256_set1_ps(1.0f));
+}
+static inline __m256 duet_v8_ge(__m256 p, __m256 q)
+{
+    return _mm256_and_ps(_mm256_cmp_ps(p, q, _CMP_GE_OQ), _mm256_set1_ps(1.0f));
 }
 
 #endif

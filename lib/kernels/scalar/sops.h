@@ -39,4 +39,16 @@ static inline float duet_sf_minimum(float p, float q)
     return p != p ? p : (q != q ? q : (p <= q ? p : q));
 }
 
+/* Comparisons as masks: 1.0f when true, +0 when false (NaN on either side
+ * is false, as IEEE orders it), made from the compare's bits rather than a
+ * select so a mixed stream costs no mispredicted branch (as relu). */
+static inline float duet_sf_gt(float p, float q)
+{
+    return duet_sf_from_bits(-(uint32_t)(p > q) & 0x3f800000u);
+}
+static inline float duet_sf_ge(float p, float q)
+{
+    return duet_sf_from_bits(-(uint32_t)(p >= q) & 0x3f800000u);
+}
+
 #endif
