@@ -20,8 +20,8 @@
  * hand (which may be slower than duet's kernel, so it can go negative).
  *
  * Sizes 1, 16, 64, 256, 1024 for add, mul and exp (--sizes replaces them),
- * and a 4x4 matmul. Above 64 elements the ops per sample shrink so that an
- * eager sample lasts about as long as one at 64 elements (~20 ms). The CSV
+ * and a 4x4 matmul. A sample is 1e6 ops, fewer where an eager op takes
+ * over 20 ns, so that a sample lasts ~20 ms either way. The CSV
  * comes with dispatch.gp, which draws the overhead over the kernel against
  * n for both modes.
  */
@@ -331,7 +331,7 @@ int bench_dispatch(const bench_opts *o)
 
     duet_isa isas[2] = {DUET_ISA_SCALAR, DUET_ISA_AVX2};
     int nisa = duet_isa_best() == DUET_ISA_AVX2 ? 2 : 1;
-    printf("%ld ops per rep up to 64 elements (fewer above: ~the same time), each op = eager call + "
+    printf("%ld ops per rep (fewer where an op takes > 20 ns: ~the same time), each op = eager call + "
            "output allocation (pool)\n+ duet_release; graph = the op as a 1-op graph, "
            "duet_graph_run (its fixed cost included);\nkernel = the ISA's kernel called from "
            "its table; C = plain C function on the same data;\nover krn = eager - kernel, "
@@ -385,14 +385,12 @@ int bench_dispatch(const bench_opts *o)
                                           &op_id[ci], 0, NULL)) ||
                 bench_same_output(&eg, &d.graph, cnt, what) != 0)
                 goto out;
-            /* Above 64 elements: as many ops as fill what base_iters
-             * 64-element adds take (~20 ms; 2 with --quick), at least 20. */
-            d.iters = base_iters;
-            if (cnt > 64) {
-                double per = time_eager(&d, c->op, 200);
-                d.iters = per > 0 ? (long)((double)base_iters * 20.0 / per) : 20;
-                d.iters = d.iters < 20 ? 20 : d.iters > base_iters ? base_iters : d.iters;
-            }
+            /* base_iters ops per sample, or as many as make an eager sample
+             * last base_iters x 20 ns (20 ms; 2 with --quick) when one op
+             * takes longer (exp, large n), at least 20. */
+            double per = time_eager(&d, c->op, 1000);
+            d.iters = per > 20.0 ? (long)((double)base_iters * 20.0 / per) : base_iters;
+            d.iters = d.iters < 20 ? 20 : d.iters;
             duet_mem_stats m0, m1;
             /* Warm the pool before the allocation count starts. */
             duet_release(d.ctx, eager_op(&d, c->op));

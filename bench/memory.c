@@ -1,14 +1,13 @@
 /*
  * memory: what one call of a model holds at most in each mode. For every
- * model and batch, in a context of its own (the pool's peak_bytes_in_use
- * has no reset, so a fresh context is the only way to make its peak belong
- * to one call):
+ * model and batch, in a context of its own (so nothing another row left in
+ * the pool's cache or its primitive cache changes what a call takes):
  *
- *   eager peak  peak_bytes_in_use over the first eager call minus the bytes
- *               in use before it (parameters and inputs, made directly so the
- *               peak before the call equals them; the suite checks this):
- *               what the call's intermediates and its output held at most,
- *               in the pool's size classes;
+ *   eager peak  peak_bytes_in_use over the first eager call, started with
+ *               duet_ctx_mem_reset_peak just before it, minus the bytes in
+ *               use then (parameters and inputs): what the call's
+ *               intermediates and its output held at most, in the pool's
+ *               size classes;
  *   no-free     value_bytes: every op result of the model, what eager would
  *               hold if it released nothing until the end;
  *   arena       the graph's planned arena (arena_bytes), every intermediate
@@ -35,7 +34,6 @@ typedef struct mrow {
 
 typedef struct mres {
     size_t before, eager_peak, value, arena, outputs, held, lower, unf_arena;
-    int clean; /* the peak before the eager call was the bytes in use then */
 } mres;
 
 static int make_chain(duet_ctx *ctx, int64_t n, bench_chain *spec, bench_model *m)
@@ -74,9 +72,9 @@ static int measure(const bench_opts *o, const mrow *r, mres *res)
     if (made != 0)
         goto out;
     duet_mem_stats s0, s1, s2, s3, s4;
+    duet_ctx_mem_reset_peak(ctx);
     duet_ctx_mem_stats(ctx, &s0);
     res->before = s0.bytes_in_use;
-    res->clean = s0.peak_bytes_in_use == s0.bytes_in_use;
     m.fn(ctx, m.in, out, m.user);
     if (!out[0]) {
         fprintf(stderr, "memory: eager %s failed: %s\n", r->model, duet_error_message(ctx));
@@ -149,10 +147,10 @@ int bench_memory(const bench_opts *o)
     fprintf(csv, "model,batch_or_n,params_and_inputs_bytes,eager_peak_bytes,eager_nofree_bytes,"
                  "graph_arena_bytes,graph_output_bytes,graph_arena_plus_output_bytes,"
                  "graph_pool_held_bytes,lower_bound_bytes,unfused_arena_bytes,"
-                 "eager_peak_over_graph,peak_clean\n");
-    printf("one call per model, each row in a fresh context (peak_bytes_in_use has no reset);\n"
-           "eager pk = the pool's peak over the first eager call minus the bytes in use before "
-           "it (output included);\nno-free = value_bytes (eager holding every result); arena, "
+                 "eager_peak_over_graph\n");
+    printf("one call per model, each row in a fresh context;\n"
+           "eager pk = the pool's peak over the first eager call (duet_ctx_mem_reset_peak "
+           "before it) minus the bytes\nin use before it (output included);\nno-free = value_bytes (eager holding every result); arena, "
            "outputs = the graph's plan;\nlower bnd = most intermediate bytes alive at once; pool "
            "held = what the pool handed the graph;\nunf arena = the arena with fusion off; "
            "eag/gr = eager pk / (arena + outputs)\n");
@@ -170,15 +168,14 @@ int bench_memory(const bench_opts *o)
         size_t graph = m.arena + m.outputs;
         double ratio = graph ? (double)m.eager_peak / (double)graph : 0.0;
         char b[9][24];
-        printf("%-13s %8lld %11s %11s %11s %11s %11s %11s %11s %11s %6.2fx%s\n", rows[i].model,
+        printf("%-13s %8lld %11s %11s %11s %11s %11s %11s %11s %11s %6.2fx\n", rows[i].model,
                (long long)rows[i].batch, human(b[0], 24, m.before),
                human(b[1], 24, m.eager_peak), human(b[2], 24, m.value), human(b[3], 24, m.arena),
                human(b[4], 24, m.outputs), human(b[5], 24, m.lower), human(b[6], 24, m.held),
-               human(b[7], 24, m.unf_arena), ratio,
-               m.clean ? "" : "  (peak before the call above bytes in use: eager pk may be low)");
-        fprintf(csv, "%s,%lld,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%.4f,%d\n", rows[i].model,
+               human(b[7], 24, m.unf_arena), ratio);
+        fprintf(csv, "%s,%lld,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%zu,%.4f\n", rows[i].model,
                 (long long)rows[i].batch, m.before, m.eager_peak, m.value, m.arena, m.outputs,
-                graph, m.held, m.lower, m.unf_arena, ratio, m.clean);
+                graph, m.held, m.lower, m.unf_arena, ratio);
         fflush(stdout);
     }
     fclose(csv);
