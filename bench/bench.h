@@ -11,10 +11,22 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#define BENCH_MAX_SIZES 32
+
+/* The driver's options, filled once by main() and read by every suite. */
 typedef struct bench_opts {
     int reps;            /* repetitions whose median is reported (default 7) */
     int quick;           /* smaller sizes / fewer reps, for CI smoke runs */
     const char *out_dir; /* where CSVs go (default bench/results) */
+    int threads;         /* --threads N: every context's thread count, and the
+                            only count the thread-sweeping suites run; 0: none
+                            given (contexts get their default, sweeps sweep) */
+    duet_isa isa;        /* --isa, else duet_isa_best(): the ISA of the contexts
+                            the suites make (ISA comparisons still run both) */
+    int isa_given;       /* 1 when --isa was on the command line */
+    int nsizes;          /* --sizes: element counts replacing the default size
+                            list of dispatch, kernels, crossover, fusion; 0: none */
+    size_t sizes[BENCH_MAX_SIZES];
 } bench_opts;
 
 /* Monotonic time in nanoseconds. */
@@ -25,8 +37,9 @@ double bench_min(const double *v, int n);
 double bench_max(const double *v, int n);
 /* Open out_dir/name for writing (creating out_dir); NULL with a message on failure. */
 FILE *bench_csv(const bench_opts *o, const char *name);
-/* A line naming the machine: CPU model, ISA best, duet and OpenBLAS versions. */
-void bench_machine_line(FILE *f, const char *prefix);
+/* A line naming the machine and the run: CPU model, the ISA in use (and the
+ * best), threads, duet, OpenBLAS and oneDNN versions, compiler, date. */
+void bench_machine_line(FILE *f, const char *prefix, const bench_opts *o);
 
 /* What else ran on the machine: taken before a suite and reported after it
  * as the CPUs other processes kept busy (from /proc/stat minus this
@@ -54,10 +67,19 @@ float *bench_alloc_f32(size_t n);
 float *bench_alloc_f32_pages(size_t n, int huge);
 /* Fill x[0..n) with reproducible pseudo-random floats in [lo, hi). */
 void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
-/* A context on the machine's best ISA; NULL with a message. */
-duet_ctx *bench_ctx(void);
-/* The same with a thread count (duet_ctx_options.num_threads; 0: default). */
-duet_ctx *bench_ctx_threads(int threads);
+/* A context on o->isa with o->threads threads (0: the context's default);
+ * NULL with a message. */
+duet_ctx *bench_ctx(const bench_opts *o);
+/* The same with this thread count instead (duet_ctx_options.num_threads; 0: default). */
+duet_ctx *bench_ctx_threads(const bench_opts *o, int threads);
+/* The thread counts a thread-sweeping suite runs, into list[0..2): --threads
+ * alone when given, else 1 and the context's default (once if equal; only 1
+ * when one_if_quick and --quick). Returns how many. */
+int bench_thread_list(const bench_opts *o, int one_if_quick, int list[2]);
+/* Write script (a gnuplot program for name.svg) as name.gp in the out dir,
+ * beside its CSV, and run gnuplot there when it is installed; prints what
+ * happened (gnuplot missing is a message, not a failure). */
+void bench_plot(const bench_opts *o, const char *name, const char *script);
 
 /* One STREAM triad pass a = b + s*c over n floats (single thread, regular
  * stores, arrays 64-byte aligned); returns GB/s with bytes = 12 n. Shared
@@ -120,6 +142,29 @@ int bench_fusion(const bench_opts *o);    /* fused vs unfused vs eager elementwi
 int bench_crossover(const bench_opts *o); /* eager vs graph over sizes 1 .. 16M */
 int bench_mlp(const bench_opts *o);       /* MLP 784-512-512-10: latency and peak memory */
 int bench_cnn(const bench_opts *o);       /* CNN and ResNet block: eager vs direct oneDNN */
+int bench_memory(const bench_opts *o);    /* eager peak vs planned arena per model */
 int bench_breakdown(const bench_opts *o); /* one eager op's phases (PHASES=1 build only) */
+
+/* ---- the models, shared by their suites and the memory suite ---------------- */
+
+/* One model ready to run: its function, parameters and real inputs, made in
+ * ctx directly (no temporaries, so the context's peak equals its bytes in use
+ * afterwards), and the input specs to trace it with. */
+typedef struct bench_model {
+    duet_model_fn fn;
+    void *user;
+    int n_in;
+    duet_tensor *in[4];
+    duet_tensor_spec spec[4];
+    size_t out_numel;
+    void *owner; /* what free_owner releases (parameters, user among them) */
+    void (*free_owner)(duet_ctx *ctx, void *owner);
+} bench_model;
+/* MLP 784-512-512-10 at this batch (bench/mlp.c); 0, or -1 with a message. */
+int bench_model_mlp(duet_ctx *ctx, int64_t batch, bench_model *m);
+/* "cnn" or "block" (bench/cnn.c) at this batch; 0, or -1 with a message. */
+int bench_model_conv(duet_ctx *ctx, const char *name, int64_t batch, bench_model *m);
+/* Releases what bench_model_* made (m may be half made). */
+void bench_model_free(duet_ctx *ctx, bench_model *m);
 
 #endif

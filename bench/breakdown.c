@@ -342,7 +342,7 @@ static long samples_for(duet_ctx *ctx, const bcase *c, double budget_ns, long lo
 
 int bench_breakdown(const bench_opts *o)
 {
-    duet_ctx *ctx = bench_ctx();
+    duet_ctx *ctx = bench_ctx(o);
     if (!ctx)
         return 1;
     double tpn = tsc_per_ns(o->quick ? 2e7 : 2e8);

@@ -163,6 +163,7 @@ typedef struct rowstate {
     cnn_direct *direct;
     int cache_cap, dnnl_cap;
     double flops;
+    int model_only; /* make_params: no head-column input (the memory suite's peaks) */
     col c[C_COUNT];
 } rowstate;
 
@@ -191,11 +192,12 @@ static int make_params(rowstate *s)
         int64_t xs[4] = {n, 1, 28, 28}, fs[2] = {n, 3136};
         duet_random_options xo = {7, 0.0f, 1.0f}, fo = {8, 0.0f, 1.0f};
         s->x = duet_rand_uniform(ctx, 4, xs, &xo);
-        s->feat = duet_rand_uniform(ctx, 2, fs, &fo);
+        if (!s->model_only)
+            s->feat = duet_rand_uniform(ctx, 2, fs, &fo);
         s->nout = (size_t)n * 10;
         s->flops = 2.0 * (double)n *
                    (32.0 * 28 * 28 * 1 * 9 + 64.0 * 14 * 14 * 32 * 9 + 3136.0 * 10);
-        return s->x && s->feat ? 0 : -1;
+        return s->x && (s->feat || s->model_only) ? 0 : -1;
     }
     const int64_t ws[4] = {64, 64, 3, 3}, bs = 64, xs[4] = {n, 64, 56, 56};
     for (int l = 0; l < 2; l++) {
@@ -211,6 +213,59 @@ static int make_params(rowstate *s)
     s->nout = (size_t)n * 64 * 56 * 56;
     s->flops = 2.0 * 2.0 * (double)n * 64 * 56 * 56 * 64 * 9;
     return s->x ? 0 : -1;
+}
+
+/* ---- the models for other suites (memory) ------------------------------------ */
+
+typedef struct conv_model {
+    row r;
+    rowstate s; /* only ctx, r and the parameters are used */
+} conv_model;
+
+static void conv_model_free(duet_ctx *ctx, void *user)
+{
+    conv_model *cm = user;
+    for (int l = 0; l < 3; l++) {
+        duet_release(ctx, cm->s.cp[0].w[l]);
+        duet_release(ctx, cm->s.cp[0].b[l]);
+    }
+    for (int l = 0; l < 2; l++) {
+        duet_release(ctx, cm->s.bp.w[l]);
+        duet_release(ctx, cm->s.bp.b[l]);
+    }
+    duet_release(ctx, cm->s.feat);
+    free(cm);
+}
+
+int bench_model_conv(duet_ctx *ctx, const char *name, int64_t batch, bench_model *m)
+{
+    memset(m, 0, sizeof *m);
+    conv_model *cm = calloc(1, sizeof *cm);
+    if (!cm) {
+        fprintf(stderr, "cnn: out of memory\n");
+        return -1;
+    }
+    cm->r = (row){strcmp(name, "cnn") == 0 ? "cnn" : "block", batch, 0};
+    cm->s.r = &cm->r;
+    cm->s.ctx = ctx;
+    cm->s.model_only = 1;
+    m->owner = cm;
+    m->free_owner = conv_model_free;
+    m->n_in = 1;
+    int rc = make_params(&cm->s);
+    m->in[0] = cm->s.x; /* the model owns it now */
+    cm->s.x = NULL;
+    if (rc != 0) {
+        fprintf(stderr, "cnn: making the %s weights failed: %s\n", name, duet_error_message(ctx));
+        return -1;
+    }
+    int cnn = is_cnn(&cm->s);
+    m->fn = cnn ? cnn_model : block_model;
+    m->user = cnn ? (void *)&cm->s.cp[0] : (void *)&cm->s.bp;
+    m->spec[0] = cnn ? (duet_tensor_spec){DUET_F32, 4, {batch, 1, 28, 28}}
+                     : (duet_tensor_spec){DUET_F32, 4, {batch, 64, 56, 56}};
+    m->out_numel = cm->s.nout;
+    return 0;
 }
 
 /* A host copy of t (bench_alloc_f32), NULL with a message. */
@@ -479,11 +534,11 @@ static int try_trace(rowstate *s, int c)
     return -1;
 }
 
-static int row_setup(rowstate *s, const row *r)
+static int row_setup(const bench_opts *o, rowstate *s, const row *r)
 {
     memset(s, 0, sizeof *s);
     s->r = r;
-    if (!(s->ctx = bench_ctx_threads(r->threads)))
+    if (!(s->ctx = bench_ctx_threads(o, r->threads)))
         return -1;
     duet_prim_cache_stats st;
     float *eager = NULL, *other = NULL;
@@ -651,17 +706,16 @@ int bench_cnn(const bench_opts *o)
             goto out;
     if (!(csv = bench_csv(o, "cnn.csv")))
         goto out;
-    duet_ctx *probe = bench_ctx();
-    int nthr = probe ? duet_ctx_num_threads(probe) : 1;
-    duet_ctx_destroy(probe);
+    int thr[2];
+    int nthr = bench_thread_list(o, 1, thr);
     /* One thread (steadier on a shared machine) and the default count. The
-     * quick run keeps one thread only, and skips the block at batch 8: with
+     * quick run keeps one thread only (--threads N: N alone), and skips the block at batch 8: with
      * a busy neighbour on a 2-core VM, an OpenMP team of 2 waits whole
      * scheduler ticks at its barriers, and a smoke run took 10-17 s so. */
     row rows[16];
     int nrows = 0;
-    for (int ti = 0; ti < (o->quick || nthr == 1 ? 1 : 2); ti++) {
-        int t = ti ? nthr : 1;
+    for (int ti = 0; ti < nthr; ti++) {
+        int t = thr[ti];
         rows[nrows++] = (row){"cnn", 1, t};
         rows[nrows++] = (row){"cnn", 64, t};
         rows[nrows++] = (row){"block", 1, t};
@@ -680,7 +734,7 @@ int bench_cnn(const bench_opts *o)
            "reorders\n", CNN_TOL);
     for (int ri = 0; ri < nrows; ri++) {
         rowstate s;
-        if (row_setup(&s, &rows[ri]) != 0 ||
+        if (row_setup(o, &s, &rows[ri]) != 0 ||
             row_measure(&s, reps, target, smp) != 0) {
             fprintf(stderr, "cnn: %s batch %lld, %d threads failed\n", rows[ri].model,
                     (long long)rows[ri].batch, rows[ri].threads);

@@ -36,8 +36,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define FLOOR_TILE 512
 
@@ -270,9 +268,54 @@ static void fusion_table(FILE *csv, const chain_set *c, const chain_res *res, co
 
 /* ---- fusion ---------------------------------------------------------------------- */
 
+/* fusion_chain.gp: time and GB/s against chain length at the largest n. */
+static void fusion_plot(const bench_opts *o, size_t n)
+{
+    char s[3072];
+    /* Bytes the chain must move: 2 inputs + 1 output, 4 bytes each: 12 n. */
+    double mb = 12.0 * (double)n;
+    snprintf(s, sizeof s,
+             "set datafile separator ','\n"
+             "set datafile missing NaN\n"
+             "set terminal svg size 1200,520 noenhanced font 'sans,12' background '#ffffff'\n"
+             "set output 'fusion_chain.svg'\n"
+             "set grid\n"
+             "set key top left\n"
+             "set xlabel 'chain length L (ops)'\n"
+             "set xrange [0.5:16.5]\n"
+             "set xtics 1,1,16\n"
+             "sel(x) = $2 == %zu ? x : NaN\n"
+             "set multiplot layout 1,2 title 'duet-bench fusion: elementwise chain of L ops over "
+             "two inputs of %zu floats, 1 thread (median)'\n"
+             "set ylabel 'ms per call'\n"
+             "set yrange [0:*]\n"
+             "plot 'fusion_chain.csv' using 1:(sel($3)) with linespoints title 'eager', \\\n"
+             "     '' using 1:(sel($6)) with linespoints title 'graph unfused', \\\n"
+             "     '' using 1:(sel($9)) with linespoints title 'graph fused', \\\n"
+             "     '' using 1:(sel($16)) with lines dashtype 3 title 'compute floor (L1 tile)', "
+             "\\\n"
+             "     '' using 1:(sel(%.6g / ($17 * 1e6))) with lines dashtype 2 lc 'black' "
+             "title 'STREAM triad time (same rows)'\n"
+             "set ylabel 'GB/s (2 inputs read + 1 output written, once)'\n"
+             "set key center right\n"
+             "plot '' using 1:(sel(%.6g / ($3 * 1e6))) with linespoints title 'eager', \\\n"
+             "     '' using 1:(sel(%.6g / ($6 * 1e6))) with linespoints title 'graph unfused', \\\n"
+             "     '' using 1:(sel($14)) with linespoints title 'graph fused', \\\n"
+             "     '' using 1:(sel($17)) with lines dashtype 2 lc 'black' title 'STREAM triad "
+             "(measured in the same rows)'\n"
+             "unset multiplot\n",
+             n, n, mb, mb, mb);
+    bench_plot(o, "fusion_chain", s);
+}
+
 int bench_fusion(const bench_opts *o)
 {
-    size_t n = o->quick ? (size_t)1 << 20 : (size_t)16 << 20;
+    const size_t n_default = o->quick ? (size_t)1 << 20 : (size_t)16 << 20;
+    const size_t *sizes = o->nsizes ? o->sizes : &n_default;
+    int nsizes = o->nsizes ? o->nsizes : 1;
+    size_t n = 0, nmax = 0;
+    for (int k = 0; k < nsizes; k++)
+        nmax = sizes[k] > nmax ? sizes[k] : nmax;
     int reps = o->reps, rc = 1, bad = 0;
     double target = o->quick ? 2e6 : 2e7;
     double *s[M_COUNT + 2] = {NULL};
@@ -286,97 +329,108 @@ int bench_fusion(const bench_opts *o)
     for (int i = 0; i < M_COUNT + 2; i++)
         if (!(s[i] = malloc((size_t)reps * sizeof *s[i])))
             goto out;
-    tri.a = bench_alloc_f32(n);
-    tri.b = bench_alloc_f32(n);
-    tri.c = bench_alloc_f32(n);
-    if (!tri.a || !tri.b || !tri.c || !(ctx = bench_ctx()))
+    tri.a = bench_alloc_f32(nmax);
+    tri.b = bench_alloc_f32(nmax);
+    tri.c = bench_alloc_f32(nmax);
+    if (!tri.a || !tri.b || !tri.c || !(ctx = bench_ctx(o)))
         goto out;
-    if (make_inputs(ctx, n, tri.a, &a, &b) != 0)
-        goto out;
-    bench_fill(tri.b, n, -1.0f, 1.0f, 2);
-    bench_fill(tri.c, n, -1.0f, 1.0f, 3);
     bench_fill(ta, FLOOR_TILE, -1.0f, 1.0f, 4);
     bench_fill(tb, FLOOR_TILE, -1.0f, 1.0f, 5);
     if (!(csv = bench_csv(o, "fusion.csv")) || !(csv2 = bench_csv(o, "fusion_chain.csv")))
         goto out;
     const duet_kernels *kt = table_of(ctx);
-    double mb = 3.0 * (double)n * sizeof(float); /* 2 inputs + 1 output, once */
-
-    c.ctx = ctx;
-    c.n = n;
-    printf("8-op chain over two inputs of %zu floats (%zu MiB each), ISA %s, 1 thread;\n"
-           "GB/s = 3 arrays x %zu MiB (2 inputs read, 1 output written, once) / time; triad = "
-           "STREAM triad\non huge-page arrays of the same size, interleaved with the rest; "
-           "floor = the 8 kernels on one\nL1-resident %d-float tile, n/%d times (fused cost if "
-           "memory were free);\nunfused no-inpl = fusion and in-place steps off (every op writes "
-           "memory of its own, as eager does)\n",
-           n, n * sizeof(float) >> 20, duet_isa_name(duet_ctx_isa(ctx)),
-           n * sizeof(float) >> 20, FLOOR_TILE, FLOOR_TILE);
     fprintf(csv, "chain,mode,n,isa,ms_median,ms_min,ms_max,gbs,pct_of_triad,speedup_vs_eager,"
                  "steps,fused_groups,arena_bytes,system_allocs_timed\n");
-    for (int cheap = 0; cheap < 2; cheap++) {
-        chain_res res;
-        c.spec.len = 8;
-        c.spec.cheap = cheap;
-        c.nmodes = M_COUNT;
-        if (chain_make(&c, a, b) != 0 ||
-            chain_measure(&c, kt, ta, tb, ty, &tri, reps, target, s, &res) != 0)
-            goto out;
-        if (cheap)
-            printf("\ncheap variant, the same shape with nearly free arithmetic (memory is the "
-                   "only limit):\n");
-        fusion_table(csv, &c, &res, cheap ? BENCH_CHAIN_CHEAP_TEXT : BENCH_CHAIN_TEXT,
-                     !cheap);
-        if (res.allocs)
-            bad = 1;
-        chain_free(&c);
-        fflush(stdout);
-    }
-
-    /* The chain cut to 1..16 ops. */
-    printf("\nchain length L (op k = op k mod 8 of the first chain above), %zu floats, ms per call; "
-           "GB/s and %% triad of fused\n", n);
-    printf("%-3s %22s %22s %22s %8s %8s %6s %7s %8s\n", "L", "eager ms (min-max)",
-           "unfused ms (min-max)", "fused ms (min-max)", "fus/eag", "fus/unf", "GB/s",
-           "% triad", "floor ms");
     fprintf(csv2, "len,n,eager_ms_median,eager_ms_min,eager_ms_max,unfused_ms_median,"
                   "unfused_ms_min,unfused_ms_max,fused_ms_median,fused_ms_min,fused_ms_max,"
                   "eager_over_fused,unfused_over_fused,fused_gbs,fused_pct_of_triad,floor_ms,"
                   "triad_gbs,unfused_steps,fused_steps\n");
-    for (int len = 1; len <= 16; len++) {
-        if (o->quick && (len & (len - 1)) != 0)
-            continue; /* 1, 2, 4, 8, 16 */
-        chain_res res;
-        c.spec.len = len;
-        c.spec.cheap = 0;
-        c.nmodes = M_FUSED + 1;
-        if (chain_make(&c, a, b) != 0 ||
-            chain_measure(&c, kt, ta, tb, ty, &tri, reps, target, s, &res) != 0)
+
+    for (int si = 0; si < nsizes; si++) {
+        n = sizes[si];
+        duet_release(ctx, a);
+        duet_release(ctx, b);
+        a = b = NULL;
+        if (make_inputs(ctx, n, tri.a, &a, &b) != 0)
             goto out;
-        const bench_stat *e = &res.t[M_EAGER], *u = &res.t[M_UNFUSED], *f = &res.t[M_FUSED];
-        double gbs = mb / f->med;
-        printf("%-3d %7.2f (%6.2f-%6.2f) %7.2f (%6.2f-%6.2f) %7.2f (%6.2f-%6.2f) %7.2fx %7.2fx "
-               "%6.1f %6.0f%% %8.2f\n",
-               len, e->med * 1e-6, e->min * 1e-6, e->max * 1e-6, u->med * 1e-6, u->min * 1e-6,
-               u->max * 1e-6, f->med * 1e-6, f->min * 1e-6, f->max * 1e-6, e->med / f->med,
-               u->med / f->med, gbs, 100.0 * gbs / res.triad.med, res.floor.med * 1e-6);
-        fprintf(csv2, "%d,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.1f,"
-                      "%.3f,%.2f,%d,%d\n",
-                len, n, e->med * 1e-6, e->min * 1e-6, e->max * 1e-6, u->med * 1e-6,
-                u->min * 1e-6, u->max * 1e-6, f->med * 1e-6, f->min * 1e-6, f->max * 1e-6,
-                e->med / f->med, u->med / f->med, gbs, 100.0 * gbs / res.triad.med,
-                res.floor.med * 1e-6, res.triad.med, c.st[M_UNFUSED].steps,
-                c.st[M_FUSED].steps);
-        fflush(stdout);
-        if (res.allocs) {
-            fprintf(stderr, "fusion: %llu system allocations in the timed graph loops\n",
-                    res.allocs);
-            bad = 1;
+        bench_fill(tri.b, n, -1.0f, 1.0f, 2);
+        bench_fill(tri.c, n, -1.0f, 1.0f, 3);
+        double mb = 3.0 * (double)n * sizeof(float); /* 2 inputs + 1 output, once */
+
+        c.ctx = ctx;
+        c.n = n;
+        printf("%s8-op chain over two inputs of %zu floats (%.4g MiB each), ISA %s, 1 thread;\n"
+               "GB/s = 3 arrays x %.4g MiB (2 inputs read, 1 output written, once) / time; triad = "
+               "STREAM triad\non huge-page arrays of the same size, interleaved with the rest; "
+               "floor = the 8 kernels on one\nL1-resident %d-float tile, n/%d times (fused cost if "
+               "memory were free);\nunfused no-inpl = fusion and in-place steps off (every op writes "
+               "memory of its own, as eager does)\n",
+               si ? "\n" : "", n, (double)(n * sizeof(float)) / 1048576.0,
+               duet_isa_name(duet_ctx_isa(ctx)), (double)(n * sizeof(float)) / 1048576.0,
+               FLOOR_TILE, FLOOR_TILE);
+        for (int cheap = 0; cheap < 2; cheap++) {
+            chain_res res;
+            c.spec.len = 8;
+            c.spec.cheap = cheap;
+            c.nmodes = M_COUNT;
+            if (chain_make(&c, a, b) != 0 ||
+                chain_measure(&c, kt, ta, tb, ty, &tri, reps, target, s, &res) != 0)
+                goto out;
+            if (cheap)
+                printf("\ncheap variant, the same shape with nearly free arithmetic (memory is the "
+                       "only limit):\n");
+            fusion_table(csv, &c, &res, cheap ? BENCH_CHAIN_CHEAP_TEXT : BENCH_CHAIN_TEXT,
+                         !cheap);
+            if (res.allocs)
+                bad = 1;
+            chain_free(&c);
+            fflush(stdout);
         }
-        chain_free(&c);
+
+        /* The chain cut to 1..16 ops. */
+        printf("\nchain length L (op k = op k mod 8 of the first chain above), %zu floats, ms per call; "
+               "GB/s and %% triad of fused\n", n);
+        printf("%-3s %22s %22s %22s %8s %8s %6s %7s %8s\n", "L", "eager ms (min-max)",
+               "unfused ms (min-max)", "fused ms (min-max)", "fus/eag", "fus/unf", "GB/s",
+               "% triad", "floor ms");
+        for (int len = 1; len <= 16; len++) {
+            if (o->quick && (len & (len - 1)) != 0)
+                continue; /* 1, 2, 4, 8, 16 */
+            chain_res res;
+            c.spec.len = len;
+            c.spec.cheap = 0;
+            c.nmodes = M_FUSED + 1;
+            if (chain_make(&c, a, b) != 0 ||
+                chain_measure(&c, kt, ta, tb, ty, &tri, reps, target, s, &res) != 0)
+                goto out;
+            const bench_stat *e = &res.t[M_EAGER], *u = &res.t[M_UNFUSED], *f = &res.t[M_FUSED];
+            double gbs = mb / f->med;
+            printf("%-3d %7.2f (%6.2f-%6.2f) %7.2f (%6.2f-%6.2f) %7.2f (%6.2f-%6.2f) %7.2fx %7.2fx "
+                   "%6.1f %6.0f%% %8.2f\n",
+                   len, e->med * 1e-6, e->min * 1e-6, e->max * 1e-6, u->med * 1e-6, u->min * 1e-6,
+                   u->max * 1e-6, f->med * 1e-6, f->min * 1e-6, f->max * 1e-6, e->med / f->med,
+                   u->med / f->med, gbs, 100.0 * gbs / res.triad.med, res.floor.med * 1e-6);
+            fprintf(csv2, "%d,%zu,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.2f,%.1f,"
+                          "%.3f,%.2f,%d,%d\n",
+                    len, n, e->med * 1e-6, e->min * 1e-6, e->max * 1e-6, u->med * 1e-6,
+                    u->min * 1e-6, u->max * 1e-6, f->med * 1e-6, f->min * 1e-6, f->max * 1e-6,
+                    e->med / f->med, u->med / f->med, gbs, 100.0 * gbs / res.triad.med,
+                    res.floor.med * 1e-6, res.triad.med, c.st[M_UNFUSED].steps,
+                    c.st[M_FUSED].steps);
+            fflush(stdout);
+            if (res.allocs) {
+                fprintf(stderr, "fusion: %llu system allocations in the timed graph loops\n",
+                        res.allocs);
+                bad = 1;
+            }
+            chain_free(&c);
+        }
+        printf("triad measured in each row's repetitions; L = 1 is a single multiply (nothing to "
+               "fuse)\n");
     }
-    printf("triad measured in each row's repetitions; L = 1 is a single multiply (nothing to "
-           "fuse)\n");
+    fclose(csv2);
+    csv2 = NULL;
+    fusion_plot(o, nmax);
     rc = bad;
 out:
     if (csv)
@@ -399,66 +453,44 @@ out:
 
 /* ---- crossover ---------------------------------------------------------------------- */
 
-/* Write the gnuplot script next to the CSV (so the pair can be re-plotted
- * anywhere) and run it there when gnuplot is installed. from_n: the size
- * from which unfused/eager stays above 0.9 (0: none), marked on the plot. */
+/* crossover.gp beside the CSV, run when gnuplot is installed. from_n: the
+ * size where nip/eager first passes 0.9 (0: none), marked on the plot. */
 static void crossover_plot(const bench_opts *o, long long from_n)
 {
-    FILE *f = bench_csv(o, "crossover.gp");
-    if (!f)
-        return;
-    fprintf(f,
-            "# Draws crossover.csv (same folder) to crossover.svg: cd there; gnuplot crossover.gp\n"
-            "set datafile separator ','\n"
-            "set terminal svg size 1200,520 noenhanced font 'sans,12' background '#ffffff'\n"
-            "set output 'crossover.svg'\n"
-            "set logscale x 4\n"
-            "set format x '4^%%L'\n"
-            "set logscale y 10\n"
-            "set grid\n"
-            "set key top left\n"
-            "set xlabel 'n (elements per input)'\n"
-            "set multiplot layout 1,2 title 'duet-bench crossover: 8-op elementwise chain, "
-            "eager vs graph (median of the samples)'\n");
+    char s[3072];
+    int len = snprintf(s, sizeof s,
+                       "set datafile separator ','\n"
+                       "set terminal svg size 1200,520 noenhanced font 'sans,12' background "
+                       "'#ffffff'\n"
+                       "set output 'crossover.svg'\n"
+                       "set logscale x 4\n"
+                       "set format x '4^%%L'\n"
+                       "set logscale y 10\n"
+                       "set grid\n"
+                       "set key top left\n"
+                       "set xlabel 'n (elements per input)'\n"
+                       "set multiplot layout 1,2 title 'duet-bench crossover: 8-op elementwise "
+                       "chain, eager vs graph (median of the samples)'\n");
     if (from_n > 0)
-        fprintf(f,
-                "set arrow 1 from %lld, graph 0 to %lld, graph 1 nohead dashtype 2\n"
-                "set label 1 'eager overhead < 10 %% from here on' at %lld, graph 0.5 center "
-                "rotate by 90 offset -1,0\n",
-                from_n, from_n, from_n);
-    fprintf(f,
-            "set ylabel 'ns per call'\n"
-            "plot 'crossover.csv' using 1:2 with linespoints title 'eager', \\\n"
-            "     '' using 1:5 with linespoints title 'graph unfused', \\\n"
-            "     '' using 1:8 with linespoints title 'graph fused', \\\n"
-            "     '' using 1:16 with linespoints dashtype 2 pointtype 6 title "
-            "'graph unfused, no in-place'\n"
-            "set ylabel 'ns per element'\n"
-            "set key top right\n"
-            "plot 'crossover.csv' using 1:11 with linespoints title 'eager', \\\n"
-            "     '' using 1:12 with linespoints title 'graph unfused', \\\n"
-            "     '' using 1:13 with linespoints title 'graph fused'\n"
-            "unset multiplot\n");
-    fclose(f);
-
-    const char *dir = o->out_dir ? o->out_dir : "bench/results";
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        return;
-    if (pid == 0) {
-        if (chdir(dir) == 0)
-            execlp("gnuplot", "gnuplot", "crossover.gp", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        printf("plot: %s/crossover.svg (gnuplot %s/crossover.gp)\n", dir, dir);
-    else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        printf("plot: gnuplot not found (Debian: gnuplot-nox); run %s/crossover.gp with it "
-               "later\n", dir);
-    else
-        printf("plot: gnuplot failed on %s/crossover.gp\n", dir);
+        len += snprintf(s + len, sizeof s - (size_t)len,
+                        "set arrow 1 from %lld, graph 0 to %lld, graph 1 nohead dashtype 2\n"
+                        "set label 1 'eager overhead < 10 %% from here on' at %lld, graph 0.5 "
+                        "center rotate by 90 offset -1,0\n",
+                        from_n, from_n, from_n);
+    snprintf(s + len, sizeof s - (size_t)len,
+             "set ylabel 'ns per call'\n"
+             "plot 'crossover.csv' using 1:2 with linespoints title 'eager', \\\n"
+             "     '' using 1:5 with linespoints title 'graph unfused', \\\n"
+             "     '' using 1:8 with linespoints title 'graph fused', \\\n"
+             "     '' using 1:16 with linespoints dashtype 2 pointtype 6 title "
+             "'graph unfused, no in-place'\n"
+             "set ylabel 'ns per element'\n"
+             "set key top right\n"
+             "plot 'crossover.csv' using 1:11 with linespoints title 'eager', \\\n"
+             "     '' using 1:12 with linespoints title 'graph unfused', \\\n"
+             "     '' using 1:13 with linespoints title 'graph fused'\n"
+             "unset multiplot\n");
+    bench_plot(o, "crossover", s);
 }
 
 /* "median (min-max) unit" in the unit that suits the median (ns, us, ms). */
@@ -472,8 +504,13 @@ static const char *fmt_stat(char *buf, size_t cap, bench_stat t)
 
 int bench_crossover(const bench_opts *o)
 {
-    int kmax = o->quick ? 8 : 12, reps = o->reps, rc = 1;
-    size_t nmax = (size_t)1 << (2 * kmax);
+    /* 4^0 .. 4^12 (4^8 with --quick), or --sizes */
+    size_t sizes[BENCH_MAX_SIZES > 13 ? BENCH_MAX_SIZES : 13], nmax = 0;
+    int nsizes = o->nsizes ? o->nsizes : o->quick ? 9 : 13, reps = o->reps, rc = 1;
+    for (int k = 0; k < nsizes; k++) {
+        sizes[k] = o->nsizes ? o->sizes[k] : (size_t)1 << (2 * k);
+        nmax = sizes[k] > nmax ? sizes[k] : nmax;
+    }
     double target = o->quick ? 1e6 : 1e7;
     double *s[M_COUNT] = {NULL};
     float *h = NULL;
@@ -484,7 +521,7 @@ int bench_crossover(const bench_opts *o)
     for (int i = 0; i < M_COUNT; i++)
         if (!(s[i] = malloc((size_t)reps * sizeof *s[i])))
             goto out;
-    if (!(h = bench_alloc_f32(nmax)) || !(ctx = bench_ctx()) ||
+    if (!(h = bench_alloc_f32(nmax)) || !(ctx = bench_ctx(o)) ||
         !(csv = bench_csv(o, "crossover.csv")))
         goto out;
     fprintf(csv, "n,eager_ns_median,eager_ns_min,eager_ns_max,unfused_ns_median,unfused_ns_min,"
@@ -499,12 +536,12 @@ int bench_crossover(const bench_opts *o)
     printf("%-9s %-26s %-26s %-26s %-22s %7s %7s %7s\n", "n", "eager /call (min-max)",
            "unfused /call (min-max)", "fused /call (min-max)", "ns/elem: eag  unf  fus",
            "unf/eag", "fus/eag", "nip/eag");
-    double ratio[16];
-    long long ns[16];
-    char lines[16][200];
+    double ratio[sizeof sizes / sizeof sizes[0]];
+    long long ns[sizeof sizes / sizeof sizes[0]];
+    char lines[sizeof sizes / sizeof sizes[0]][200];
     int rows = 0;
-    for (int k = 0; k <= kmax; k++, rows++) {
-        size_t n = (size_t)1 << (2 * k);
+    for (int k = 0; k < nsizes; k++, rows++) {
+        size_t n = sizes[k];
         duet_tensor *a = NULL, *b = NULL;
         if (make_inputs(ctx, n, h, &a, &b) != 0)
             goto out;

@@ -80,7 +80,7 @@ int bench_gemm(const bench_opts *o)
     double *sd = malloc((size_t)reps * sizeof *sd), *sx = malloc((size_t)reps * sizeof *sx);
     gbuf g = {0};
     FILE *csv = NULL;
-    if (!a || !b || !c || !tmp || !sd || !sx || !(g.ctx = bench_ctx()))
+    if (!a || !b || !c || !tmp || !sd || !sx || !(g.ctx = bench_ctx(o)))
         goto out;
     if (!(csv = bench_csv(o, "gemm.csv")))
         goto out;
@@ -98,13 +98,14 @@ int bench_gemm(const bench_opts *o)
     printf("%-5s %7s %24s %24s %7s %9s %6s\n", "n", "threads", "duet GFLOP/s (min-max)",
            "direct GFLOP/s (min-max)", "ratio", "diff", "allocs");
 
-    int thread_set[2] = {default_threads, 1};
-    int nthreads = default_threads > 1 ? 2 : 1;
+    /* --threads N: that count alone, for both columns. */
+    int thread_set[2] = {o->threads ? o->threads : default_threads, 1};
+    int nthreads = !o->threads && default_threads > 1 ? 2 : 1;
     for (int ti = 0; ti < nthreads; ti++) {
         /* duet sets OpenBLAS's thread count from its context before each
          * call, so each count gets a context of its own. */
         duet_ctx_destroy(g.ctx);
-        if (!(g.ctx = bench_ctx_threads(thread_set[ti])))
+        if (!(g.ctx = bench_ctx_threads(o, thread_set[ti])))
             goto out;
         openblas_set_num_threads(thread_set[ti]);
         for (int si = 0; si < nsizes; si++) {

@@ -234,7 +234,7 @@ int bench_replay(const bench_opts *o)
     FILE *csv = NULL;
     duet_tensor *alt[2] = {NULL, NULL};
     bench_model_run eg = {0}, gr = {0};
-    if (!sg || !se || !sk || !(ctx = bench_ctx()) || !(csv = bench_csv(o, "replay.csv")))
+    if (!sg || !se || !sk || !(ctx = bench_ctx(o)) || !(csv = bench_csv(o, "replay.csv")))
         goto out;
     const duet_kernels *kt =
         duet_ctx_isa(ctx) == DUET_ISA_AVX2 ? &duet_kernels_avx2 : &duet_kernels_scalar;

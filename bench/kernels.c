@@ -56,10 +56,10 @@ static void fill_inputs(const kop *op, float *x, float *x2, size_t n)
         bench_fill(x2, n, 0.5f, 8.0f, 2);
 }
 
-/* The table the eager path uses (the context is made on the best ISA). */
-static const duet_kernels *ctx_kernels(void)
+/* The table the eager path uses: the context's ISA (--isa, else the best). */
+static const duet_kernels *ctx_kernels(duet_ctx *ctx)
 {
-    return duet_isa_best() == DUET_ISA_AVX2 ? &duet_kernels_avx2 : &duet_kernels_scalar;
+    return duet_ctx_isa(ctx) == DUET_ISA_AVX2 ? &duet_kernels_avx2 : &duet_kernels_scalar;
 }
 
 typedef struct kbuf {
@@ -104,8 +104,10 @@ static void fmt_size(char *buf, size_t cap, size_t n)
 {
     if (n % (1u << 20) == 0)
         snprintf(buf, cap, "%zuM", n >> 20);
-    else
+    else if (n % (1u << 10) == 0)
         snprintf(buf, cap, "%zuK", n >> 10);
+    else
+        snprintf(buf, cap, "%zu", n);
 }
 
 typedef struct triad_cmp {
@@ -150,7 +152,7 @@ static int add_vs_triad(duet_ctx *ctx, kbuf *b, int reps, double *const s[4], tr
             goto out;
         s[0][r] = gbs(op, b, t);
         s[1][r] = bench_triad_pass(b->n, b->y, b->x, b->x2);
-        s[2][r] = gbs(op, b, time_kernel(ctx_kernels(), op, b));
+        s[2][r] = gbs(op, b, time_kernel(ctx_kernels(ctx), op, b));
         s[3][r] = bench_triad_pass(b->n, a4, b4, c4);
     }
     duet_ctx_mem_stats(ctx, &m1);
@@ -172,25 +174,32 @@ out:
 
 int bench_kernels(const bench_opts *o)
 {
-    const size_t big = (size_t)16 << 20;
-    size_t sizes[2] = {(size_t)1 << 20, big};
-    int nsizes = o->quick ? 1 : 2;
+    /* big: the add-vs-triad headline's size, and the elements per sample */
+    const size_t big = (size_t)16 << 20, defaults[2] = {(size_t)1 << 20, big};
+    const size_t *sizes = o->nsizes ? o->sizes : defaults;
+    int nsizes = o->nsizes ? o->nsizes : o->quick ? 1 : 2;
+    size_t cap = big;
+    for (int k = 0; k < nsizes; k++)
+        cap = sizes[k] > cap ? sizes[k] : cap;
     int reps = o->reps;
     int have_avx2 = duet_isa_best() == DUET_ISA_AVX2;
     kbuf b = {0};
-    b.x = bench_alloc_f32(big);
-    b.x2 = bench_alloc_f32(big);
-    b.y = bench_alloc_f32(big);
-    b.chk = bench_alloc_f32(big);
+    b.x = bench_alloc_f32(cap);
+    b.x2 = bench_alloc_f32(cap);
+    b.y = bench_alloc_f32(cap);
+    b.chk = bench_alloc_f32(cap);
     double *s1 = malloc((size_t)reps * sizeof *s1), *s2 = malloc((size_t)reps * sizeof *s2),
            *s3 = malloc((size_t)reps * sizeof *s3), *s4 = malloc((size_t)reps * sizeof *s4);
-    duet_ctx *ctx = bench_ctx();
+    duet_ctx *ctx = bench_ctx(o);
     FILE *csv = NULL;
     int rc = 1, bad = 0;
     if (!b.x || !b.x2 || !b.y || !b.chk || !s1 || !s2 || !s3 || !s4 || !ctx)
         goto out;
     if (!(csv = bench_csv(o, "kernels.csv")))
         goto out;
+    const duet_kernels *ekt = ctx_kernels(ctx);
+    const int eavx2 = ekt == &duet_kernels_avx2; /* index of the eager ISA's column */
+    const char *eisa = duet_isa_name(duet_ctx_isa(ctx));
 
     /* The headline first (its triad is the reference for every row). */
     triad_cmp tc;
@@ -211,15 +220,15 @@ int bench_kernels(const bench_opts *o)
            "block: no page faults or mallocs in the timed loop); eag/krn = eager / %s kernel;\n"
            "samples of the three interleaved; kernel buffers on huge pages, eager operands in "
            "duet's pool (malloc'd pages)\n",
-           duet_isa_name(duet_isa_best()), duet_isa_name(duet_isa_best()));
+           eisa, eisa);
     printf("%-8s %4s %20s %6s %20s %6s %6s %20s %6s %7s\n", "op", "n", "scalar GB/s (min-max)",
            "Gel/s", "avx2 GB/s (min-max)", "Gel/s", "ratio", "eager GB/s (min-max)", "Gel/s",
            "eag/krn");
 
     for (int si = 0; si < nsizes; si++) {
         b.n = sizes[si];
-        /* ~16M elements per sample at every size. */
-        b.iters = (long)(big / b.n);
+        /* ~16M elements per sample at every size (one call above it). */
+        b.iters = b.n < big ? (long)(big / b.n) : 1;
         if (o->quick && b.iters > 4)
             b.iters = 4;
         char nb[24];
@@ -263,7 +272,11 @@ int bench_kernels(const bench_opts *o)
             st[0] = bench_stats(s1, reps);
             if (have_avx2)
                 st[1] = bench_stats(s3, reps);
-            /* b.y holds the best ISA kernel's output: the eager result must match it bit for bit. */
+            /* The eager result must match its ISA's kernel bit for bit. */
+            if (op->binary)
+                ekt->binary[op->idx](b.n, b.x, 1, b.x2, 1, b.y);
+            else
+                ekt->unary[op->idx](b.n, b.x, 1, b.y);
             duet_tensor *y = t >= 0 ? (op->binary ? op->eager2(ctx, tx, tx2) : op->eager1(ctx, tx))
                                     : NULL;
             int same = y && duet_read(ctx, y, b.chk, b.n * sizeof(float)) == DUET_OK &&
@@ -278,13 +291,13 @@ int bench_kernels(const bench_opts *o)
             }
             if (!same) {
                 fprintf(stderr, "kernels: eager %s differs from the %s kernel's output\n",
-                        op->name, duet_isa_name(duet_isa_best()));
+                        op->name, eisa);
                 bad = 1;
             }
             bench_stat e = bench_stats(s2, reps);
             unsigned long long allocs = (unsigned long long)(m1.system_allocs - m0.system_allocs);
             double bpe = op->binary ? 12.0 : 8.0;
-            const bench_stat *kb = &st[have_avx2];
+            const bench_stat *kb = &st[eavx2];
             double ratio = have_avx2 ? st[1].med / st[0].med : 0.0;
             char sc[32], av[32] = "-", avg[16] = "-", rt[16] = "-", eg[32];
             snprintf(sc, sizeof sc, "%6.1f (%5.1f-%5.1f)", st[0].med, st[0].min, st[0].max);
@@ -304,7 +317,7 @@ int bench_kernels(const bench_opts *o)
                         st[1].med / bpe, ratio);
             else
                 fprintf(csv, ",,,,,");
-            fprintf(csv, "%s,%.3f,%.3f,%.3f,%.4f,%.3f,%llu,", duet_isa_name(duet_isa_best()),
+            fprintf(csv, "%s,%.3f,%.3f,%.3f,%.4f,%.3f,%llu,", eisa,
                     e.med, e.min, e.max, e.med / bpe, e.med / kb->med, allocs);
             /* Relative to DRAM bandwidth only where the operands live in DRAM. */
             if (b.n == big)
@@ -328,7 +341,7 @@ int bench_kernels(const bench_opts *o)
            tc.eager.med, tc.eager.min, tc.eager.max, pct, pct >= 80.0 ? "met" : "MISSED",
            tc.allocs);
     printf("  %-6s add kernel on the triad's arrays %5.1f GB/s (%.1f-%.1f) = %3.0f %% of triad\n",
-           duet_isa_name(duet_isa_best()), tc.kernel.med, tc.kernel.min, tc.kernel.max,
+           eisa, tc.kernel.med, tc.kernel.min, tc.kernel.max,
            100.0 * tc.kernel.med / t->med);
     printf("  triad, 4 KiB pages (as malloc gives)   %5.1f GB/s (%.1f-%.1f): eager add = %3.0f %% "
            "of this\n",

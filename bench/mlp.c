@@ -89,6 +89,29 @@ static int mlp_make(duet_ctx *ctx, mlp_params *p, int64_t batch, duet_tensor **x
     return 0;
 }
 
+static void mlp_free_user(duet_ctx *ctx, void *user)
+{
+    mlp_free(ctx, user);
+    free(user);
+}
+
+int bench_model_mlp(duet_ctx *ctx, int64_t batch, bench_model *m)
+{
+    memset(m, 0, sizeof *m);
+    mlp_params *p = calloc(1, sizeof *p);
+    if (!p) {
+        fprintf(stderr, "mlp: out of memory\n");
+        return -1;
+    }
+    m->fn = mlp_model;
+    m->user = m->owner = p;
+    m->free_owner = mlp_free_user;
+    m->n_in = 1;
+    m->spec[0] = (duet_tensor_spec){DUET_F32, 2, {batch, mlp_dims[0]}};
+    m->out_numel = (size_t)batch * (size_t)mlp_dims[MLP_LAYERS];
+    return mlp_make(ctx, p, batch, &m->in[0]);
+}
+
 /* max |x - y| / max |y| over the outputs of two runs; -1 if a run failed. */
 static double rel_diff(const bench_model_run *x, const bench_model_run *y, size_t numel)
 {
@@ -126,9 +149,9 @@ typedef struct mem_row {
 } mem_row;
 
 /* The memory figures of one batch size, in a context of its own. */
-static int measure_memory(int64_t batch, mem_row *mr)
+static int measure_memory(const bench_opts *o, int64_t batch, mem_row *mr)
 {
-    duet_ctx *ctx = bench_ctx_threads(1);
+    duet_ctx *ctx = bench_ctx_threads(o, 1);
     mlp_params p = {{NULL}, {NULL}};
     duet_tensor *x = NULL;
     duet_graph *g = NULL, *gu = NULL;
@@ -270,7 +293,7 @@ int bench_mlp(const bench_opts *o)
         if (!(s[i] = malloc((size_t)reps * sizeof *s[i])))
             goto out;
     for (int bi = 0; bi < 2; bi++)
-        if (measure_memory(batches[bi], &mem[bi]) != 0)
+        if (measure_memory(o, batches[bi], &mem[bi]) != 0)
             goto out;
     if (!(csv = bench_csv(o, "mlp.csv")))
         goto out;
@@ -281,23 +304,20 @@ int bench_mlp(const bench_opts *o)
                  "graph_output_bytes,graph_held_bytes,lower_bound_bytes,unfused_arena_bytes\n");
     /* One thread first: on a shared 2-core machine its figures are the
      * steadier; then the context's default (the CPUs this process may use). */
-    duet_ctx *probe = bench_ctx();
-    int nthr[2] = {1, probe ? duet_ctx_num_threads(probe) : 1};
-    duet_ctx_destroy(probe);
+    int nthr[2];
+    int nthreads = bench_thread_list(o, 0, nthr);
     printf("MLP 784-512-512-10, relu, f32, forward; ISA %s; threads = the context's "
            "(OpenBLAS matmul);\neager = the model function on real tensors (intermediates "
            "released as used);\ngraph = duet_graph_run with every pass; unfused = fusion off; "
            "samples interleaved;\nallocs = system allocations in the timed graph loops; "
            "fused d = max |graph - eager| / max |eager|\n(the unfused graph must be and is "
            "bitwise eager's)\n",
-           duet_isa_name(duet_isa_best()));
+           duet_isa_name(o->isa));
     printf("%-5s %3s %-26s %-26s %-26s %7s %5s %5s %6s %8s\n", "batch", "thr",
            "eager us (min-max)", "graph us (min-max)", "unfused us (min-max)", "eag/gr", "steps",
            "unf", "allocs", "fused d");
-    for (int ti = 0; ti < 2; ti++) {
-        if (ti == 1 && nthr[1] == nthr[0])
-            break;
-        duet_ctx *ctx = bench_ctx_threads(nthr[ti]);
+    for (int ti = 0; ti < nthreads; ti++) {
+        duet_ctx *ctx = bench_ctx_threads(o, nthr[ti]);
         if (!ctx)
             goto out;
         for (int bi = 0; bi < 2; bi++) {

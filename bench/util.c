@@ -6,11 +6,13 @@
 #include "bench.h"
 
 #include <cblas.h>
+#include <dnnl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,7 +98,7 @@ FILE *bench_csv(const bench_opts *o, const char *name)
         fprintf(stderr, "duet-bench: cannot write %s: %s\n", path, strerror(errno));
         return NULL;
     }
-    bench_machine_line(f, "# ");
+    bench_machine_line(f, "# ", o);
     return f;
 }
 
@@ -135,9 +137,20 @@ static void cpu_model(char *buf, size_t cap)
         snprintf(buf, cap, "%s", name);
 }
 
-void bench_machine_line(FILE *f, const char *prefix)
+/* The contexts' default thread count (what a context made with 0 gets). */
+static int default_threads(void)
 {
-    char cpu[300], date[32], blas[256];
+    duet_ctx_options opts = {0};
+    opts.isa = DUET_ISA_SCALAR; /* every machine has it; the count does not depend on it */
+    duet_ctx *ctx = duet_ctx_create(&opts);
+    int n = ctx ? duet_ctx_num_threads(ctx) : -1;
+    duet_ctx_destroy(ctx);
+    return n;
+}
+
+void bench_machine_line(FILE *f, const char *prefix, const bench_opts *o)
+{
+    char cpu[300], date[32], blas[256], isa[64], thr[64];
     cpu_model(cpu, sizeof cpu);
     const char *cfg = openblas_get_config();
     snprintf(blas, sizeof blas, "%s", cfg ? cfg : "?");
@@ -145,14 +158,90 @@ void bench_machine_line(FILE *f, const char *prefix)
     size_t bl = strlen(blas);
     while (bl && blas[bl - 1] == ' ')
         blas[--bl] = '\0';
+    const dnnl_version_t *dv = dnnl_version();
+    duet_isa best = duet_isa_best();
+    if (o && o->isa_given)
+        snprintf(isa, sizeof isa, "isa %s (--isa; best %s)", duet_isa_name(o->isa),
+                 duet_isa_name(best));
+    else
+        snprintf(isa, sizeof isa, "isa %s (best)", duet_isa_name(best));
+    if (o && o->threads > 0)
+        snprintf(thr, sizeof thr, "threads %d (--threads)", o->threads);
+    else
+        snprintf(thr, sizeof thr, "threads %d (default)", default_threads());
     time_t now = time(NULL);
     struct tm tmv;
     gmtime_r(&now, &tmv);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tmv);
-    fprintf(f, "%smachine: %s, %ld cpus | isa_best %s | duet %s | %s, %d threads | cc %s | %s\n",
-            prefix ? prefix : "", cpu, sysconf(_SC_NPROCESSORS_ONLN),
-            duet_isa_name(duet_isa_best()), duet_version(), blas, openblas_get_num_threads(),
-            __VERSION__, date);
+#if defined(__clang__)
+    const char *cc = "clang";
+#elif defined(__GNUC__)
+    const char *cc = "gcc";
+#else
+    const char *cc = "cc";
+#endif
+    fprintf(f,
+            "%smachine: %s, %ld cpus | %s | %s | duet %s | %s | oneDNN %d.%d.%d | cc %s %s | "
+            "%s\n",
+            prefix ? prefix : "", cpu, sysconf(_SC_NPROCESSORS_ONLN), isa, thr, duet_version(),
+            blas, dv ? dv->major : 0, dv ? dv->minor : 0, dv ? dv->patch : 0, cc, __VERSION__,
+            date);
+}
+
+int bench_thread_list(const bench_opts *o, int one_if_quick, int list[2])
+{
+    if (o->threads > 0) {
+        list[0] = o->threads;
+        return 1;
+    }
+    list[0] = 1;
+    int d = default_threads();
+    if ((one_if_quick && o->quick) || d <= 1)
+        return 1;
+    list[1] = d;
+    return 2;
+}
+
+void bench_plot(const bench_opts *o, const char *name, const char *script)
+{
+    char gp[256];
+    snprintf(gp, sizeof gp, "%s.gp", name);
+    FILE *f = bench_csv(o, gp);
+    if (!f)
+        return;
+    fprintf(f, "# Draws %s.svg from the CSV beside it: cd there; gnuplot %s\n%s", name, gp,
+            script);
+    fclose(f);
+
+    const char *dir = o->out_dir ? o->out_dir : "bench/results";
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        if (chdir(dir) == 0)
+            execlp("gnuplot", "gnuplot", gp, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        printf("plot: %s/%s.svg (gnuplot %s/%s)\n", dir, name, dir, gp);
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        printf("plot: skipped, gnuplot not found (Debian: gnuplot-nox); run %s/%s with it "
+               "later\n", dir, gp);
+    else
+        printf("plot: gnuplot failed on %s/%s\n", dir, gp);
+}
+
+void bench_model_free(duet_ctx *ctx, bench_model *m)
+{
+    if (!ctx || !m)
+        return;
+    for (int i = 0; i < m->n_in; i++)
+        duet_release(ctx, m->in[i]);
+    if (m->free_owner)
+        m->free_owner(ctx, m->owner);
+    memset(m, 0, sizeof *m);
 }
 
 bench_load bench_load_now(void)
@@ -229,16 +318,17 @@ void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed)
     }
 }
 
-duet_ctx *bench_ctx(void) { return bench_ctx_threads(0); }
+duet_ctx *bench_ctx(const bench_opts *o) { return bench_ctx_threads(o, o->threads); }
 
-duet_ctx *bench_ctx_threads(int threads)
+duet_ctx *bench_ctx_threads(const bench_opts *o, int threads)
 {
     duet_ctx_options opts = {0};
     opts.num_threads = threads;
     /* Explicit, so a stray $DUET_ISA cannot silently change what is measured. */
-    opts.isa = duet_isa_best();
+    opts.isa = o->isa;
     duet_ctx *ctx = duet_ctx_create(&opts);
     if (!ctx)
-        fprintf(stderr, "duet-bench: duet_ctx_create failed\n");
+        fprintf(stderr, "duet-bench: duet_ctx_create (isa %s, %d threads) failed\n",
+                duet_isa_name(o->isa), threads);
     return ctx;
 }

@@ -1,5 +1,5 @@
-# machine: AMD EPYC (family 25 model 17), 2 cpus | isa_best avx2 | duet 0.1.0 | OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64, 2 threads | cc 12.2.0 | 2026-11-25 18:30 UTC
-# Draws crossover.csv (same folder) to crossover.svg: cd there; gnuplot crossover.gp
+# machine: AMD EPYC (family 25 model 17), 2 cpus | isa avx2 (best) | threads 2 (default) | duet 0.1.0 | OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY USE_OPENMP Cooperlake MAX_THREADS=64 | oneDNN 2.6.3 | cc gcc 12.2.0 | 2026-11-25 22:36 UTC
+# Draws crossover.svg from the CSV beside it: cd there; gnuplot crossover.gp
 set datafile separator ','
 set terminal svg size 1200,520 noenhanced font 'sans,12' background '#ffffff'
 set output 'crossover.svg'
@@ -10,8 +10,8 @@ set grid
 set key top left
 set xlabel 'n (elements per input)'
 set multiplot layout 1,2 title 'duet-bench crossover: 8-op elementwise chain, eager vs graph (median of the samples)'
-set arrow 1 from 1024, graph 0 to 1024, graph 1 nohead dashtype 2
-set label 1 'eager overhead < 10 % from here on' at 1024, graph 0.5 center rotate by 90 offset -1,0
+set arrow 1 from 4096, graph 0 to 4096, graph 1 nohead dashtype 2
+set label 1 'eager overhead < 10 % from here on' at 4096, graph 0.5 center rotate by 90 offset -1,0
 set ylabel 'ns per call'
 plot 'crossover.csv' using 1:2 with linespoints title 'eager', \
      '' using 1:5 with linespoints title 'graph unfused', \
