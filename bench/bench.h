@@ -143,6 +143,7 @@ int bench_crossover(const bench_opts *o); /* eager vs graph over sizes 1 .. 16M 
 int bench_mlp(const bench_opts *o);       /* MLP 784-512-512-10: latency and peak memory */
 int bench_cnn(const bench_opts *o);       /* CNN and ResNet block: eager vs direct oneDNN */
 int bench_memory(const bench_opts *o);    /* eager peak vs planned arena per model */
+int bench_train(const bench_opts *o);     /* a training step, eager vs graph, and memory */
 int bench_breakdown(const bench_opts *o); /* one eager op's phases (PHASES=1 build only) */
 
 /* ---- the models, shared by their suites and the memory suite ---------------- */

@@ -30,6 +30,7 @@ static const suite suites[] = {
     {"mlp", bench_mlp, 1, "MLP 784-512-512-10, batch 1 and 64: eager vs graph latency, peak memory"},
     {"cnn", bench_cnn, 1, "conv nets through oneDNN: eager (cache on/off) vs graph vs direct oneDNN"},
     {"memory", bench_memory, 1, "eager peak vs planned arena: mlp, cnn, block, fusion chain"},
+    {"train", bench_train, 1, "a training step (MLP, CNN, batch 64, Adam): eager vs graph, memory"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
     {"breakdown", bench_breakdown, 0, "one eager op's time by phase (needs `make breakdown`'s build)"},
 };
@@ -39,7 +40,7 @@ static const suite suites[] = {
 static const struct {
     const char *name, *members;
 } groups[] = {
-    {"models", "mlp cnn"},
+    {"models", "mlp cnn train"},
 };
 #define NGROUPS ((int)(sizeof groups / sizeof groups[0]))
 

@@ -235,6 +235,7 @@ static int train_loop(duet_ctx *ctx, const train_args *a, const train_data *tr,
         printf("%sepoch %d/%d: mean loss %.4f, test accuracy %.4f, %.2f s (%s, %.0f us per step)\n",
                a->quiet ? "" : "\r", e, a->epochs, sum / (double)steps, acc, dt,
                a->graph ? "graph" : "eager", dt / (double)steps * 1e6);
+        fflush(stdout); /* a log file sees each epoch as it ends */
         rc = acc < 0;
     }
     if (!rc)
