@@ -28,6 +28,7 @@ typedef struct train_args {
     int64_t limit;   /* training images used (0: all 60000) */
     uint64_t seed;
     int quiet;       /* no progress line (for logs) */
+    int flip;        /* mirror each training image left-right with probability 1/2 */
 } train_args;
 
 static double train_now(void)
@@ -53,10 +54,12 @@ static int train_parse(int argc, char **argv, const char *name, train_args *a)
             a->seed = strtoull(argv[++i], NULL, 10);
         else if (strcmp(s, "--quiet") == 0)
             a->quiet = 1;
+        else if (strcmp(s, "--flip") == 0 && v && (!strcmp(v, "on") || !strcmp(v, "off")))
+            a->flip = strcmp(argv[++i], "on") == 0;
         else {
             fprintf(stderr,
                     "usage: %s [--mode eager|graph] [--epochs N] [--batch B] [--limit IMAGES] "
-                    "[--seed S] [--quiet]\n",
+                    "[--seed S] [--flip on|off] [--quiet]\n",
                     name);
             return 2;
         }
@@ -118,6 +121,15 @@ static void train_shuffle(int64_t *order, int64_t n, uint64_t *state)
         order[i] = order[j];
         order[j] = t;
     }
+}
+
+/* A fair coin from the same generator as the shuffle. */
+static int train_coin(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (int)(*state >> 63);
 }
 
 static void train_progress(int epoch, int epochs, int64_t step, int64_t steps, double loss)
@@ -205,7 +217,13 @@ static int train_loop(duet_ctx *ctx, const train_args *a, const train_data *tr,
         for (int64_t s = 0; s < steps && !rc; s++) {
             for (int64_t i = 0; i < b; i++) {
                 int64_t k = order[s * b + i];
-                memcpy(hx + i * tr->per, tr->x + k * tr->per, (size_t)tr->per * sizeof *hx);
+                float *dst = hx + i * tr->per;
+                const float *src = tr->x + k * tr->per;
+                if (a->flip && train_coin(&rng)) /* the mirror image: rows of 28 reversed */
+                    for (int64_t p = 0; p < tr->per; p++)
+                        dst[p] = src[p - p % 28 + 27 - p % 28];
+                else
+                    memcpy(dst, src, (size_t)tr->per * sizeof *dst);
                 memcpy(ht + i * 10, tr->t + k * 10, 10 * sizeof *ht);
             }
             duet_write(ctx, in[0], hx, (size_t)(b * tr->per) * sizeof *hx);

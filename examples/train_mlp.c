@@ -12,7 +12,7 @@
 
 int main(int argc, char **argv)
 {
-    train_args a = {0, 10, 64, 0, 1, 0};
+    train_args a = {0, 10, 64, 0, 1, 0, 0};
     if (train_parse(argc, argv, "train_mlp", &a))
         return 2;
     return train_main(&a, "train_mlp: 784-256-128-10, relu, Adam 1e-3", TM_MLP);
