@@ -790,7 +790,9 @@ DUET_API duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *con
  *  ops and of duet_assign. */
 DUET_API duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *opt,
                                          duet_tensor *const *grads);
-/** Free opt and its state tensors (not the parameters). NULL is a no-op. */
+/** Free opt and its state tensors (not the parameters). NULL is a no-op;
+ *  DUET_ERR_HANDLE for an optimiser that is not live on ctx (freed, or
+ *  another context's). duet_ctx_destroy frees the optimisers left. */
 DUET_API duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *opt);
 
 /* ------------------------------------------------------------------ */

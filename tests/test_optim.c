@@ -178,10 +178,26 @@ START_TEST(t_optimizer_errors)
     ck_assert_int_eq(duet_optimizer_step(ctx, o, NULL), DUET_ERR_NULL);
     ck_assert_int_eq(duet_optimizer_free(ctx, NULL), DUET_OK);
     ck_assert_int_eq(duet_optimizer_free(ctx, o), DUET_OK);
+    /* A freed optimiser is refused, not dereferenced. */
+    ck_assert_int_eq(duet_optimizer_free(ctx, o), DUET_ERR_HANDLE);
+    ck_assert_int_eq(duet_optimizer_step(ctx, o, &g), DUET_ERR_HANDLE);
+    ck_assert_ptr_nonnull(strstr(duet_error_message(ctx), "not a live optimiser"));
     duet_release(ctx, g);
     duet_release(ctx, it);
     duet_release(ctx, p);
     tu_ctx_done(ctx); /* the state tensors went with the optimiser */
+}
+END_TEST
+
+/* Optimisers left alive are freed with their context (ASan and valgrind
+ * runs would report the leak otherwise). */
+START_TEST(t_destroy_frees_optimizers)
+{
+    duet_ctx *ctx = tu_ctx();
+    duet_tensor *p = duet_zeros(ctx, DUET_F32, 1, (int64_t[]){16});
+    ck_assert_ptr_nonnull(duet_adam_create(ctx, 1, &p, NULL));
+    ck_assert_ptr_nonnull(duet_sgd_create(ctx, 1, &p, &(duet_sgd_options){0.1f, 0.9f, 0}));
+    duet_ctx_destroy(ctx);
 }
 END_TEST
 
@@ -434,6 +450,7 @@ int main(void)
     tcase_add_test(tc, t_assign_eager);
     tcase_add_loop_test(tc, t_steps_against_formulas, 0, 5);
     tcase_add_test(tc, t_optimizer_errors);
+    tcase_add_test(tc, t_destroy_frees_optimizers);
     tcase_add_loop_test(tc, t_graph_follows_eager, 0, 4);
     tcase_add_test(tc, t_graph_assign_rules);
     tcase_add_loop_test(tc, t_softmax_cross_entropy, 0, 2);

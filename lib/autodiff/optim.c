@@ -6,7 +6,7 @@
  * powers of beta) lives in tensors the optimiser owns, so a graph reads and
  * writes it as parameters and nothing is frozen at trace time.
  */
-#include "../core/core.h"
+#include "tape.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@ typedef enum { OPT_SGD, OPT_ADAM } opt_kind;
 
 struct duet_optimizer {
     uint32_t magic;
+    struct duet_optimizer *next; /* ctx's list of live optimisers */
     opt_kind kind;
     int n;
     duet_tensor **p;  /* the parameters (the caller's handles) */
@@ -86,6 +87,8 @@ static duet_optimizer *create(duet_ctx *ctx, const char *op, opt_kind kind, int 
     o->magic = OPT_MAGIC;
     o->kind = kind;
     o->n = n;
+    o->next = ctx->optims;
+    ctx->optims = o;
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {
         o->p[i] = params[i];
@@ -155,14 +158,16 @@ duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *const *param
     return r;
 }
 
-duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *o)
+static bool live(const duet_ctx *ctx, const duet_optimizer *o)
 {
-    if (!ctx)
-        return DUET_ERR_NULL;
-    if (!o)
-        return DUET_OK;
-    if (o->magic != OPT_MAGIC)
-        return duet_fail(ctx, DUET_ERR_HANDLE, "duet_optimizer_free: not an optimiser");
+    for (const duet_optimizer *p = ctx->optims; p; p = p->next)
+        if (p == o)
+            return o->magic == OPT_MAGIC;
+    return false;
+}
+
+static void release(duet_ctx *ctx, duet_optimizer *o)
+{
     for (int i = 0; i < o->n; i++) {
         duet_release(ctx, o->s1[i]);
         duet_release(ctx, o->s2[i]);
@@ -174,7 +179,32 @@ duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *o)
     free(o->s2);
     o->magic = 0;
     free(o);
+}
+
+duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *o)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (!o)
+        return DUET_OK;
+    if (!live(ctx, o))
+        return duet_fail(ctx, DUET_ERR_HANDLE,
+                         "duet_optimizer_free: not a live optimiser of this context");
+    duet_optimizer **pp = &ctx->optims;
+    while (*pp != o)
+        pp = &(*pp)->next;
+    *pp = o->next;
+    release(ctx, o);
     return DUET_OK;
+}
+
+void duet_optimizers_destroy(duet_ctx *ctx)
+{
+    while (ctx->optims) {
+        duet_optimizer *o = ctx->optims;
+        ctx->optims = o->next;
+        release(ctx, o);
+    }
 }
 
 /* p, v updated by SGD: v = momentum v + g (g plus weight decay), p -= lr v. */
@@ -226,8 +256,8 @@ duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *o, duet_tensor *c
         return DUET_ERR_NULL;
     if (!o || (o->n > 0 && !grads))
         return duet_fail(ctx, DUET_ERR_NULL, "%s: optimiser or grads is NULL", op);
-    if (o->magic != OPT_MAGIC)
-        return duet_fail(ctx, DUET_ERR_HANDLE, "%s: not an optimiser", op);
+    if (!live(ctx, o))
+        return duet_fail(ctx, DUET_ERR_HANDLE, "%s: not a live optimiser of this context", op);
     for (int i = 0; i < o->n; i++) {
         duet_tensor_impl *p = duet_get(ctx, o->p[i], op, "a parameter");
         duet_tensor_impl *g = p ? duet_get(ctx, grads[i], op, "a gradient") : NULL;

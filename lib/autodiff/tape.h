@@ -100,5 +100,7 @@ bool duet_tape_recording(const duet_ctx *ctx, const struct duet_tape *tape);
 /* ctx's tape is destroyed with the context; a trace's end checks that no
  * tape begun inside it is still recording. */
 void duet_tapes_destroy(duet_ctx *ctx);
+/* Free every optimiser still alive on ctx (duet_ctx_destroy). */
+void duet_optimizers_destroy(duet_ctx *ctx);
 
 #endif

@@ -112,6 +112,7 @@ struct duet_ctx {
      * records), and every live tape, freed with the context. */
     struct duet_tape *tape;
     struct duet_tape *tapes;
+    struct duet_optimizer *optims; /* live optimisers, freed with the context */
     uint32_t trace_ids;
     struct duet_graph_slot *graphs;
     uint32_t ngraphs, capgraphs;

@@ -109,6 +109,7 @@ void duet_ctx_destroy(duet_ctx *ctx)
     if (!ctx)
         return;
     duet_tapes_destroy(ctx);
+    duet_optimizers_destroy(ctx);
     duet_graphs_destroy(ctx);
     duet_dnn_destroy(ctx);
     /* Drop every live tensor's reference, then free all blocks. */
