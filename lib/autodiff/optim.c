@@ -254,10 +254,12 @@ duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *o, duet_tensor *c
     static const char op[] = "duet_optimizer_step";
     if (!ctx)
         return DUET_ERR_NULL;
-    if (!o || (o->n > 0 && !grads))
-        return duet_fail(ctx, DUET_ERR_NULL, "%s: optimiser or grads is NULL", op);
-    if (!live(ctx, o))
+    if (!o)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: optimiser is NULL", op);
+    if (!live(ctx, o)) /* before any read of *o: it may be freed */
         return duet_fail(ctx, DUET_ERR_HANDLE, "%s: not a live optimiser of this context", op);
+    if (o->n > 0 && !grads)
+        return duet_fail(ctx, DUET_ERR_NULL, "%s: grads is NULL", op);
     for (int i = 0; i < o->n; i++) {
         duet_tensor_impl *p = duet_get(ctx, o->p[i], op, "a parameter");
         duet_tensor_impl *g = p ? duet_get(ctx, grads[i], op, "a gradient") : NULL;
