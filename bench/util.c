@@ -180,12 +180,16 @@ void bench_machine_line(FILE *f, const char *prefix, const bench_opts *o)
 #else
     const char *cc = "cc";
 #endif
+    /* OpenMP's wait policy decides what 2 threads do on a busy machine (the
+     * spinning default collapses: docs/benchmarks.md), so it is part of the
+     * machine's description. */
+    const char *wait = getenv("OMP_WAIT_POLICY");
     fprintf(f,
-            "%smachine: %s, %ld cpus | %s | %s | duet %s | %s | oneDNN %d.%d.%d | cc %s %s | "
-            "%s\n",
-            prefix ? prefix : "", cpu, sysconf(_SC_NPROCESSORS_ONLN), isa, thr, duet_version(),
-            blas, dv ? dv->major : 0, dv ? dv->minor : 0, dv ? dv->patch : 0, cc, __VERSION__,
-            date);
+            "%smachine: %s, %ld cpus | %s | %s | OMP_WAIT_POLICY %s | duet %s | %s | "
+            "oneDNN %d.%d.%d | cc %s %s | %s\n",
+            prefix ? prefix : "", cpu, sysconf(_SC_NPROCESSORS_ONLN), isa, thr,
+            wait && *wait ? wait : "unset", duet_version(), blas, dv ? dv->major : 0,
+            dv ? dv->minor : 0, dv ? dv->patch : 0, cc, __VERSION__, date);
 }
 
 int bench_thread_list(const bench_opts *o, int one_if_quick, int list[2])
