@@ -144,24 +144,6 @@ void duet_tapes_destroy(duet_ctx *ctx)
 
 /* ---- noting ---------------------------------------------------------------- */
 
-static bool grow(void **p, int *cap, int need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    int c = *cap ? *cap : 64;
-    while (c < need) {
-        if (c > (1 << 28))
-            return false;
-        c *= 2;
-    }
-    void *q = realloc(*p, (size_t)c * elem);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 static void snap(duet_ctx *ctx, tval *v, duet_tensor *h)
 {
     duet_tensor_impl *t = h ? duet_lookup(ctx, h) : NULL;
@@ -183,8 +165,8 @@ void duet_tape_note(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_attr *a,
     duet_tape *t = ctx->tape;
     if (t->oom)
         return;
-    if (!grow((void **)&t->notes, &t->capnotes, t->nnotes + 1, sizeof *t->notes) ||
-        !grow((void **)&t->vals, &t->capvals, t->nvals + nin + 1, sizeof *t->vals)) {
+    if (!duet_grow_array((void **)&t->notes, &t->capnotes, t->nnotes + 1, sizeof *t->notes) ||
+        !duet_grow_array((void **)&t->vals, &t->capvals, t->nvals + nin + 1, sizeof *t->vals)) {
         t->oom = true;
         return;
     }

@@ -61,3 +61,21 @@ void duet_pool_trim(duet_ctx *ctx)
 }
 
 void duet_pool_destroy(duet_ctx *ctx) { duet_pool_trim(ctx); }
+
+bool duet_grow_array(void **p, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    int c = *cap ? *cap : 32;
+    while (c < need) {
+        if (c > (1 << 28))
+            return false;
+        c *= 2;
+    }
+    void *q = realloc(*p, (size_t)c * elem);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = c;
+    return true;
+}

@@ -212,6 +212,11 @@ void duet_unscope(duet_ctx *ctx, duet_tensor *h);
 duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, int ndim,
                                const int64_t *shape, duet_tensor_impl **out);
 
+/* Make room for need elements of elem bytes in the array *p of capacity
+ * *cap (doubling from 32); false when out of memory or past 2^28 elements,
+ * the array then unchanged. For the growable lists of the IR and the tape. */
+bool duet_grow_array(void **p, int *cap, int need, size_t elem);
+
 /* ---- blocks and pool ------------------------------------------------------- */
 
 /* Size class of a request of bytes (> 0, <= 2^60): four classes per power

@@ -4,27 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool grow(void **p, int *cap, int need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    int c = *cap ? *cap : 32;
-    while (c < need) {
-        if (c > (1 << 28))
-            return false;
-        c *= 2;
-    }
-    void *q = realloc(*p, (size_t)c * elem);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
-
 int duet_gir_add_node(duet_gir *ir, const duet_gnode *n)
 {
-    if (!grow((void **)&ir->nodes, &ir->capnodes, ir->nnodes + 1, sizeof *ir->nodes))
+    if (!duet_grow_array((void **)&ir->nodes, &ir->capnodes, ir->nnodes + 1, sizeof *ir->nodes))
         return -1;
     ir->nodes[ir->nnodes] = *n;
     return ir->nnodes++;
@@ -32,7 +14,7 @@ int duet_gir_add_node(duet_gir *ir, const duet_gnode *n)
 
 int duet_gir_add_ref(duet_gir *ir, const duet_gref *r)
 {
-    if (!grow((void **)&ir->refs, &ir->caprefs, ir->nrefs + 1, sizeof *ir->refs))
+    if (!duet_grow_array((void **)&ir->refs, &ir->caprefs, ir->nrefs + 1, sizeof *ir->refs))
         return -1;
     ir->refs[ir->nrefs] = *r;
     return ir->nrefs++;
@@ -45,8 +27,8 @@ duet_status duet_gir_clone(const duet_gir *src, duet_gir *dst)
     dst->refs = NULL;
     dst->capnodes = dst->caprefs = 0;
     dst->nnodes = dst->nrefs = 0;
-    if (!grow((void **)&dst->nodes, &dst->capnodes, src->nnodes, sizeof *dst->nodes) ||
-        !grow((void **)&dst->refs, &dst->caprefs, src->nrefs, sizeof *dst->refs)) {
+    if (!duet_grow_array((void **)&dst->nodes, &dst->capnodes, src->nnodes, sizeof *dst->nodes) ||
+        !duet_grow_array((void **)&dst->refs, &dst->caprefs, src->nrefs, sizeof *dst->refs)) {
         free(dst->nodes);
         free(dst->refs);
         dst->nodes = NULL;
