@@ -64,9 +64,10 @@ duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes)
                   op);
         return NULL;
     }
+    if (duet_scope_begin(ctx) != DUET_OK) /* 64 scopes deep: the error is set */
+        return NULL;
     duet_tape *tape = ctx->tape;
     ctx->tape = NULL; /* masks: nothing to differentiate */
-    duet_scope_begin(ctx);
     duet_tensor *c = duet_arange(ctx, 0, classes, 1);
     duet_tensor *u = duet_unsqueeze(ctx, labels, -1);
     duet_tensor *y = duet_mul(ctx, duet_ge(ctx, u, c), duet_ge(ctx, c, u));
@@ -98,9 +99,10 @@ duet_tensor *duet_softmax_cross_entropy(duet_ctx *ctx, duet_tensor *logits, duet
                   duet_fmt_shape(b, sizeof b, t->ndim, t->shape));
         return NULL;
     }
+    if (duet_scope_begin(ctx) != DUET_OK)
+        return NULL;
     duet_tape *tape = ctx->tape;
     ctx->tape = NULL;
-    duet_scope_begin(ctx);
     duet_reduce_options rows = {1, {1}, false};
     duet_tensor *ls = duet_log_softmax(ctx, logits, 1);
     duet_tensor *y = duet_neg(ctx, duet_mean(ctx, duet_sum(ctx, duet_mul(ctx, targets, ls), &rows), NULL));
