@@ -5,6 +5,7 @@
 #   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2,
 #                   and the check that docs/api.md covers include/duet.h
 #   make sanitize   the suite built with ASan + UBSan
+#   make tsan       tests/test_threads built with ThreadSanitizer (library too), under both ISAs
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
 #   make bench      benchmarks: tables on stdout, CSV (and a plot) in bench/results/
@@ -71,7 +72,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: tsan check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -148,6 +149,20 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 sanitize:
 	$(MAKE) BUILD=build/san EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" \
 	  TEST_ENV="ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1" test
+
+# gcc's TSan works with Check and libgomp here. libgomp, OpenBLAS and oneDNN
+# are not instrumented: tests/tsan.supp lists what that makes TSan misread,
+# each entry with its reason; duet's own frames are never suppressed.
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_BUILD := build/tsan
+tsan:
+	$(MAKE) BUILD=$(TSAN_BUILD) EXTRA_CFLAGS="$(TSAN_FLAGS)" EXTRA_LDFLAGS="$(TSAN_FLAGS)" \
+	  $(TSAN_BUILD)/tests/test_threads
+	@set -e; for isa in scalar avx2; do \
+	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
+	  echo "== TSan DUET_ISA=$$isa $(TSAN_BUILD)/tests/test_threads"; \
+	  DUET_ISA=$$isa CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
+	    $(TSAN_BUILD)/tests/test_threads; done
 
 valgrind:
 	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"

@@ -8,7 +8,7 @@
  *    allocator, every tensor made in it, the error state and the run-time
  *    choices (ISA, threads). One context must not be used by two threads at
  *    the same time; separate contexts are independent and may be used from
- *    separate threads.
+ *    separate threads (see "Threads" at duet_ctx_create).
  *
  *  - Errors. Functions that make a tensor return NULL on failure; functions
  *    that return duet_status return DUET_OK or an error code. After a
@@ -126,12 +126,9 @@ typedef struct duet_ctx_options {
     /* Threads the context's kernels may use; 0 means $DUET_NUM_THREADS if
      * set (an integer 1..4096), else the CPUs this process may run on (its
      * affinity mask). duet's own kernels are single-threaded; OpenBLAS
-     * (matmul) and oneDNN (conv, pool, batch norm) run threaded. Before
-     * each BLAS call the context sets OpenBLAS's thread count to this
-     * value; that setting is process-wide, so contexts with DIFFERENT
-     * counts must not run matmuls at the same time from different threads.
-     * oneDNN's count (OpenMP's) is set per calling thread, so it has no
-     * such restriction. */
+     * (matmul) and oneDNN (conv, pool, batch norm) run threaded. oneDNN's
+     * count (OpenMP's) is set per calling thread; OpenBLAS's is one per
+     * process, set for each BLAS call (see "Threads" below). */
     int num_threads;
     /* oneDNN primitives (conv, pool, batch norm) the context keeps for eager
      * calls; 0 means the default, 64; -1 turns caching off. See
@@ -148,6 +145,34 @@ typedef struct duet_ctx_options {
  * these are the only failures reported by NULL alone).
  */
 DUET_API duet_ctx *duet_ctx_create(const duet_ctx_options *opts);
+
+/*
+ * Threads. A context is not thread-safe: use it from one thread at a time.
+ * Handing it to another thread is fine when the two are ordered (a join, a
+ * mutex, a queue: anything that makes the first thread's calls happen
+ * before the second's); its tensors, graphs, tapes and optimisers go with
+ * it. Separate contexts share no duet state and may run at the same time,
+ * with the same or different thread counts and ISAs, and each gives the
+ * same results as it would alone. What is process-wide:
+ *
+ *  - ISA detection reads the CPU (CPUID, XGETBV) at each duet_ctx_create
+ *    and stores nothing; duet_ctx_create also reads $DUET_ISA and
+ *    $DUET_NUM_THREADS, so do not setenv them while another thread creates
+ *    a context (getenv is not safe against a concurrent setenv).
+ *  - oneDNN's ISA cap is set once per process, by the first context that
+ *    runs a conv, pool or batch norm; later contexts run oneDNN at that cap
+ *    whatever their own ISA (duet_prim_cache_stats.onednn_isa tells). Same
+ *    bits as alone therefore holds for contexts whose ISA is the first's.
+ *  - OpenBLAS keeps one thread count per process. Each BLAS matmul sets it
+ *    to its context's count under a process-wide lock: matmuls of contexts
+ *    with the same count run concurrently; a matmul that needs a different
+ *    count waits until no other BLAS call runs and then runs alone. So
+ *    contexts with different counts are serialised around their matmuls:
+ *    slower, never wrong. Small matmuls (duet's own kernel) take no lock.
+ *  - Each running context's OpenBLAS and oneDNN calls start their own
+ *    OpenMP threads: k contexts with n threads each run k * n threads, so
+ *    keep the sum near the number of cores.
+ */
 
 /** Destroy a context and everything it owns: all tensors, all cached memory.
  *  Handles made in it must not be used afterwards. NULL is a no-op. */

@@ -5,6 +5,7 @@
 #include "dnn.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 static const char *status_name(dnnl_status_t s)
@@ -42,6 +43,25 @@ static const char *isa_name(dnnl_cpu_isa_t isa)
     }
 }
 
+/* oneDNN has no scalar path: SSE4.1 is the least it runs at. The cap is
+ * process-wide and accepted only before oneDNN's first JIT code, so it is
+ * offered once, by the first context to create its engine; the lock makes
+ * "first" exact when contexts on several threads get here together (each
+ * would otherwise offer its own ISA and which one stuck would be down to
+ * timing). Once per context, never on the per-op path. */
+static pthread_mutex_t isa_cap_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool isa_cap_offered;
+
+static void isa_cap_once(duet_isa isa)
+{
+    pthread_mutex_lock(&isa_cap_lock);
+    if (!isa_cap_offered) {
+        dnnl_set_max_cpu_isa(isa == DUET_ISA_AVX2 ? dnnl_cpu_isa_avx2 : dnnl_cpu_isa_sse41);
+        isa_cap_offered = true;
+    }
+    pthread_mutex_unlock(&isa_cap_lock);
+}
+
 duet_dnn *duet_dnn_get(duet_ctx *ctx, const char *op)
 {
     /* oneDNN sizes a primitive's work split by the thread count when it is
@@ -50,10 +70,7 @@ duet_dnn *duet_dnn_get(duet_ctx *ctx, const char *op)
     omp_set_num_threads(ctx->threads);
     if (DUET_LIKELY(ctx->dnn != NULL))
         return ctx->dnn;
-    /* oneDNN has no scalar path: SSE4.1 is the least it runs at. The cap is
-     * process-wide and accepted only before oneDNN's first JIT code; later
-     * calls fail harmlessly and the effective ISA tells what holds. */
-    dnnl_set_max_cpu_isa(ctx->isa == DUET_ISA_AVX2 ? dnnl_cpu_isa_avx2 : dnnl_cpu_isa_sse41);
+    isa_cap_once(ctx->isa);
     duet_dnn *d = calloc(1, sizeof *d);
     if (!d) {
         duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for the oneDNN state", op);

@@ -75,8 +75,6 @@ static duet_tensor *matmul(duet_ctx *ctx, duet_tensor *ha, duet_tensor *hb)
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, nd, shape, &y);
     if (DUET_LIKELY(hy != NULL)) {
         DUET_PHASE_END(ctx, ALLOC);
-        if (!d.small)
-            duet_blas_threads(ctx->threads);
         DUET_PHASE_END(ctx, SELECT);
         duet_exec_matmul(ctx->kt, &d, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y),
                          scratch ? (float *)DUET_BLOCK_DATA(scratch) : NULL);

@@ -768,10 +768,6 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     }
     g->nsteps = k;
     g->naux = ka;
-    for (int i = 0; i < k; i++)
-        if ((g->steps[i].kind == DUET_STEP_MATMUL || g->steps[i].kind == DUET_STEP_MATMUL_EPI) &&
-            !g->steps[i].aux->mm.small)
-            g->uses_blas = true;
     g->st.steps = k;
     for (int i = 0; i < g->nin; i++)
         g->bound[i] = NULL;

@@ -240,7 +240,6 @@ typedef struct duet_graph_impl {
     int nfix;
     const void *bound[DUET_GRAPH_MAX_IO]; /* input data the fixups point at now */
     const duet_kernels *kt;  /* the table the steps were resolved from */
-    bool uses_blas;          /* a matmul step goes to OpenBLAS */
     struct duet_dnn_step **dnn; /* per compiled node (ndnn of them): its oneDNN step or NULL */
     int ndnn;
     duet_block *arena;       /* NULL when the plan needs no bytes */

@@ -188,8 +188,6 @@ duet_status duet_profile(duet_ctx *ctx, duet_graph *h, duet_model_fn fn, duet_te
         return duet_fail(ctx, DUET_ERR_ARG, "%s: ctx is tracing or profiling already", op);
     if (duet_graph_bind(ctx, g, in) != DUET_OK)
         return ctx->err;
-    if (g->uses_blas)
-        duet_blas_threads(ctx->threads);
 
     int nn = g->ir.nnodes, ns = g->nsteps, maxrows = nn + 4;
     int nmarks = 4 * g->rec.nnodes + 64;

@@ -244,8 +244,6 @@ duet_status duet_graph_run(duet_ctx *ctx, duet_graph *h, duet_tensor *const *in,
         return duet_fail(ctx, DUET_ERR_NULL, "%s: out is NULL", op);
     if (duet_graph_bind(ctx, g, in) != DUET_OK)
         return ctx->err;
-    if (g->uses_blas) /* as an eager matmul does: OpenBLAS's count is process-wide */
-        duet_blas_threads(ctx->threads);
     duet_graph_exec(g);
     if (DUET_UNLIKELY(g->ndnn != 0) && duet_graph_dnn_status(ctx, g) != DUET_OK)
         return ctx->err;

@@ -163,11 +163,16 @@ typedef struct duet_kernels {
  * keep every size within int and lda/ldb/ldc valid for BLAS (>= the stored
  * row length) so OpenBLAS never reports an argument error (it would print).
  * ISA-independent: OpenBLAS picks its own kernels. */
+/* The product runs on `threads` OpenBLAS threads. OpenBLAS's count is
+ * process-wide: calls with the count in force run concurrently, a call that
+ * changes it runs alone (blas.c), so contexts on different threads with
+ * different counts are serialised around BLAS but never race. */
+void duet_blas_sgemm(int threads, int trans_a, int trans_b, int m, int n, int k, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc);
 /* Make OpenBLAS use n threads from its next call (a no-op when it already
- * does). OpenBLAS's count is process-wide. */
+ * does); duet_blas_sgemm does this itself, so only code that calls OpenBLAS
+ * some other way (the benches' direct comparisons) needs it. */
 void duet_blas_threads(int n);
-void duet_blas_sgemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
-                     const float *b, int ldb, float beta, float *c, int ldc);
 
 extern const duet_kernels duet_kernels_scalar;
 extern const duet_kernels duet_kernels_avx2;

@@ -161,6 +161,7 @@ layouts:
     d->la = classify(d->m, d->k, d->sam, d->sak, &d->lda);
     d->lb = classify(d->k, d->n, d->sbk, d->sbn, &d->ldb);
     d->small = duet_matmul_is_small(ctx->kt, d);
+    d->threads = ctx->threads;
     return DUET_OK;
 }
 
@@ -226,8 +227,8 @@ void duet_exec_matmul(const duet_kernels *kt, const duet_matmul_desc *d, const f
                 last_b = pb;
                 pb = cb;
             }
-            duet_blas_sgemm(d->la == DUET_MM_T, d->lb == DUET_MM_T, (int)m, (int)n, (int)k, pa,
-                            (int)d->lda, pb, (int)d->ldb, 0.0f, pc, n > 1 ? (int)n : 1);
+            duet_blas_sgemm(d->threads, d->la == DUET_MM_T, d->lb == DUET_MM_T, (int)m, (int)n,
+                            (int)k, pa, (int)d->lda, pb, (int)d->ldb, 0.0f, pc, n > 1 ? (int)n : 1);
         }
         for (int i = nbt - 1; i >= 0; i--) {
             oa += d->sa[i];

@@ -53,6 +53,7 @@ typedef struct duet_matmul_desc {
     uint8_t la, lb;           /* DUET_MM_* of a and b on the BLAS path */
     bool small;               /* small_gemm, not OpenBLAS: decided once, by the planning
                                * context's table, so scratch and exec always agree */
+    int threads;              /* OpenBLAS threads: the planning context's count */
 } duet_matmul_desc;
 
 /* Validate a [..., m, k] x b [..., k, n] and plan it; fills d and the output
