@@ -37,8 +37,6 @@ int bench_breakdown(const bench_opts *o)
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 enum { K_ADD, K_ADD_BCAST, K_EXP, K_SUM, K_MATMUL };
 
@@ -252,11 +250,7 @@ static uint64_t tsc_step(void)
  * installed. */
 static void plot(const bench_opts *o)
 {
-    FILE *f = bench_csv(o, "breakdown.gp");
-    if (!f)
-        return;
-    fprintf(f,
-            "# Draws breakdown.csv (same folder) to breakdown.svg: cd there; gnuplot breakdown.gp\n"
+    bench_plot(o, "breakdown",
             "set datafile separator ','\n"
             "set terminal svg size 1200,900 noenhanced font 'sans,12' background '#ffffff'\n"
             "set output 'breakdown.svg'\n"
@@ -267,8 +261,8 @@ static void plot(const bench_opts *o)
             "set xtics rotate by -45 scale 0\n"
             "set key outside right top\n"
             "set grid ytics\n"
-            "wall(x) = x < 1e3 ? sprintf('%%.0f ns', x) : x < 1e6 ? sprintf('%%.1f us', x / 1e3) "
-            ": sprintf('%%.1f ms', x / 1e6)\n"
+            "wall(x) = x < 1e3 ? sprintf('%.0f ns', x) : x < 1e6 ? sprintf('%.1f us', x / 1e3) "
+            ": sprintf('%.1f ms', x / 1e6)\n"
             "row = \"stringcolumn('op').' '.stringcolumn('size')\"\n"
             "set multiplot layout 2,1 title 'duet-bench breakdown: where the time of one eager op "
             "goes (means over many calls, probe cost taken out)'\n"
@@ -276,7 +270,7 @@ static void plot(const bench_opts *o)
             "each bar'\n"
             "set yrange [0:130]\n"
             "set ytics 0,20,100\n"
-            "set ylabel '%% of the phase sum'\n"
+            "set ylabel '% of the phase sum'\n"
             "plot 'breakdown.csv' using 'validate_pct':xtic(@row) title 'validate', \\\n"
             "     '' using 'shape_pct' title 'shape', \\\n"
             "     '' using 'alloc_pct' title 'alloc', \\\n"
@@ -294,26 +288,6 @@ static void plot(const bench_opts *o)
             "     '' using (column('alloc_ns')) title 'alloc', \\\n"
             "     '' using (column('select_ns')) title 'select'\n"
             "unset multiplot\n");
-    fclose(f);
-
-    const char *dir = o->out_dir ? o->out_dir : "bench/results";
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        return;
-    if (pid == 0) {
-        if (chdir(dir) == 0)
-            execlp("gnuplot", "gnuplot", "breakdown.gp", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        printf("plot: %s/breakdown.svg (gnuplot %s/breakdown.gp)\n", dir, dir);
-    else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        printf("plot: gnuplot not found (Debian: gnuplot-nox); run %s/breakdown.gp with it "
-               "later\n", dir);
-    else
-        printf("plot: gnuplot failed on %s/breakdown.gp\n", dir);
 }
 
 /* Samples so that a case takes about budget_ns, within [lo, hi]. */
