@@ -23,7 +23,7 @@ typedef enum {
     DUET_TK_MEAN,
     DUET_TK_MAX,
     DUET_TK_SOFTMAX, /* axis; sub 1: log_softmax */
-    DUET_TK_LNORM,   /* c: eps; flags: DUET_TA_GAMMA, DUET_TA_BETA (inputs x, gamma?, beta?) */
+    DUET_TK_LNORM,   /* c: eps; inputs x, gamma, beta (absent ones noted as NULL) */
     DUET_TK_MATMUL,
     DUET_TK_RESHAPE, /* reshape, squeeze, unsqueeze: the output's shape says it all */
     DUET_TK_PERMUTE, /* perm; transpose is a permutation too */
@@ -38,12 +38,9 @@ typedef enum {
     DUET_TK_COUNT
 } duet_tape_kind;
 
-enum { DUET_TA_GAMMA = 1, DUET_TA_BETA = 2 };
-
 /* What a rule needs besides the tensors. */
 typedef struct duet_tape_attr {
     int sub;
-    int flags;
     float c;
     int axis;
     int64_t start, step;

@@ -20,24 +20,6 @@ static dnnl_status_t any_md(dnnl_memory_desc_t *md, int ndim, const dnnl_dims_t 
 
 static int64_t numel4(const int64_t *s) { return s[0] * s[1] * s[2] * s[3]; }
 
-/* Conv weights [O, C/g, KH, KW] as oneDNN wants them: 5-D [g, O/g, C/g, KH, KW]
- * when grouped. Returns the rank. */
-static int wei_dims(int64_t g, const int64_t *ws, const int64_t *wst, int64_t *shape,
-                    int64_t *strides)
-{
-    int wn = g > 1 ? 5 : 4;
-    if (g > 1) {
-        shape[0] = g;
-        strides[0] = ws[0] / g * wst[0];
-    }
-    for (int i = 0; i < 4; i++) {
-        shape[wn - 4 + i] = ws[i];
-        strides[wn - 4 + i] = wst[i];
-    }
-    shape[wn - 4] = ws[0] / g;
-    return wn;
-}
-
 static dnnl_status_t attr_pd(duet_dnn *d, const duet_dnn_key *k, const void *desc,
                              const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd)
 {
@@ -80,7 +62,7 @@ static dnnl_status_t conv_bwd(duet_dnn *d, duet_dnn_prim *p)
     memcpy(p->y_shape, k->o_shape, sizeof p->y_shape);
     int64_t wshape[5], wstr[5], wc[4], st[4];
     duet_contig_strides(4, ws, wc);
-    int wn = wei_dims(g, ws, data ? k->w_strides : wc, wshape, wstr);
+    int wn = duet_dnn_wei_dims(g, ws, data ? k->w_strides : wc, wshape, wstr);
     dnnl_dims_t xd = {xs[0], xs[1], xs[2], xs[3]}, yd = {ys[0], ys[1], ys[2], ys[3]}, wd;
     for (int i = 0; i < wn; i++)
         wd[i] = wshape[i];

@@ -7,6 +7,23 @@
 #include "dnn.h"
 
 /* A descriptor with the same dims that lets oneDNN choose the layout. */
+
+int duet_dnn_wei_dims(int64_t g, const int64_t *ws, const int64_t *wst, int64_t *shape,
+                      int64_t *strides)
+{
+    int wn = g > 1 ? 5 : 4;
+    if (g > 1) {
+        shape[0] = g;
+        strides[0] = ws[0] / g * wst[0];
+    }
+    for (int i = 0; i < 4; i++) {
+        shape[wn - 4 + i] = ws[i];
+        strides[wn - 4 + i] = wst[i];
+    }
+    shape[wn - 4] = ws[0] / g;
+    return wn;
+}
+
 static dnnl_status_t any_md(dnnl_memory_desc_t *md, int ndim, const dnnl_dims_t dims)
 {
     return dnnl_memory_desc_init_by_tag(md, ndim, dims, dnnl_f32, dnnl_format_tag_any);
@@ -32,18 +49,8 @@ dnnl_status_t duet_dnn_create_conv(duet_dnn *d, duet_dnn_prim *p, const duet_dnn
         return s;
     if (lay->x_md)
         xmd = *lay->x_md; /* a producer's layout (graph mode) */
-    /* Grouped weights are 5-D for oneDNN: [g, O/g, C/g, KH, KW]. */
-    int wn = g > 1 ? 5 : 4;
     int64_t wshape[5], wstr[5];
-    if (g > 1) {
-        wshape[0] = g;
-        wstr[0] = ws[0] / g * wst[0];
-    }
-    for (int i = 0; i < 4; i++) {
-        wshape[wn - 4 + i] = ws[i];
-        wstr[wn - 4 + i] = wst[i];
-    }
-    wshape[wn - 4] = ws[0] / g;
+    int wn = duet_dnn_wei_dims(g, ws, wst, wshape, wstr);
     if ((s = duet_dnn_md(&wmd, wn, wshape, wstr)) != dnnl_success)
         return s;
     const int64_t one = 1, bshape = ws[0];

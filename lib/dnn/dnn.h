@@ -243,4 +243,9 @@ dnnl_status_t duet_dnn_attr(dnnl_primitive_attr_t *attr, const duet_dnn_key *key
 /* After the pd is made: the scratchpad memory (if any) and the compute primitive. */
 dnnl_status_t duet_dnn_finish(duet_dnn *d, duet_dnn_prim *p, const_dnnl_primitive_desc_t pd);
 
+/* Conv weights [O, C/g, KH, KW] (strides wst) as oneDNN wants them: 5-D
+ * [g, O/g, C/g, KH, KW] when grouped (g > 1). Returns the rank. */
+int duet_dnn_wei_dims(int64_t g, const int64_t *ws, const int64_t *wst, int64_t *shape,
+                      int64_t *strides);
+
 #endif
