@@ -143,7 +143,7 @@ static void run_one(duet_ctx *ctx, uint64_t seed, int *many_slots)
     float *got = malloc(sizeof(float) * (size_t)(numel + 1));
     const float guard = 12345.0f;
     got[numel] = guard;
-    duet_exec_fused(ctx->kt, &p, nd, shape, got);
+    duet_exec_fused(ctx->kt, 1, &p, nd, shape, got);
     ck_assert_msg(memcmp(&got[numel], &guard, sizeof guard) == 0, "seed %llu: wrote past the output",
                   (unsigned long long)seed);
     int64_t idx[DUET_MAX_DIMS];
@@ -225,7 +225,7 @@ static void check_one_op(const duet_kernels *kt, int kind, int op, size_t n, ptr
     const float guard = 4321.0f;
     got[n] = guard;
     int64_t shape[1] = {(int64_t)n};
-    duet_exec_fused(kt, &p, 1, shape, got);
+    duet_exec_fused(kt, 1, &p, 1, shape, got);
     ck_assert(memcmp(&got[n], &guard, sizeof guard) == 0);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(same_bits(got[i], want[i]),
@@ -298,7 +298,7 @@ START_TEST(t_fused_chain8)
         ck_assert_int_eq(p.kcode.step[k].flags,
                          (k > 0 ? DUET_FSTEP_A_PREV : 0) | (k == 7 ? DUET_FSTEP_KEEP : 0));
     float *got = malloc(sizeof(float) * 37 * 3001);
-    duet_exec_fused(ctx->kt, &p, 2, shape, got);
+    duet_exec_fused(ctx->kt, 1, &p, 2, shape, got);
 
     duet_tensor *t1 = duet_mul(ctx, a, b), *t2 = duet_add(ctx, t1, a), *t3 = duet_tanh(ctx, t2);
     duet_tensor *t4 = duet_relu(ctx, t3), *t5 = duet_mul_scalar(ctx, t4, 1.5f);

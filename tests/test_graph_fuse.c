@@ -830,10 +830,10 @@ START_TEST(t_fused_in_place)
         }
         p.out = 2 + p.ninstrs - 1;
         ck_assert_int_eq(duet_fused_prepare(&p), DUET_OK);
-        duet_exec_fused(kt, &p, 2, shape, ref);
+        duet_exec_fused(kt, 1, &p, 2, shape, ref);
         memcpy(io, x, (size_t)n * 4);
         p.in[0].base = io;
-        duet_exec_fused(kt, &p, 2, shape, io);
+        duet_exec_fused(kt, 1, &p, 2, shape, io);
         int64_t bad = 0;
         for (int64_t i = 0; i < n; i++)
             bad += memcmp(&ref[i], &io[i], 4) != 0 && !(ref[i] != ref[i] && io[i] != io[i]);

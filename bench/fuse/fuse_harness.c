@@ -73,7 +73,7 @@ static void run_unfused(void *p)
     duet_fused_prog q = m->prog;
     q.in[0].base = m->c;
     int64_t shape[2] = {m->d.m, m->d.n};
-    duet_exec_fused(m->kt, &q, 2, shape, m->out);
+    duet_exec_fused(m->kt, 1, &q, 2, shape, m->out);
     BENCH_CLOBBER(m->out);
 }
 

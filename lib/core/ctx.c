@@ -1,6 +1,7 @@
 /* The context: creation, destruction, error state, ISA choice. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "core.h"
+#include "par.h"
 #include "../autodiff/tape.h"
 
 #include <sched.h>
@@ -89,6 +90,7 @@ duet_ctx *duet_ctx_create(const duet_ctx_options *opts)
     if (isa == DUET_ISA_AVX2 && duet_isa_best() != DUET_ISA_AVX2)
         return NULL;
 
+    duet_par_init();
     duet_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;

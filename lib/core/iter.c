@@ -52,6 +52,41 @@ void duet_iter_init(duet_iter *it, int ndim, const int64_t *shape, int nops,
     it->ndim = m + 1;
 }
 
+int64_t duet_iter_box(const duet_iter *it, int64_t f, int64_t end, duet_iter *box, int64_t *off)
+{
+    const int n = it->ndim;
+    int64_t cs[DUET_MAX_DIMS], idx[DUET_MAX_DIMS], r = f;
+    duet_contig_strides(n, it->shape, cs);
+    for (int d = 0; d < n; d++) {
+        idx[d] = r / cs[d];
+        r -= idx[d] * cs[d];
+    }
+    /* j = n-1 always qualifies: its slab is one element. */
+    int j = 0;
+    for (;; j++) {
+        bool aligned = true;
+        for (int d = j + 1; d < n && aligned; d++)
+            aligned = idx[d] == 0;
+        if (aligned && cs[j] <= end - f)
+            break;
+    }
+    int64_t c = (end - f) / cs[j];
+    if (c > it->shape[j] - idx[j])
+        c = it->shape[j] - idx[j];
+    box->ndim = n - j;
+    box->nops = it->nops;
+    box->shape[0] = c;
+    for (int d = 1; d < box->ndim; d++)
+        box->shape[d] = it->shape[j + d];
+    for (int o = 0; o < it->nops; o++) {
+        off[o] = 0;
+        for (int d = 0; d < n; d++)
+            off[o] += idx[d] * it->st[o][d];
+        memcpy(box->st[o], it->st[o] + j, (size_t)box->ndim * sizeof box->st[o][0]);
+    }
+    return f + c * cs[j];
+}
+
 duet_status duet_broadcast2(duet_ctx *ctx, const char *op, const duet_tensor_impl *a,
                             const duet_tensor_impl *b, int *ndim, int64_t *shape,
                             int64_t *sa, int64_t *sb)

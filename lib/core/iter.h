@@ -50,6 +50,17 @@ static inline int64_t duet_iter_numel(const duet_iter *it)
     return n;
 }
 
+/* The next box of the flat row-major range [f, end) of it's elements
+ * (0 <= f < end <= numel; operand 0 contiguous, as every op's output is):
+ * the outermost dim j at whose slab boundary f sits and of which a whole
+ * slab still fits, cut to as many slabs as fit. Fills box (dims j.. of it,
+ * the first cut) and off (each operand's element offset of the box's first
+ * element); returns the flat index after the box. Walking a range box by
+ * box visits its elements in the order a whole walk would, in at most
+ * 2 * ndim boxes: how a large op is split between threads and how a fused
+ * producer is evaluated piecewise. */
+int64_t duet_iter_box(const duet_iter *it, int64_t f, int64_t end, duet_iter *box, int64_t *off);
+
 /* NumPy broadcasting of two shapes. On success fills the output shape and
  * each input's strides aligned to it (0 on broadcast dims). On failure sets
  * "op: shapes [..] and [..] cannot be broadcast" and returns the code. */

@@ -7,6 +7,7 @@
 #include "eager.h"
 
 #include "../autodiff/tape.h"
+#include "../core/par.h"
 
 const char *duet_dtype_name(int dtype)
 {
@@ -40,13 +41,17 @@ static duet_tensor *unary(duet_ctx *ctx, duet_unary_op op, const char *name, due
     DUET_PHASE_END(ctx, ALLOC);
     if (duet_impl_is_contiguous(x)) {
         duet_unary_fn f = ctx->kt->unary[op];
+        int64_t n = duet_impl_numel(x);
         DUET_PHASE_END(ctx, SELECT);
-        f((size_t)duet_impl_numel(x), duet_impl_f32(x), 1, duet_impl_f32(y));
+        if (DUET_LIKELY(duet_par_parts(ctx->threads, n, 1) == 1))
+            f((size_t)n, duet_impl_f32(x), 1, duet_impl_f32(y));
+        else
+            duet_exec_unary_flat(ctx->kt, ctx->threads, op, n, duet_impl_f32(x), duet_impl_f32(y));
     } else {
         duet_iter it;
         duet_unary_iter(x->ndim, x->shape, x->strides, &it);
         DUET_PHASE_END(ctx, SELECT);
-        duet_run_unary(ctx->kt, op, &it, duet_impl_f32(x), duet_impl_f32(y));
+        duet_run_unary(ctx->kt, ctx->threads, op, &it, duet_impl_f32(x), duet_impl_f32(y));
     }
     DUET_PHASE_END(ctx, KERNEL);
     return hy;
@@ -84,9 +89,13 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
         if (DUET_LIKELY(hy != NULL)) {
             DUET_PHASE_END(ctx, ALLOC);
             duet_binary_fn f = ctx->kt->binary[op];
+            int64_t n = duet_impl_numel(a);
             DUET_PHASE_END(ctx, SELECT);
-            f((size_t)duet_impl_numel(a), duet_impl_f32(a), 1, duet_impl_f32(b), 1,
-              duet_impl_f32(y));
+            if (DUET_LIKELY(duet_par_parts(ctx->threads, n, 1) == 1))
+                f((size_t)n, duet_impl_f32(a), 1, duet_impl_f32(b), 1, duet_impl_f32(y));
+            else
+                duet_exec_binary_flat(ctx->kt, ctx->threads, op, n, duet_impl_f32(a),
+                                      duet_impl_f32(b), 1, duet_impl_f32(y));
             DUET_PHASE_END(ctx, KERNEL);
         }
         return hy;
@@ -109,7 +118,7 @@ static duet_tensor *binary(duet_ctx *ctx, duet_binary_op op, const char *name, d
         duet_iter it;
         duet_binary_iter(nd, shape, sa, sb, &it);
         DUET_PHASE_END(ctx, SELECT);
-        duet_run_binary(ctx->kt, op, &it, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y));
+        duet_run_binary(ctx->kt, ctx->threads, op, &it, duet_impl_f32(a), duet_impl_f32(b), duet_impl_f32(y));
         DUET_PHASE_END(ctx, KERNEL);
     }
     return hy;
@@ -136,13 +145,18 @@ static duet_tensor *binary_scalar(duet_ctx *ctx, duet_binary_op op, const char *
     static const int64_t zero[DUET_MAX_DIMS] = {0};
     if (duet_impl_is_contiguous(a)) {
         duet_binary_fn f = ctx->kt->binary[op];
+        int64_t n = duet_impl_numel(a);
         DUET_PHASE_END(ctx, SELECT);
-        f((size_t)duet_impl_numel(a), duet_impl_f32(a), 1, &s, 0, duet_impl_f32(y));
+        if (DUET_LIKELY(duet_par_parts(ctx->threads, n, 1) == 1))
+            f((size_t)n, duet_impl_f32(a), 1, &s, 0, duet_impl_f32(y));
+        else
+            duet_exec_binary_flat(ctx->kt, ctx->threads, op, n, duet_impl_f32(a), &s, 0,
+                                  duet_impl_f32(y));
     } else {
         duet_iter it;
         duet_binary_iter(a->ndim, a->shape, a->strides, zero, &it);
         DUET_PHASE_END(ctx, SELECT);
-        duet_run_binary(ctx->kt, op, &it, duet_impl_f32(a), &s, duet_impl_f32(y));
+        duet_run_binary(ctx->kt, ctx->threads, op, &it, duet_impl_f32(a), &s, duet_impl_f32(y));
     }
     DUET_PHASE_END(ctx, KERNEL);
     return hy;

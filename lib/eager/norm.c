@@ -24,7 +24,7 @@ static duet_tensor *softmax(duet_ctx *ctx, bool logp, const char *op, duet_tenso
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_LIKELY(hy != NULL))
-        duet_exec_softmax(ctx->kt, logp, x->ndim, x->shape, duet_impl_f32(x), x->strides, a,
+        duet_exec_softmax(ctx->kt, ctx->threads, logp, x->ndim, x->shape, duet_impl_f32(x), x->strides, a,
                           duet_impl_f32(y));
     return hy;
 }
@@ -108,7 +108,7 @@ static duet_tensor *layer_norm(duet_ctx *ctx, duet_tensor *hx, const duet_layer_
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_F32, x->ndim, x->shape, &y);
     if (DUET_LIKELY(hy != NULL))
-        duet_exec_layer_norm(ctx->kt, x->ndim, x->shape, duet_impl_f32(x), x->strides,
+        duet_exec_layer_norm(ctx->kt, ctx->threads, x->ndim, x->shape, duet_impl_f32(x), x->strides,
                              g ? duet_impl_f32(g) : NULL, g ? (ptrdiff_t)g->strides[0] : 0,
                              b ? duet_impl_f32(b) : NULL, b ? (ptrdiff_t)b->strides[0] : 0, eps,
                              duet_impl_f32(y));

@@ -94,7 +94,7 @@ static duet_tensor *reduce(duet_ctx *ctx, duet_reduce_kind kind, const char *op,
         duet_reduce_walk w;
         duet_reduce_prepare(x->ndim, x->shape, x->strides, mask, &w);
         DUET_PHASE_END(ctx, SELECT);
-        duet_reduce_run(ctx->kt, kind, &w, duet_impl_f32(x), duet_impl_f32(y));
+        duet_reduce_run(ctx->kt, ctx->threads, kind, &w, duet_impl_f32(x), duet_impl_f32(y));
         DUET_PHASE_END(ctx, KERNEL);
     }
     return hy;
@@ -170,7 +170,7 @@ duet_tensor *duet_argmax(duet_ctx *ctx, duet_tensor *hx, const duet_reduce_optio
     }
     duet_tensor *hy = duet_tensor_alloc(ctx, op, DUET_I32, nd, shape, &y);
     if (DUET_LIKELY(hy != NULL))
-        duet_exec_argmax(ctx->kt, x->ndim, x->shape, duet_impl_f32(x), x->strides, axis,
+        duet_exec_argmax(ctx->kt, ctx->threads, x->ndim, x->shape, duet_impl_f32(x), x->strides, axis,
                          (int32_t *)DUET_BLOCK_DATA(y->blk) + y->offset);
     return hy;
 }

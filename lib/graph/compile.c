@@ -10,6 +10,7 @@
  * bitwise equal to eager mode.
  */
 #include "graph.h"
+#include "../core/par.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -499,10 +500,17 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
         return;
     }
     duet_step_aux *x;
+    /* An op large enough to split across the team takes the strided
+     * kind, whose op-layer call splits it; the contiguous kinds call one
+     * kernel on the calling thread. */
+    int64_t numel = 1;
+    for (int d = 0; d < n->ndim; d++)
+        numel *= n->shape[d];
+    bool split = duet_par_parts(R->L->g->threads, numel, 1) > 1;
     switch (n->op) {
     case DUET_GOP_UNARY:
         bind(R, &s->a, r0);
-        if (is_contig(r0)) {
+        if (is_contig(r0) && !split) {
             s->kind = DUET_STEP_UNARY_C;
             s->k.un = kt->unary[n->sub];
         } else {
@@ -519,7 +527,7 @@ static void lower_node(const resolve *R, int v, duet_step *steps, int *k, duet_s
         if (r1)
             bind(R, &s->b, r1);
         s->c = n->c;
-        if (is_contig(r0) && (!r1 || is_contig(r1))) {
+        if (is_contig(r0) && (!r1 || is_contig(r1)) && !split) {
             s->kind = DUET_STEP_BINARY_C;
             s->k.bin = kt->binary[n->sub];
             s->sb = r1 ? 1 : 0;
@@ -674,6 +682,7 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
 {
     static const char op[] = "duet_trace";
     g->kt = ctx->kt;
+    g->threads = ctx->threads;
     g->st.nodes_recorded = g->rec.nnodes;
     if (duet_gir_clone(&g->rec, &g->ir) != DUET_OK)
         return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory compiling the graph", op);

@@ -171,8 +171,9 @@ void duet_pass_fuse_matmul(duet_gir *ir, int *count)
 
 /* ---- replay ----------------------------------------------------------------------- */
 
-void duet_run_fused_consumer(const duet_kernels *kt, const duet_step *s)
+void duet_run_fused_consumer(const duet_kernels *kt, int threads, const duet_step *s)
 {
+    (void)threads; /* the consumers run on the calling thread for now */
     const duet_step_aux *x = s->aux;
     duet_fused_src src;
     switch (s->kind) {

@@ -240,6 +240,7 @@ typedef struct duet_graph_impl {
     int nfix;
     const void *bound[DUET_GRAPH_MAX_IO]; /* input data the fixups point at now */
     const duet_kernels *kt;  /* the table the steps were resolved from */
+    int threads;             /* the compiling context's count: what steps split over */
     struct duet_dnn_step **dnn; /* per compiled node (ndnn of them): its oneDNN step or NULL */
     int ndnn;
     duet_block *arena;       /* NULL when the plan needs no bytes */
@@ -309,6 +310,6 @@ duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count);
 duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t);
 
 /* Run a step of the fused consumer kinds (DUET_STEP_REDUCE_SRC ...). */
-void duet_run_fused_consumer(const duet_kernels *kt, const duet_step *s);
+void duet_run_fused_consumer(const duet_kernels *kt, int threads, const duet_step *s);
 
 #endif

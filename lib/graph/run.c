@@ -15,29 +15,30 @@
  * to inline into the replay loop (clang inlined this into exec_step, then
  * called exec_step: two calls per step, ~3.0 instead of ~2.0 ns per
  * 1-element step in duet-bench replay). */
-static __attribute__((noinline)) void run_aux(const duet_kernels *kt, const duet_step *s)
+static __attribute__((noinline)) void run_aux(const duet_kernels *kt, int threads,
+                                              const duet_step *s)
 {
     const duet_step_aux *x = s->aux;
     switch (s->kind) {
     case DUET_STEP_UNARY_S:
-        duet_exec_unary(kt, (duet_unary_op)s->op, x->ndim, x->shape, s->a, x->sa, s->y);
+        duet_exec_unary(kt, threads, (duet_unary_op)s->op, x->ndim, x->shape, s->a, x->sa, s->y);
         break;
     case DUET_STEP_BINARY_S:
-        duet_exec_binary(kt, (duet_binary_op)s->op, x->ndim, x->shape, s->a, x->sa, s->b, x->sb,
+        duet_exec_binary(kt, threads, (duet_binary_op)s->op, x->ndim, x->shape, s->a, x->sa, s->b, x->sb,
                          s->y);
         break;
     case DUET_STEP_REDUCE:
-        duet_exec_reduce(kt, (duet_reduce_kind)x->kind, x->ndim, x->shape, s->a, x->sa, x->mask,
+        duet_exec_reduce(kt, threads, (duet_reduce_kind)x->kind, x->ndim, x->shape, s->a, x->sa, x->mask,
                          s->y);
         break;
     case DUET_STEP_ARGMAX:
-        duet_exec_argmax(kt, x->ndim, x->shape, s->a, x->sa, x->axis, (int32_t *)(void *)s->y);
+        duet_exec_argmax(kt, threads, x->ndim, x->shape, s->a, x->sa, x->axis, (int32_t *)(void *)s->y);
         break;
     case DUET_STEP_SOFTMAX:
-        duet_exec_softmax(kt, x->kind != 0, x->ndim, x->shape, s->a, x->sa, x->axis, s->y);
+        duet_exec_softmax(kt, threads, x->kind != 0, x->ndim, x->shape, s->a, x->sa, x->axis, s->y);
         break;
     case DUET_STEP_LNORM:
-        duet_exec_layer_norm(kt, x->ndim, x->shape, s->a, x->sa, x->g, x->sg, x->b, x->sbeta,
+        duet_exec_layer_norm(kt, threads, x->ndim, x->shape, s->a, x->sa, x->g, x->sg, x->b, x->sbeta,
                              s->c, s->y);
         break;
     case DUET_STEP_MATMUL:
@@ -53,13 +54,13 @@ static __attribute__((noinline)) void run_aux(const duet_kernels *kt, const duet
         x->dst->version++;
         break;
     case DUET_STEP_FUSED:
-        duet_exec_fused(kt, &x->prog, x->ndim, x->shape, s->y);
+        duet_exec_fused(kt, threads, &x->prog, x->ndim, x->shape, s->y);
         break;
     case DUET_STEP_REDUCE_SRC:
     case DUET_STEP_SOFTMAX_SRC:
     case DUET_STEP_LNORM_SRC:
     case DUET_STEP_MATMUL_EPI:
-        duet_run_fused_consumer(kt, s);
+        duet_run_fused_consumer(kt, threads, s);
         break;
     case DUET_STEP_DNN:
         duet_graph_dnn_run(x->dnn);
@@ -69,7 +70,7 @@ static __attribute__((noinline)) void run_aux(const duet_kernels *kt, const duet
     }
 }
 
-static inline void exec_step(const duet_kernels *kt, const duet_step *s)
+static inline void exec_step(const duet_kernels *kt, int threads, const duet_step *s)
 {
     switch (s->kind) {
     case DUET_STEP_UNARY_C:
@@ -79,7 +80,7 @@ static inline void exec_step(const duet_kernels *kt, const duet_step *s)
         s->k.bin(s->n, s->a, 1, s->b, s->sb, s->y);
         break;
     default:
-        run_aux(kt, s);
+        run_aux(kt, threads, s);
         break;
     }
 }
@@ -87,13 +88,14 @@ static inline void exec_step(const duet_kernels *kt, const duet_step *s)
 void duet_graph_exec(const duet_graph_impl *g)
 {
     const duet_kernels *kt = g->kt;
+    int threads = g->threads;
     for (const duet_step *s = g->steps, *e = s + g->nsteps; s < e; s++)
-        exec_step(kt, s);
+        exec_step(kt, threads, s);
 }
 
 void duet_graph_exec_step(const duet_graph_impl *g, int i)
 {
-    exec_step(g->kt, &g->steps[i]);
+    exec_step(g->kt, g->threads, &g->steps[i]);
 }
 
 /* ---- handles ------------------------------------------------------------------ */

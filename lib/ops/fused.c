@@ -1,5 +1,6 @@
 /* Fused elementwise programs: validation, tile-slot planning, tiled exec. */
 #include "fused.h"
+#include "../core/par.h"
 
 #include <string.h>
 
@@ -150,26 +151,17 @@ static void gather(size_t n, const float *x, ptrdiff_t s, float *dst)
         dst[i] = 0.0f;
 }
 
-void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
-                     const int64_t *shape, float *out)
+/* The walk over it (operand 0 the output, i + 1 input i) with every
+ * operand's base moved by boff[]: a whole run, or one box of a range. */
+static void fused_walk(const duet_kernels *kt, const duet_fused_prog *p, const duet_iter *it,
+                       const int64_t *boff, float *out)
 {
-    int nin = p->ninputs, nops = nin + 1;
-    int64_t cs[DUET_MAX_DIMS];
-    duet_contig_strides(ndim, shape, cs);
-    const int64_t *st[DUET_ITER_MAX_OPS];
-    st[0] = cs;
-    for (int i = 0; i < nin; i++)
-        st[i + 1] = p->in[i].strides;
-    duet_iter it;
-    duet_iter_init(&it, ndim, shape, nops, st);
-    if (duet_iter_numel(&it) == 0)
-        return;
-    int last = it.ndim - 1;
-    size_t n = (size_t)it.shape[last];
+    int nin = p->ninputs;
+    int last = it->ndim - 1;
+    size_t n = (size_t)it->shape[last];
     ptrdiff_t s_in[DUET_FUSED_MAX_INPUTS];
     for (int i = 0; i < nin; i++)
-        s_in[i] = (ptrdiff_t)it.st[i + 1][last];
-
+        s_in[i] = (ptrdiff_t)it->st[i + 1][last];
     /* Buffers: the tile slots, one per input (broadcast, gathered or
      * padded), one for a padded output. */
     int nbuf = p->nslots + nin + 1;
@@ -188,10 +180,10 @@ void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
 
     int64_t idx[DUET_MAX_DIMS] = {0}, off[DUET_ITER_MAX_OPS] = {0};
     do {
-        float *orow = out + off[0];
+        float *orow = out + boff[0] + off[0];
         const float *xrow[DUET_FUSED_MAX_INPUTS];
         for (int i = 0; i < nin; i++) {
-            xrow[i] = p->in[i].base + off[i + 1];
+            xrow[i] = p->in[i].base + boff[i + 1] + off[i + 1];
             if (s_in[i] == 0)
                 gather(bcast_len, xrow[i], 0, ibuf[i]);
         }
@@ -224,5 +216,50 @@ void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
                 memcpy(orow + t0, obuf, len * sizeof *obuf);
             t0 += len;
         }
-    } while (duet_iter_next(&it, idx, off));
+    } while (duet_iter_next(it, idx, off));
+}
+
+typedef struct fused_job {
+    const duet_kernels *kt;
+    const duet_fused_prog *p;
+    const duet_iter *it;
+    float *out;
+} fused_job;
+
+static void fused_range(void *arg, int64_t b, int64_t e)
+{
+    const fused_job *j = arg;
+    duet_iter box;
+    int64_t off[DUET_ITER_MAX_OPS];
+    while (b < e) {
+        int64_t next = duet_iter_box(j->it, b, e, &box, off);
+        fused_walk(j->kt, j->p, &box, off, j->out);
+        b = next;
+    }
+}
+
+void duet_exec_fused(const duet_kernels *kt, int threads, const duet_fused_prog *p, int ndim,
+                     const int64_t *shape, float *out)
+{
+    int nin = p->ninputs, nops = nin + 1;
+    int64_t cs[DUET_MAX_DIMS];
+    duet_contig_strides(ndim, shape, cs);
+    const int64_t *st[DUET_ITER_MAX_OPS];
+    st[0] = cs;
+    for (int i = 0; i < nin; i++)
+        st[i + 1] = p->in[i].strides;
+    duet_iter it;
+    duet_iter_init(&it, ndim, shape, nops, st);
+    int64_t numel = duet_iter_numel(&it);
+    if (numel == 0)
+        return;
+    int parts = duet_par_parts(threads, numel, p->kcode.nsteps > 1 ? p->kcode.nsteps : 1);
+    if (parts > 1) {
+        /* Ranges of whole tiles, so a split adds no padded tail. */
+        fused_job j = {kt, p, &it, out};
+        duet_par_for(parts, numel, DUET_FUSED_TILE_MAX, fused_range, &j);
+        return;
+    }
+    static const int64_t zero[DUET_ITER_MAX_OPS];
+    fused_walk(kt, p, &it, zero, out);
 }

@@ -96,7 +96,7 @@ duet_status duet_fused_prepare(duet_fused_prog *p);
  * are read in place and the output written in place, except the last
  * < DUET_FUSED_LANES elements of each row, which run zero-padded through a
  * buffer; kt->fused_block must be set. */
-void duet_exec_fused(const duet_kernels *kt, const duet_fused_prog *p, int ndim,
+void duet_exec_fused(const duet_kernels *kt, int threads, const duet_fused_prog *p, int ndim,
                      const int64_t *shape, float *out);
 
 #endif

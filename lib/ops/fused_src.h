@@ -31,10 +31,9 @@ typedef struct duet_fused_src {
     const duet_kernels *kt;
     duet_fused_prog p; /* a working copy: bases and strides are rewritten per box */
     const float *base[DUET_FUSED_MAX_INPUTS];
-    int64_t st[DUET_FUSED_MAX_INPUTS][DUET_MAX_DIMS];
-    int ndim;
-    int64_t shape[DUET_MAX_DIMS];
-    int64_t cs[DUET_MAX_DIMS]; /* contiguous strides of shape */
+    /* The program's shape, uncoalesced: operand 0 the contiguous result,
+     * operand i + 1 input i (what duet_iter_box cuts ranges of). */
+    duet_iter it;
     /* An input the caller provides per range (a matmul panel), contiguous
      * over shape: its base is given to each eval; -1 when none. */
     int local;

@@ -12,20 +12,29 @@
 
 #include "../core/iter.h"
 
-void duet_exec_unary(const duet_kernels *kt, duet_unary_op op, int ndim, const int64_t *shape,
-                     const float *x, const int64_t *sx, float *y);
-void duet_exec_binary(const duet_kernels *kt, duet_binary_op op, int ndim, const int64_t *shape,
-                      const float *a, const int64_t *sa, const float *b, const int64_t *sb,
-                      float *y);
+/* `threads` (every exec and run function here takes it): the team size a
+ * large op may be split over (core/par.h); 1 runs it on the calling thread.
+ * The result is bitwise the same for every count. */
+void duet_exec_unary(const duet_kernels *kt, int threads, duet_unary_op op, int ndim,
+                     const int64_t *shape, const float *x, const int64_t *sx, float *y);
+void duet_exec_binary(const duet_kernels *kt, int threads, duet_binary_op op, int ndim,
+                      const int64_t *shape, const float *a, const int64_t *sa, const float *b,
+                      const int64_t *sb, float *y);
+/* Over n contiguous elements (b at stride sb, 1 or 0: a broadcast constant):
+ * the fast paths' one kernel call, split when large enough. */
+void duet_exec_unary_flat(const duet_kernels *kt, int threads, duet_unary_op op, int64_t n,
+                          const float *x, float *y);
+void duet_exec_binary_flat(const duet_kernels *kt, int threads, duet_binary_op op, int64_t n,
+                           const float *a, const float *b, int64_t sb, float *y);
 /* duet_exec_unary and duet_exec_binary in their two steps, so eager phase timing (core/phase.h)
  * can tell the iteration plan from the arithmetic: plan the walk over shape
  * (output contiguous, inputs with strides sx or sa, sb), then run it. */
 void duet_unary_iter(int ndim, const int64_t *shape, const int64_t *sx, duet_iter *it);
-void duet_run_unary(const duet_kernels *kt, duet_unary_op op, const duet_iter *it,
+void duet_run_unary(const duet_kernels *kt, int threads, duet_unary_op op, const duet_iter *it,
                     const float *x, float *y);
 void duet_binary_iter(int ndim, const int64_t *shape, const int64_t *sa, const int64_t *sb,
                       duet_iter *it);
-void duet_run_binary(const duet_kernels *kt, duet_binary_op op, const duet_iter *it,
+void duet_run_binary(const duet_kernels *kt, int threads, duet_binary_op op, const duet_iter *it,
                      const float *a, const float *b, float *y);
 
 /* ---- matmul ------------------------------------------------------------------ */
@@ -86,7 +95,7 @@ typedef enum { DUET_REDUCE_SUM, DUET_REDUCE_MEAN, DUET_REDUCE_MAX } duet_reduce_
  * NaN (mean) or -inf (max: callers refuse it first). The accumulation order
  * depends on x's strides (reduced axes visited in memory order), so the same
  * strides give the same bits. */
-void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
+void duet_exec_reduce(const duet_kernels *kt, int threads, duet_reduce_kind kind, int ndim,
                       const int64_t *shape, const float *x, const int64_t *sx, uint32_t mask,
                       float *y);
 
@@ -104,14 +113,14 @@ typedef struct duet_reduce_walk {
 } duet_reduce_walk;
 void duet_reduce_prepare(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask,
                          duet_reduce_walk *w);
-void duet_reduce_run(const duet_kernels *kt, duet_reduce_kind kind, const duet_reduce_walk *w,
-                     const float *x, float *y);
+void duet_reduce_run(const duet_kernels *kt, int threads, duet_reduce_kind kind,
+                     const duet_reduce_walk *w, const float *x, float *y);
 
 /* Index of the first maximum (a NaN counts as the maximum) along axis, y
  * contiguous over the other axes; with axis < 0, the flat row-major index
  * over all of x into y[0]. The caller guarantees that the reduced set is not
  * empty and that its length fits int32_t. */
-void duet_exec_argmax(const duet_kernels *kt, int ndim, const int64_t *shape, const float *x,
+void duet_exec_argmax(const duet_kernels *kt, int threads, int ndim, const int64_t *shape, const float *x,
                       const int64_t *sx, int axis, int32_t *y);
 
 /* softmax (log_softmax when logp) of x along axis (0..ndim-1) into
@@ -121,12 +130,12 @@ void duet_exec_argmax(const duet_kernels *kt, int ndim, const int64_t *shape, co
  * scratch (16 KiB). A chunk that spans whole rows of the inner dims is read
  * as one contiguous run: 4-5x faster than 256 at [16384,1024] axis 0. */
 #define DUET_SOFTMAX_CHUNK 1024
-void duet_exec_softmax(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
+void duet_exec_softmax(const duet_kernels *kt, int threads, bool logp, int ndim, const int64_t *shape,
                        const float *x, const int64_t *sx, int axis, float *y);
 
 /* Layer norm of x over its last axis (ndim >= 1) into contiguous y. gamma
  * and beta (length shape[ndim-1], element strides sg and sb) may be NULL. */
-void duet_exec_layer_norm(const duet_kernels *kt, int ndim, const int64_t *shape, const float *x,
+void duet_exec_layer_norm(const duet_kernels *kt, int threads, int ndim, const int64_t *shape, const float *x,
                           const int64_t *sx, const float *gamma, ptrdiff_t sg, const float *beta,
                           ptrdiff_t sb, float eps, float *y);
 

@@ -166,9 +166,10 @@ void duet_reduce_prepare(int ndim, const int64_t *shape, const int64_t *sx, uint
     w->how = walk_plan(ndim, shape, sx, mask, w);
 }
 
-void duet_reduce_run(const duet_kernels *kt, duet_reduce_kind kind, const duet_reduce_walk *w,
+void duet_reduce_run(const duet_kernels *kt, int threads, duet_reduce_kind kind, const duet_reduce_walk *w,
                      const float *x, float *y)
 {
+    (void)threads; /* split by the reduction work (next change) */
     switch (w->how) {
     case RP_DONE:
         return;
@@ -189,13 +190,13 @@ void duet_reduce_run(const duet_kernels *kt, duet_reduce_kind kind, const duet_r
     reduce_finish(kind, w, y);
 }
 
-void duet_exec_reduce(const duet_kernels *kt, duet_reduce_kind kind, int ndim,
+void duet_exec_reduce(const duet_kernels *kt, int threads, duet_reduce_kind kind, int ndim,
                       const int64_t *shape, const float *x, const int64_t *sx, uint32_t mask,
                       float *y)
 {
     duet_reduce_walk w;
     duet_reduce_prepare(ndim, shape, sx, mask, &w);
-    duet_reduce_run(kt, kind, &w, x, y);
+    duet_reduce_run(kt, threads, kind, &w, x, y);
 }
 
 /* ---- argmax ------------------------------------------------------------------ */
@@ -227,9 +228,10 @@ static int64_t argmax_flat(const duet_kernels *kt, int ndim, const int64_t *shap
     return best;
 }
 
-void duet_exec_argmax(const duet_kernels *kt, int ndim, const int64_t *shape, const float *x,
+void duet_exec_argmax(const duet_kernels *kt, int threads, int ndim, const int64_t *shape, const float *x,
                       const int64_t *sx, int axis, int32_t *y)
 {
+    (void)threads; /* split by the reduction work (next change) */
     if (axis < 0) {
         y[0] = (int32_t)argmax_flat(kt, ndim, shape, x, sx);
         return;
@@ -408,9 +410,10 @@ static void softmax_columns(const duet_kernels *kt, bool logp, int ndim, const i
     } while (duet_iter_next(&it, idx, off));
 }
 
-void duet_exec_softmax(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
+void duet_exec_softmax(const duet_kernels *kt, int threads, bool logp, int ndim, const int64_t *shape,
                        const float *x, const int64_t *sx, int axis, float *y)
 {
+    (void)threads; /* split by the reduction work (next change) */
     if (prod(ndim, shape) == 0)
         return;
     bool last = true;
@@ -454,10 +457,11 @@ static bool lnorm_post(size_t len, const float *gamma, ptrdiff_t sg, const float
     return (gamma && sg != 1 && len > 1) || (beta && sb != 1 && len > 1);
 }
 
-void duet_exec_layer_norm(const duet_kernels *kt, int ndim, const int64_t *shape, const float *x,
+void duet_exec_layer_norm(const duet_kernels *kt, int threads, int ndim, const int64_t *shape, const float *x,
                           const int64_t *sx, const float *gamma, ptrdiff_t sg, const float *beta,
                           ptrdiff_t sb, float eps, float *y)
 {
+    (void)threads; /* split by the reduction work (next change) */
     if (prod(ndim, shape) == 0)
         return;
     size_t len = (size_t)shape[ndim - 1];
