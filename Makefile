@@ -72,7 +72,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: tsan check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: tsan test-threads check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -157,12 +157,23 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_BUILD := build/tsan
 tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) EXTRA_CFLAGS="$(TSAN_FLAGS)" EXTRA_LDFLAGS="$(TSAN_FLAGS)" \
-	  $(TSAN_BUILD)/tests/test_threads
+	  $(TSAN_BUILD)/tests/test_threads $(TSAN_BUILD)/tests/test_par
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
-	  echo "== TSan DUET_ISA=$$isa $(TSAN_BUILD)/tests/test_threads"; \
-	  DUET_ISA=$$isa CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
-	    $(TSAN_BUILD)/tests/test_threads; done
+	  for t in test_threads test_par; do \
+	    echo "== TSan DUET_ISA=$$isa $(TSAN_BUILD)/tests/$$t"; \
+	    DUET_ISA=$$isa CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
+	      $(TSAN_BUILD)/tests/$$t; done; done
+
+# The whole suite on 1, 2 and 4 threads (4: more than this machine's cores),
+# with the split threshold so low that nearly every op runs in ranges across
+# the team: every test's references then check the split paths, and every
+# bitwise eager-vs-graph test checks that a split changes no bit.
+TEST_THREADS ?= 1 2 4
+test-threads: $(TEST_BIN)
+	@set -e; for n in $(TEST_THREADS); do \
+	  $(MAKE) --no-print-directory test TEST_ENV="DUET_NUM_THREADS=$$n DUET_PAR_MIN_WORK=64 $(TEST_ENV)" \
+	    | sed "s/^== /== threads $$n: /"; done
 
 valgrind:
 	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"

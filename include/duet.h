@@ -125,10 +125,15 @@ typedef struct duet_ctx_options {
     size_t cache_limit;
     /* Threads the context's kernels may use; 0 means $DUET_NUM_THREADS if
      * set (an integer 1..4096), else the CPUs this process may run on (its
-     * affinity mask). duet's own kernels are single-threaded; OpenBLAS
-     * (matmul) and oneDNN (conv, pool, batch norm) run threaded. oneDNN's
-     * count (OpenMP's) is set per calling thread; OpenBLAS's is one per
-     * process, set for each BLAS call (see "Threads" below). */
+     * affinity mask). duet's own kernels (elementwise, fused, reductions,
+     * softmax, layer norm), OpenBLAS (matmul) and oneDNN (conv, pool,
+     * batch norm) all run on the same threads: the OpenMP team of the
+     * thread that calls duet, one op after another, so they never compete
+     * for cores. duet splits an op only when it is large enough to pay for
+     * the team (about 32 K elements; 1 M when $OMP_WAIT_POLICY is passive);
+     * smaller ops run on the calling thread and cost what they cost with 1.
+     * duet's kernels give the same bits for every count; OpenBLAS and
+     * oneDNN may not (see "Threads" below). 1 turns all threading off. */
     int num_threads;
     /* oneDNN primitives (conv, pool, batch norm) the context keeps for eager
      * calls; 0 means the default, 64; -1 turns caching off. See
@@ -172,6 +177,24 @@ DUET_API duet_ctx *duet_ctx_create(const duet_ctx_options *opts);
  *  - Each running context's OpenBLAS and oneDNN calls start their own
  *    OpenMP threads: k contexts with n threads each run k * n threads, so
  *    keep the sum near the number of cores.
+ *  - Results and thread counts: duet's own kernels split work so that
+ *    every element and every reduction is computed in the same order on
+ *    any count, so their results are bitwise the same for 1, 2 or 64
+ *    threads. oneDNN fixes its work split (and so the order it adds in)
+ *    from the count when a primitive is created, and OpenBLAS may split a
+ *    product differently, so conv, pool, batch norm and matmul results can
+ *    change in the last bits with the count; for one count they are the
+ *    same on every run.
+ *  - OpenMP settings are libgomp's, read once when the program starts:
+ *    $OMP_WAIT_POLICY=passive makes idle team threads sleep at once
+ *    (better when other processes keep the cores busy; waking costs tens
+ *    of µs, so duet then splits only larger ops), the default spins for a
+ *    while after each op (the fastest hand-off between ops on an idle
+ *    machine). Do not call omp_set_num_threads or openblas_set_num_threads
+ *    yourself while a context runs (duet sets both for each call it makes),
+ *    and do not link a second OpenMP runtime (LLVM's libomp, Intel's
+ *    libiomp5) or the pthreads build of OpenBLAS into the same program:
+ *    each would start a pool of its own beside libgomp's team.
  */
 
 /** Destroy a context and everything it owns: all tensors, all cached memory.

@@ -26,6 +26,16 @@ static void par_read_policy(void)
             sleeps = true;
     }
     duet_par_min_work = sleeps ? DUET_PAR_MIN_SLEEP : DUET_PAR_MIN_SPIN;
+    /* A test and tuning knob: a small value splits nearly every op, which
+     * is how `make test-threads` runs the whole suite through the split
+     * paths. Ignored unless a positive integer. */
+    const char *m = getenv("DUET_PAR_MIN_WORK");
+    if (m && *m) {
+        char *end;
+        long long v = strtoll(m, &end, 10);
+        if (!*end && v >= 1)
+            duet_par_min_work = v;
+    }
 }
 
 void duet_par_init(void) { pthread_once(&par_once, par_read_policy); }
