@@ -8,6 +8,7 @@
  * dataset-fashion-mnist, against figures computed independently with
  * Python's gzip module (see t_fmnist_real).
  */
+#include "common/idxfile.h"
 #include "common/testutil.h"
 
 #include <dirent.h>
@@ -30,22 +31,6 @@ static tpath tmp(const char *name)
     return p;
 }
 
-static void put_file(const char *path, const void *bytes, size_t n, int gz)
-{
-    if (gz) {
-        gzFile g = gzopen(path, "wb");
-        ck_assert_ptr_nonnull(g);
-        if (n)
-            ck_assert_int_eq(gzwrite(g, bytes, (unsigned)n), (int)n);
-        ck_assert_int_eq(gzclose(g), Z_OK);
-    } else {
-        FILE *f = fopen(path, "wb");
-        ck_assert_ptr_nonnull(f);
-        ck_assert_uint_eq(fwrite(bytes, 1, n, f), n);
-        ck_assert_int_eq(fclose(f), 0);
-    }
-}
-
 static unsigned char *get_file(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
@@ -60,22 +45,12 @@ static unsigned char *get_file(const char *path, size_t *n)
     return b;
 }
 
-/* An IDX header: 0 0 type ndim, then each dim big-endian. Returns its length. */
-static size_t header(unsigned char *h, int type, int ndim, const uint32_t *dims)
-{
-    h[0] = 0, h[1] = 0, h[2] = (unsigned char)type, h[3] = (unsigned char)ndim;
-    for (int d = 0; d < ndim; d++)
-        for (int b = 0; b < 4; b++)
-            h[4 + 4 * d + b] = (unsigned char)(dims[d] >> (24 - 8 * b));
-    return 4 + 4 * (size_t)ndim;
-}
-
 /* A whole IDX file (header + data bytes); the caller frees it. */
 static unsigned char *idx_file(int type, int ndim, const uint32_t *dims, const void *data,
                                size_t data_bytes, size_t *n)
 {
     unsigned char *b = malloc(4 + 4 * (size_t)ndim + data_bytes + 1);
-    size_t h = header(b, type, ndim, dims);
+    size_t h = tu_idx_header(b, type, ndim, dims);
     if (data_bytes)
         memcpy(b + h, data, data_bytes);
     *n = h + data_bytes;
@@ -175,7 +150,7 @@ START_TEST(t_roundtrip)
                 size_t fn;
                 unsigned char *file = idx_file(ty->code, nd, shapes[si], data, nb, &fn);
                 tpath p = tmp(gz ? "rt.idx.gz" : "rt.idx");
-                put_file(p.s, file, fn, gz);
+                tu_put_file(p.s, file, fn, gz);
 
                 /* f32, default scale: 1/255 for u8, 1 otherwise */
                 double scale = ty->code == 0x08 ? 1.0 / 255.0 : 1.0;
@@ -270,7 +245,7 @@ static void bad_file(duet_ctx *ctx, const void *bytes, size_t n, int gz, duet_st
                      const char *text)
 {
     tpath p = tmp(gz ? "bad.gz" : "bad");
-    put_file(p.s, bytes, n, gz);
+    tu_put_file(p.s, bytes, n, gz);
     expect_fail(ctx, p.s, NULL, code, text);
     unlink(p.s);
 }
@@ -291,22 +266,22 @@ START_TEST(t_malformed)
         bad_file(ctx, "\x89PNG\r\n\x1a\n", 8, gz, DUET_ERR_IO, "bad magic: it starts 89 50 4e 47");
         bad_file(ctx, "\0\0\x07\x01\0\0\0\x01\x05", 9, gz, DUET_ERR_IO, "unknown element type 0x07");
         bad_file(ctx, "\0\0\x08\0", 4, gz, DUET_ERR_IO, "0 dimensions");
-        size_t h = header(b, 0x08, 9, d9);
+        size_t h = tu_idx_header(b, 0x08, 9, d9);
         b[h] = 1;
         bad_file(ctx, b, h + 1, gz, DUET_ERR_UNSUPPORTED, "9 dimensions; duet holds at most 8");
-        h = header(b, 0x08, 3, d3);
+        h = tu_idx_header(b, 0x08, 3, d3);
         bad_file(ctx, b, h - 2, gz, DUET_ERR_IO, "truncated header: it ends after 14 of the 16");
-        h = header(b, 0x08, 3, (const uint32_t[]){2, 0, 4});
+        h = tu_idx_header(b, 0x08, 3, (const uint32_t[]){2, 0, 4});
         bad_file(ctx, b, h, gz, DUET_ERR_IO, "dimension 1 is 0");
-        h = header(b, 0x08, 3, (const uint32_t[]){0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu});
+        h = tu_idx_header(b, 0x08, 3, (const uint32_t[]){0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu});
         bad_file(ctx, b, h, gz, DUET_ERR_OVERFLOW, "too many elements");
-        h = header(b, 0x0E, 2, (const uint32_t[]){1u << 29, 1u << 29}); /* 2^61 bytes */
+        h = tu_idx_header(b, 0x0E, 2, (const uint32_t[]){1u << 29, 1u << 29}); /* 2^61 bytes */
         bad_file(ctx, b, h, gz, DUET_ERR_OVERFLOW, "too many elements");
         /* Huge but representable: refused from the file's size, before any
          * allocation (so no 4 TiB attempt and no DUET_ERR_NOMEM). */
         duet_mem_stats st0, st1;
         duet_ctx_mem_stats(ctx, &st0);
-        h = header(b, 0x08, 2, (const uint32_t[]){1u << 20, 1u << 20});
+        h = tu_idx_header(b, 0x08, 2, (const uint32_t[]){1u << 20, 1u << 20});
         memcpy(b + h, data, 10);
         bad_file(ctx, b, h + 10, gz, DUET_ERR_IO, gz ? "more than a gzip file" : "truncated");
         duet_ctx_mem_stats(ctx, &st1);
@@ -337,7 +312,7 @@ START_TEST(t_malformed)
     /* Corrupt gzip streams: a compressed file written, then damaged. */
     f = idx_file(0x08, 3, d3, data, 24, &fn);
     tpath good = tmp("good.gz");
-    put_file(good.s, f, fn, 1);
+    tu_put_file(good.s, f, fn, 1);
     free(f);
     size_t gn;
     unsigned char *g = get_file(good.s, &gn);
@@ -368,7 +343,7 @@ START_TEST(t_malformed)
     memcpy(t, g, gn);
     memcpy(t + gn, "xyz", 3);
     tpath tp = tmp("tail.gz");
-    put_file(tp.s, t, gn + 3, 0);
+    tu_put_file(tp.s, t, gn + 3, 0);
     duet_tensor *x = duet_load_idx(ctx, tp.s, NULL);
     ck_assert_msg(x != NULL, "%s", duet_error_message(ctx));
     duet_release(ctx, x);
@@ -382,7 +357,7 @@ START_TEST(t_malformed)
      * a truncated file's first items load. */
     f = idx_file(0x08, 3, d3, data, 20, &fn);
     tpath cut = tmp("cut");
-    put_file(cut.s, f, fn, 0);
+    tu_put_file(cut.s, f, fn, 0);
     x = duet_load_idx(ctx, cut.s, &(duet_idx_options){.max_items = 1});
     ck_assert_msg(x != NULL, "%s", duet_error_message(ctx));
     duet_release(ctx, x);
@@ -439,7 +414,7 @@ START_TEST(t_tracing)
     size_t fn;
     unsigned char *f = idx_file(0x08, 1, (const uint32_t[]){4}, data, 4, &fn);
     tpath p = tmp("trace");
-    put_file(p.s, f, fn, 0);
+    tu_put_file(p.s, f, fn, 0);
     free(f);
     duet_tensor_spec spec = {DUET_F32, 1, {4}};
     int fds = open_fds();
@@ -470,11 +445,11 @@ static void fake_fmnist(const char *stem, int64_t n_img, int img_w, const uint8_
     const uint32_t dims[3] = {(uint32_t)n_img, 28, (uint32_t)img_w};
     unsigned char *f = idx_file(0x08, 3, dims, pixels, (size_t)(n_img * 28 * img_w), &fn);
     snprintf(name, sizeof name, "%s/%s-images-idx3-ubyte.gz", d.s, stem);
-    put_file(name, f, fn, 1);
+    tu_put_file(name, f, fn, 1);
     free(f);
     f = idx_file(0x08, 1, (const uint32_t[]){(uint32_t)n_lab}, lab, (size_t)n_lab, &fn);
     snprintf(name, sizeof name, "%s/%s-labels-idx1-ubyte.gz", d.s, stem);
-    put_file(name, f, fn, 1);
+    tu_put_file(name, f, fn, 1);
     free(f);
 }
 
@@ -607,7 +582,7 @@ START_TEST(t_fmnist_fake)
     snprintf(name, sizeof name, "%s/t10k-images-idx3-ubyte.gz", dir.s);
     size_t fn;
     unsigned char *f = idx_file(0x08, 3, (const uint32_t[]){N, 28, 28}, px, N * 784 - 1, &fn);
-    put_file(name, f, fn, 1);
+    tu_put_file(name, f, fn, 1);
     free(f);
     fm_fail(ctx, dir.s, DUET_SPLIT_TEST, NULL, DUET_ERR_IO, "truncated data");
     rm_fmnist();
