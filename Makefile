@@ -3,7 +3,8 @@
 #   make            static + shared library in build/
 #   make demo       the main demo (installs missing Debian packages first)
 #   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2,
-#                   and the check that docs/api.md covers include/duet.h
+#                   the check that docs/api.md covers include/duet.h, and that
+#                   docs/errors.md matches the bad-input catalogue's run
 #   make sanitize   the suite built with ASan + UBSan
 #   make tsan       tests/test_threads built with ThreadSanitizer (library too), under both ISAs
 #   make valgrind   the suite under valgrind memcheck
@@ -72,7 +73,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: tsan test-threads check-api-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: tsan test-threads check-api-doc check-errors-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -137,9 +138,15 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(wildcard tests/common/*.h) $(STATIC
 check-api-doc:
 	@sh tests/check_api_doc.sh include/duet.h docs/api.md
 
+# docs/errors.md's rows must be what the catalogue's tests print (example
+# messages copied from a run), and name every function that takes a pointer.
+check-errors-doc: $(BUILD)/tests/test_errors $(BUILD)/tests/test_errors_modes \
+                  $(BUILD)/tests/test_errors_nan
+	@$(TEST_ENV) sh tests/check_errors_doc.sh $(BUILD) include/duet.h docs/errors.md
+
 # Each test binary runs under both kernel paths. AVX2 is skipped, loudly, only
 # on a machine that lacks it.
-test: check-api-doc $(TEST_BIN)
+test: check-api-doc check-errors-doc $(TEST_BIN)
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
 	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_ENV) $(TEST_RUNNER) $$t; done; \
