@@ -257,8 +257,8 @@ static void r_null_tensor(ec_fx *f)
 static void r_null_shape(ec_fx *f)
 {
     duet_ctx *c = f->ctx;
-    XP(duet_zeros(c, DUET_F32, 2, NULL), "duet_full: shape is NULL");
-    XP(duet_ones(c, DUET_F32, 2, NULL), "duet_full: shape is NULL");
+    XP(duet_zeros(c, DUET_F32, 2, NULL), "duet_zeros: shape is NULL");
+    XP(duet_ones(c, DUET_F32, 2, NULL), "duet_ones: shape is NULL");
     XP(duet_full(c, DUET_F32, 2, NULL, 1.0), "duet_full: shape is NULL");
     XP(duet_from_data(c, DUET_F32, 2, NULL, (float[1]){0}), "duet_from_data: shape is NULL");
     XP(duet_rand_uniform(c, 2, NULL, NULL), "duet_rand_uniform: shape is NULL");
@@ -460,7 +460,7 @@ static void r_null_chain(ec_fx *f)
 static void r_negative_dim(ec_fx *f)
 {
     duet_ctx *c = f->ctx;
-    XP(duet_zeros(c, DUET_F32, 2, SH(2, -1)), "duet_full: negative dimension in shape [2,-1]");
+    XP(duet_zeros(c, DUET_F32, 2, SH(2, -1)), "duet_zeros: negative dimension in shape [2,-1]");
     XP(duet_from_data(c, DUET_F32, 1, SH(-3), (float[1]){0}),
        "duet_from_data: negative dimension in shape [-3]");
     XP(duet_full(c, DUET_I32, 1, SH(-1), 1), "duet_full: negative dimension in shape [-1]");
@@ -518,11 +518,11 @@ static void r_overflow(ec_fx *f)
 {
     duet_ctx *c = f->ctx;
     XP(duet_zeros(c, DUET_F32, 2, SH(INT64_C(1) << 62, 4)),
-       "duet_full: shape [4611686018427387904,4] has too many elements");
+       "duet_zeros: shape [4611686018427387904,4] has too many elements");
     XP(duet_from_data(c, DUET_F32, 3, SH(1 << 30, 1 << 30, 1 << 30), (float[1]){0}),
        "duet_from_data: shape [1073741824,1073741824,1073741824] has too many elements");
     XP(duet_ones(c, DUET_F32, 1, SH(INT64_MAX)),
-       "duet_full: shape [9223372036854775807] has too many elements");
+       "duet_ones: shape [9223372036854775807] has too many elements");
     XP(duet_arange(c, 0, 1e300, 1), "duet_arange: 1e+300 elements are too many");
     duet_tensor *one = duet_zeros(c, DUET_F32, 2, SH(1, 1));
     duet_tensor *a = duet_expand(c, one, 2, SH(INT64_C(1) << 40, 1));
@@ -546,7 +546,7 @@ static void r_nomem(ec_fx *f)
 {
     duet_ctx *c = f->ctx;
     XP(duet_zeros(c, DUET_F32, 1, SH(INT64_C(1) << 46)),
-       "duet_full: out of memory for a tensor of shape [70368744177664]");
+       "duet_zeros: out of memory for a tensor of shape [70368744177664]");
     duet_tensor *one = duet_zeros(c, DUET_F32, 2, SH(1, 1));
     duet_tensor *a = duet_expand(c, one, 2, SH(INT64_C(1) << 23, 1));
     duet_tensor *b = duet_expand(c, one, 2, SH(1, INT64_C(1) << 23));
@@ -560,7 +560,7 @@ static void r_rank(ec_fx *f)
 {
     duet_ctx *c = f->ctx;
     const int64_t *s9 = SH(1, 1, 1, 1, 1, 1, 1, 1, 1);
-    XP(duet_zeros(c, DUET_F32, 9, s9), "duet_full: rank 9 is outside 0..8");
+    XP(duet_zeros(c, DUET_F32, 9, s9), "duet_zeros: rank 9 is outside 0..8");
     XP(duet_from_data(c, DUET_F32, -1, s9, (float[1]){0}),
        "duet_from_data: rank -1 is outside 0..8");
     XP(duet_rand_uniform(c, 9, s9, NULL), "duet_rand_uniform: rank 9 is outside 0..8");
@@ -695,7 +695,7 @@ static void r_dtype_i32(ec_fx *f)
 static void r_dtype_unknown(ec_fx *f)
 {
     duet_ctx *c = f->ctx;
-    XP(duet_zeros(c, (duet_dtype)7, 1, SH(2)), "duet_full: unknown dtype 7");
+    XP(duet_zeros(c, (duet_dtype)7, 1, SH(2)), "duet_zeros: unknown dtype 7");
     XP(duet_from_data(c, (duet_dtype)-1, 1, SH(2), (float[2]){0}),
        "duet_from_data: unknown dtype -1");
     XP(duet_load_idx(c, "/nonexistent", &(duet_idx_options){.dtype = (duet_dtype)3}),

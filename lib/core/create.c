@@ -40,16 +40,17 @@ duet_tensor *duet_from_data(duet_ctx *ctx, duet_dtype dtype, int ndim, const int
     return h;
 }
 
-duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape,
-                       double value)
+/* duet_full under the name of the function the caller called. */
+static duet_tensor *full(duet_ctx *ctx, const char *op, duet_dtype dtype, int ndim,
+                         const int64_t *shape, double value)
 {
     int64_t n;
     duet_tensor_impl *t;
     if (ctx && dtype == DUET_I32 && !(value > -2147483649.0 && value < 2147483648.0)) {
-        duet_fail(ctx, DUET_ERR_ARG, "duet_full: value %g does not fit i32", value);
+        duet_fail(ctx, DUET_ERR_ARG, "%s: value %g does not fit i32", op, value);
         return NULL;
     }
-    duet_tensor *h = make(ctx, "duet_full", dtype, ndim, shape, &t, &n);
+    duet_tensor *h = make(ctx, op, dtype, ndim, shape, &t, &n);
     if (!h)
         return NULL;
     if (dtype == DUET_F32) {
@@ -65,14 +66,20 @@ duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t 
     return h;
 }
 
+duet_tensor *duet_full(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape,
+                       double value)
+{
+    return full(ctx, "duet_full", dtype, ndim, shape, value);
+}
+
 duet_tensor *duet_zeros(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape)
 {
-    return duet_full(ctx, dtype, ndim, shape, 0.0);
+    return full(ctx, "duet_zeros", dtype, ndim, shape, 0.0);
 }
 
 duet_tensor *duet_ones(duet_ctx *ctx, duet_dtype dtype, int ndim, const int64_t *shape)
 {
-    return duet_full(ctx, dtype, ndim, shape, 1.0);
+    return full(ctx, "duet_ones", dtype, ndim, shape, 1.0);
 }
 
 duet_tensor *duet_arange(duet_ctx *ctx, double start, double stop, double step)
