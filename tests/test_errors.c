@@ -135,6 +135,7 @@ static void r_null_ctx(ec_fx *f)
     NS(duet_tape_end(NULL, tape));
     duet_tensor *gr[1] = {x};
     NS(duet_tape_gradient(NULL, tape, x, 1, &x, gr));
+    ck_assert_ptr_null(gr[0]); /* documented: every grads[i] NULL on failure */
     NS(duet_tape_free(NULL, tape));
     NP(duet_one_hot(NULL, v, 3));
     NP(duet_sgd_create(NULL, 1, &x, &(duet_sgd_options){.lr = 0.1f}));

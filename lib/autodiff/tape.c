@@ -293,12 +293,12 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
                                duet_tensor *const *sources, duet_tensor **grads)
 {
     static const char op[] = "duet_tape_gradient";
-    if (!ctx)
-        return DUET_ERR_NULL;
     /* Cleared before any check, as documented: a caller may test grads[i]
-     * whatever the failure. */
+     * whatever the failure, a NULL ctx included. */
     for (int i = 0; grads && i < n; i++)
         grads[i] = NULL;
+    if (!ctx)
+        return DUET_ERR_NULL;
     if (!tape || (n > 0 && (!sources || !grads)))
         return duet_fail(ctx, DUET_ERR_NULL, "%s: tape, sources or grads is NULL", op);
     if (!tape_valid(ctx, tape))
