@@ -34,7 +34,11 @@
  *    using a released handle, releasing twice, or passing a handle to a
  *    context that did not make it fails with DUET_ERR_HANDLE instead of
  *    touching freed memory. (The check is exact unless one slot is reused
- *    2^24 times in between, or two contexts' 15-bit tags collide.)
+ *    2^24 times in between, or two contexts' 15-bit tags collide.) Graphs,
+ *    tapes and optimisers are handles too, with ids never reused within a
+ *    context: a freed one fails with DUET_ERR_HANDLE even when a new one
+ *    has taken its place. docs/errors.md lists every failure a caller can
+ *    cause, with its code and message.
  *
  *  - Shapes are int64_t arrays of up to DUET_MAX_DIMS dimensions, row-major.
  *    Dimensions may be 0. Axis arguments may be negative (counted from the

@@ -332,6 +332,19 @@ static void r_tape_freed(ec_fx *f)
     XS(duet_tape_gradient(c, t, y, 1, &f->x, g),
        "duet_tape_gradient: not a live tape of this context");
     XS(duet_tape_free(c, t), "duet_tape_free: not a live tape of this context");
+    /* Freed tapes whose memory now holds new tapes: the old handles still fail
+     * and the new tapes are untouched. */
+    duet_tape *old[16], *cur[16];
+    for (int k = 0; k < 16; k++)
+        old[k] = duet_tape_begin(c), duet_tape_end(c, old[k]);
+    for (int k = 0; k < 16; k++)
+        duet_tape_free(c, old[k]);
+    for (int k = 0; k < 16; k++)
+        cur[k] = duet_tape_begin(c), duet_tape_end(c, cur[k]);
+    for (int k = 0; k < 16; k++)
+        XS(duet_tape_free(c, old[k]), "duet_tape_free: not a live tape of this context");
+    for (int k = 0; k < 16; k++)
+        ck_assert_int_eq(duet_tape_free(c, cur[k]), DUET_OK);
     duet_release(c, y);
 }
 
@@ -457,6 +470,19 @@ static void r_opt_freed(ec_fx *f)
     ck_assert_int_eq(duet_optimizer_free(c, o), DUET_OK);
     XS(duet_optimizer_step(c, o, &x), "duet_optimizer_step: not a live optimiser of this context");
     XS(duet_optimizer_free(c, o), "duet_optimizer_free: not a live optimiser of this context");
+    /* Freed optimisers whose memory now holds new ones. */
+    duet_optimizer *old[16], *cur[16];
+    for (int k = 0; k < 16; k++)
+        old[k] = duet_sgd_create(c, 1, &x, &so);
+    for (int k = 0; k < 16; k++)
+        duet_optimizer_free(c, old[k]);
+    for (int k = 0; k < 16; k++)
+        cur[k] = duet_sgd_create(c, 1, &x, &so);
+    for (int k = 0; k < 16; k++)
+        XS(duet_optimizer_step(c, old[k], &x),
+           "duet_optimizer_step: not a live optimiser of this context");
+    for (int k = 0; k < 16; k++)
+        ck_assert_int_eq(duet_optimizer_free(c, cur[k]), DUET_OK);
 }
 
 static void r_opt_foreign(ec_fx *f)
@@ -731,7 +757,7 @@ static const ec_row rows[] = {
          DUET_ERR_ARG, r_trace_assign},
     {"G13", "a conv with C_in = 0 while tracing", DUET_ERR_UNSUPPORTED, r_trace_unsupported},
     {"A1", "duet_tape_begin while a tape records", DUET_ERR_ARG, r_tape_twice},
-    {"A2", "a freed tape (end, gradient, free)",
+    {"A2", "a freed tape (end, gradient, free; also once its memory holds a new tape)",
          DUET_ERR_HANDLE, r_tape_freed},
     {"A3", "a tape of another context", DUET_ERR_HANDLE, r_tape_foreign},
     {"A4", "a gradient of a target not recorded, n < 0, a tape used across a trace's edge, a "
@@ -741,7 +767,7 @@ static const ec_row rows[] = {
     {"A6", "a released or foreign gradient target or source", DUET_ERR_HANDLE, r_tape_stale},
     {"A7", "optimiser options out of range, n < 0, or an optimiser made inside a model",
          DUET_ERR_ARG, r_opt_args},
-    {"A8", "a freed optimiser (step, free)",
+    {"A8", "a freed optimiser (step, free; also once its memory holds a new one)",
          DUET_ERR_HANDLE, r_opt_freed},
     {"A9", "an optimiser of another context", DUET_ERR_HANDLE, r_opt_foreign},
     {"A10", "an optimiser step with a gradient of the wrong shape or dtype",

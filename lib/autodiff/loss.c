@@ -66,7 +66,7 @@ duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes)
     }
     if (duet_scope_begin(ctx) != DUET_OK) /* 64 scopes deep: the error is set */
         return NULL;
-    duet_tape *tape = ctx->tape;
+    struct duet_tape_impl *tape = ctx->tape;
     ctx->tape = NULL; /* masks: nothing to differentiate */
     duet_tensor *c = duet_arange(ctx, 0, classes, 1);
     duet_tensor *u = duet_unsqueeze(ctx, labels, -1);
@@ -101,7 +101,7 @@ duet_tensor *duet_softmax_cross_entropy(duet_ctx *ctx, duet_tensor *logits, duet
     }
     if (duet_scope_begin(ctx) != DUET_OK)
         return NULL;
-    duet_tape *tape = ctx->tape;
+    struct duet_tape_impl *tape = ctx->tape;
     ctx->tape = NULL;
     duet_reduce_options rows = {1, {1}, false};
     duet_tensor *ls = duet_log_softmax(ctx, logits, 1);

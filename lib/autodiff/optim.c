@@ -15,9 +15,11 @@
 
 typedef enum { OPT_SGD, OPT_ADAM } opt_kind;
 
-struct duet_optimizer {
+/* The caller holds a handle (duet_obj_handle), never this struct's address. */
+typedef struct duet_optim_impl {
     uint32_t magic;
-    struct duet_optimizer *next; /* ctx's list of live optimisers */
+    uint64_t handle;
+    struct duet_optim_impl *next; /* ctx's list of live optimisers */
     opt_kind kind;
     int n;
     duet_tensor **p;  /* the parameters (the caller's handles) */
@@ -26,7 +28,9 @@ struct duet_optimizer {
     duet_tensor *b1p, *b2p; /* Adam: beta1^t, beta2^t as 1-element tensors */
     duet_sgd_options sgd;
     duet_adam_options adam;
-};
+} optim;
+
+static void unlink_release(duet_ctx *ctx, optim *o);
 
 /* A zero tensor shaped like t that belongs to no scope. */
 static duet_tensor *state_like(duet_ctx *ctx, duet_tensor *t, double value)
@@ -41,8 +45,8 @@ static duet_tensor *state_like(duet_ctx *ctx, duet_tensor *t, double value)
     return s;
 }
 
-static duet_optimizer *create(duet_ctx *ctx, const char *op, opt_kind kind, int n,
-                              duet_tensor *const *params, bool need_s1, bool need_s2)
+static optim *create(duet_ctx *ctx, const char *op, opt_kind kind, int n,
+                     duet_tensor *const *params, bool need_s1, bool need_s2)
 {
     if (!ctx)
         return NULL;
@@ -68,7 +72,7 @@ static duet_optimizer *create(duet_ctx *ctx, const char *op, opt_kind kind, int 
             return NULL;
         }
     }
-    duet_optimizer *o = calloc(1, sizeof *o);
+    optim *o = calloc(1, sizeof *o);
     if (o) {
         o->p = calloc((size_t)n + 1, sizeof *o->p);
         o->s1 = calloc((size_t)n + 1, sizeof *o->s1);
@@ -85,6 +89,7 @@ static duet_optimizer *create(duet_ctx *ctx, const char *op, opt_kind kind, int 
         return NULL;
     }
     o->magic = OPT_MAGIC;
+    o->handle = duet_obj_handle(ctx);
     o->kind = kind;
     o->n = n;
     o->next = ctx->optims;
@@ -107,7 +112,7 @@ static duet_optimizer *create(duet_ctx *ctx, const char *op, opt_kind kind, int 
     }
     if (!ok) {
         duet_status s = ctx->err;
-        duet_optimizer_free(ctx, o);
+        unlink_release(ctx, o);
         ctx->err = s;
         return NULL;
     }
@@ -126,10 +131,11 @@ duet_optimizer *duet_sgd_create(duet_ctx *ctx, int n, duet_tensor *const *params
                   op, (double)o.lr, (double)o.momentum, (double)o.weight_decay);
         return NULL;
     }
-    duet_optimizer *r = create(ctx, op, OPT_SGD, n, params, o.momentum > 0, false);
-    if (r)
-        r->sgd = o;
-    return r;
+    optim *r = create(ctx, op, OPT_SGD, n, params, o.momentum > 0, false);
+    if (!r)
+        return NULL;
+    r->sgd = o;
+    return (duet_optimizer *)(uintptr_t)r->handle;
 }
 
 duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *const *params,
@@ -152,21 +158,25 @@ duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *const *param
                   "%s: needs lr > 0, betas in (0, 1), eps > 0, weight_decay >= 0", op);
         return NULL;
     }
-    duet_optimizer *r = create(ctx, op, OPT_ADAM, n, params, true, true);
-    if (r)
-        r->adam = o;
-    return r;
+    optim *r = create(ctx, op, OPT_ADAM, n, params, true, true);
+    if (!r)
+        return NULL;
+    r->adam = o;
+    return (duet_optimizer *)(uintptr_t)r->handle;
 }
 
-static bool live(const duet_ctx *ctx, const duet_optimizer *o)
+/* The live optimiser h names on ctx, or NULL: by handle, so a freed one's
+ * handle is refused even when a new optimiser sits at the old address. */
+static optim *live(const duet_ctx *ctx, const duet_optimizer *h)
 {
-    for (const duet_optimizer *p = ctx->optims; p; p = p->next)
-        if (p == o)
-            return o->magic == OPT_MAGIC;
-    return false;
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    for (optim *p = ctx->optims; p; p = p->next)
+        if (p->handle == v)
+            return p->magic == OPT_MAGIC ? p : NULL;
+    return NULL;
 }
 
-static void release(duet_ctx *ctx, duet_optimizer *o)
+static void release(duet_ctx *ctx, optim *o)
 {
     for (int i = 0; i < o->n; i++) {
         duet_release(ctx, o->s1[i]);
@@ -181,34 +191,41 @@ static void release(duet_ctx *ctx, duet_optimizer *o)
     free(o);
 }
 
-duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *o)
+/* Take o (live) off ctx's list and free it. */
+static void unlink_release(duet_ctx *ctx, optim *o)
 {
-    if (!ctx)
-        return DUET_ERR_NULL;
-    if (!o)
-        return DUET_OK;
-    if (!live(ctx, o))
-        return duet_fail(ctx, DUET_ERR_HANDLE,
-                         "duet_optimizer_free: not a live optimiser of this context");
-    duet_optimizer **pp = &ctx->optims;
+    optim **pp = &ctx->optims;
     while (*pp != o)
         pp = &(*pp)->next;
     *pp = o->next;
     release(ctx, o);
+}
+
+duet_status duet_optimizer_free(duet_ctx *ctx, duet_optimizer *h)
+{
+    if (!ctx)
+        return DUET_ERR_NULL;
+    if (!h)
+        return DUET_OK;
+    optim *o = live(ctx, h);
+    if (!o)
+        return duet_fail(ctx, DUET_ERR_HANDLE,
+                         "duet_optimizer_free: not a live optimiser of this context");
+    unlink_release(ctx, o);
     return DUET_OK;
 }
 
 void duet_optimizers_destroy(duet_ctx *ctx)
 {
     while (ctx->optims) {
-        duet_optimizer *o = ctx->optims;
+        optim *o = ctx->optims;
         ctx->optims = o->next;
         release(ctx, o);
     }
 }
 
 /* p, v updated by SGD: v = momentum v + g (g plus weight decay), p -= lr v. */
-static duet_status sgd_one(duet_ctx *ctx, const duet_optimizer *o, int i, duet_tensor *g)
+static duet_status sgd_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g)
 {
     const duet_sgd_options *s = &o->sgd;
     duet_tensor *p = o->p[i];
@@ -229,7 +246,7 @@ static duet_status sgd_one(duet_ctx *ctx, const duet_optimizer *o, int i, duet_t
 
 /* Adam with bias correction from the running powers: with c1 = 1 - b1p',
  * c2 = 1 - b2p' (b1p' = b1p beta1), p -= lr (m / c1) / (sqrt(v / c2) + eps). */
-static duet_status adam_one(duet_ctx *ctx, const duet_optimizer *o, int i, duet_tensor *g,
+static duet_status adam_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g,
                             duet_tensor *c1, duet_tensor *c2)
 {
     const duet_adam_options *a = &o->adam;
@@ -249,14 +266,15 @@ static duet_status adam_one(duet_ctx *ctx, const duet_optimizer *o, int i, duet_
     return duet_assign(ctx, p, np);
 }
 
-duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *o, duet_tensor *const *grads)
+duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *h, duet_tensor *const *grads)
 {
     static const char op[] = "duet_optimizer_step";
     if (!ctx)
         return DUET_ERR_NULL;
-    if (!o)
+    if (!h)
         return duet_fail(ctx, DUET_ERR_NULL, "%s: optimiser is NULL", op);
-    if (!live(ctx, o)) /* before any read of *o: it may be freed */
+    optim *o = live(ctx, h);
+    if (!o)
         return duet_fail(ctx, DUET_ERR_HANDLE, "%s: not a live optimiser of this context", op);
     if (o->n > 0 && !grads)
         return duet_fail(ctx, DUET_ERR_NULL, "%s: grads is NULL", op);

@@ -29,17 +29,19 @@ typedef struct tnote {
     duet_tape_attr a;
 } tnote;
 
-struct duet_tape {
+/* The caller holds a handle (duet_obj_handle), never this struct's address. */
+typedef struct duet_tape_impl {
     uint32_t magic;
     uint32_t trace_id; /* the trace it records in, 0 for eager */
-    struct duet_tape *next; /* ctx's list of tapes */
+    uint64_t handle;
+    struct duet_tape_impl *next; /* ctx's list of tapes */
     tnote *notes;
     int nnotes, capnotes;
     tval *vals;
     int nvals, capvals;
     bool recording;
     bool oom;
-};
+} duet_tape_impl;
 
 static const char *const kind_names[DUET_TK_COUNT] = {
     "unary op",  "binary op", "scalar op", "duet_sum",     "duet_mean",
@@ -53,12 +55,25 @@ static uint32_t cur_trace(const duet_ctx *ctx)
     return ctx->trace ? ctx->trace->id : 0;
 }
 
-static bool tape_valid(const duet_ctx *ctx, const duet_tape *t)
+uint64_t duet_obj_handle(duet_ctx *ctx)
 {
-    for (const duet_tape *p = ctx->tapes; p; p = p->next)
-        if (p == t)
-            return t->magic == TAPE_MAGIC;
-    return false;
+    return ((uint64_t)ctx->tag << 48) | (++ctx->obj_ids & 0xFFFFFFFFFFFFull);
+}
+
+duet_tape *duet_tape_handle(const duet_tape_impl *t)
+{
+    return t ? (duet_tape *)(uintptr_t)t->handle : NULL;
+}
+
+/* The live tape h names on ctx, or NULL: by handle, so a freed tape's
+ * handle is refused even when a new tape sits at the old address. */
+static duet_tape_impl *tape_get(const duet_ctx *ctx, const duet_tape *h)
+{
+    uint64_t v = (uint64_t)(uintptr_t)h;
+    for (duet_tape_impl *p = ctx->tapes; p; p = p->next)
+        if (p->handle == v)
+            return p->magic == TAPE_MAGIC ? p : NULL;
+    return NULL;
 }
 
 duet_tape *duet_tape_begin(duet_ctx *ctx)
@@ -70,27 +85,29 @@ duet_tape *duet_tape_begin(duet_ctx *ctx)
                   "duet_tape_begin: a tape is already recording on this context (end it first)");
         return NULL;
     }
-    duet_tape *t = calloc(1, sizeof *t);
+    duet_tape_impl *t = calloc(1, sizeof *t);
     if (!t) {
         duet_fail(ctx, DUET_ERR_NOMEM, "duet_tape_begin: out of memory");
         return NULL;
     }
     t->magic = TAPE_MAGIC;
+    t->handle = duet_obj_handle(ctx);
     t->trace_id = cur_trace(ctx);
     t->recording = true;
     t->next = ctx->tapes;
     ctx->tapes = t;
     ctx->tape = t;
-    return t;
+    return duet_tape_handle(t);
 }
 
-duet_status duet_tape_end(duet_ctx *ctx, duet_tape *tape)
+duet_status duet_tape_end(duet_ctx *ctx, duet_tape *h)
 {
     if (!ctx)
         return DUET_ERR_NULL;
-    if (!tape)
+    if (!h)
         return duet_fail(ctx, DUET_ERR_NULL, "duet_tape_end: tape is NULL");
-    if (!tape_valid(ctx, tape))
+    duet_tape_impl *tape = tape_get(ctx, h);
+    if (!tape)
         return duet_fail(ctx, DUET_ERR_HANDLE, "duet_tape_end: not a live tape of this context");
     if (ctx->tape == tape)
         ctx->tape = NULL;
@@ -98,7 +115,7 @@ duet_status duet_tape_end(duet_ctx *ctx, duet_tape *tape)
     return DUET_OK;
 }
 
-static void tape_release(duet_ctx *ctx, duet_tape *t)
+static void tape_release(duet_ctx *ctx, duet_tape_impl *t)
 {
     for (int i = 0; i < t->nvals; i++)
         if (t->vals[i].key && t->vals[i].snap.blk)
@@ -109,17 +126,18 @@ static void tape_release(duet_ctx *ctx, duet_tape *t)
     free(t);
 }
 
-duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape)
+duet_status duet_tape_free(duet_ctx *ctx, duet_tape *h)
 {
     if (!ctx)
         return DUET_ERR_NULL;
-    if (!tape)
+    if (!h)
         return DUET_OK;
-    duet_tape **pp = &ctx->tapes;
-    while (*pp && *pp != tape)
-        pp = &(*pp)->next;
-    if (!*pp)
+    duet_tape_impl *tape = tape_get(ctx, h);
+    if (!tape)
         return duet_fail(ctx, DUET_ERR_HANDLE, "duet_tape_free: not a live tape of this context");
+    duet_tape_impl **pp = &ctx->tapes;
+    while (*pp != tape)
+        pp = &(*pp)->next;
     *pp = tape->next;
     if (ctx->tape == tape)
         ctx->tape = NULL;
@@ -127,15 +145,16 @@ duet_status duet_tape_free(duet_ctx *ctx, duet_tape *tape)
     return DUET_OK;
 }
 
-bool duet_tape_recording(const duet_ctx *ctx, const duet_tape *tape)
+duet_tape_impl *duet_tape_recording(const duet_ctx *ctx, const duet_tape *h)
 {
-    return tape && tape_valid(ctx, tape) && tape->recording;
+    duet_tape_impl *t = h ? tape_get(ctx, h) : NULL;
+    return t && t->recording ? t : NULL;
 }
 
 void duet_tapes_destroy(duet_ctx *ctx)
 {
     while (ctx->tapes) {
-        duet_tape *t = ctx->tapes;
+        duet_tape_impl *t = ctx->tapes;
         ctx->tapes = t->next;
         tape_release(ctx, t);
     }
@@ -162,7 +181,7 @@ static void snap(duet_ctx *ctx, tval *v, duet_tensor *h)
 void duet_tape_note(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_attr *a, int nin,
                     duet_tensor *const *in, duet_tensor *out)
 {
-    duet_tape *t = ctx->tape;
+    duet_tape_impl *t = ctx->tape;
     if (t->oom)
         return;
     if (!duet_grow_array((void **)&t->notes, &t->capnotes, t->nnotes + 1, sizeof *t->notes) ||
@@ -233,7 +252,7 @@ static duet_tensor *materialize(duet_ctx *ctx, const tval *v, const tnote *n, in
 /* The tensors a source's value flows into, in the tape's order: only their
  * gradients are needed (eagerly, a matmul's gradient for an input that is
  * data would be a whole product computed for nothing). */
-static void mark_needed(const duet_tape *t, gmap *need, int n, duet_tensor *const *sources)
+static void mark_needed(const duet_tape_impl *t, gmap *need, int n, duet_tensor *const *sources)
 {
     duet_tensor *mark = (duet_tensor *)need; /* any non-NULL value: a member of the set */
     for (int i = 0; i < n; i++)
@@ -249,7 +268,7 @@ static void mark_needed(const duet_tape *t, gmap *need, int n, duet_tensor *cons
     }
 }
 
-static duet_status walk(duet_ctx *ctx, duet_tape *t, gmap *m, const gmap *need)
+static duet_status walk(duet_ctx *ctx, duet_tape_impl *t, gmap *m, const gmap *need)
 {
     duet_tensor *in[DUET_GRAPH_MAX_IO], *gin[DUET_GRAPH_MAX_IO];
     bool want[DUET_GRAPH_MAX_IO];
@@ -289,7 +308,7 @@ static duet_status walk(duet_ctx *ctx, duet_tape *t, gmap *m, const gmap *need)
     return DUET_OK;
 }
 
-duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *target, int n,
+duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *h, duet_tensor *target, int n,
                                duet_tensor *const *sources, duet_tensor **grads)
 {
     static const char op[] = "duet_tape_gradient";
@@ -299,9 +318,10 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
         grads[i] = NULL;
     if (!ctx)
         return DUET_ERR_NULL;
-    if (!tape || (n > 0 && (!sources || !grads)))
+    if (!h || (n > 0 && (!sources || !grads)))
         return duet_fail(ctx, DUET_ERR_NULL, "%s: tape, sources or grads is NULL", op);
-    if (!tape_valid(ctx, tape))
+    duet_tape_impl *tape = tape_get(ctx, h);
+    if (!tape)
         return duet_fail(ctx, DUET_ERR_HANDLE, "%s: not a live tape of this context", op);
     if (n < 0 || n > (1 << 20))
         return duet_fail(ctx, DUET_ERR_ARG, "%s: %d sources", op, n);
@@ -347,7 +367,7 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *tape, duet_tensor *targ
     }
     mark_needed(tape, &need, n, sources);
 
-    duet_tape *recording = ctx->tape;
+    duet_tape_impl *recording = ctx->tape;
     ctx->tape = NULL; /* the backward ops are not noted */
     duet_status s = duet_scope_begin(ctx);
     bool scoped = s == DUET_OK;

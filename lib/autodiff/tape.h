@@ -90,9 +90,14 @@ duet_status duet_tape_rule_dnn(duet_ctx *ctx, duet_tape_kind kind, const duet_ta
  * broadcast to g's shape, and reshaped to that shape. NULL with the error set. */
 duet_tensor *duet_tape_sum_to(duet_ctx *ctx, duet_tensor *g, int ndim, const int64_t *shape);
 
-/* tape is live on ctx and has not been ended (a tape set aside during a
- * trace may have been ended or freed by the model meanwhile). */
-bool duet_tape_recording(const duet_ctx *ctx, const struct duet_tape *tape);
+/* Handles of tapes and optimisers: ctx's tag and a new id (core.h). */
+uint64_t duet_obj_handle(duet_ctx *ctx);
+/* The handle of a live tape (NULL for NULL). */
+duet_tape *duet_tape_handle(const struct duet_tape_impl *t);
+/* The tape h names if it is live on ctx and has not been ended, else NULL
+ * (a tape set aside during a trace may have been ended or freed by the
+ * model meanwhile). */
+struct duet_tape_impl *duet_tape_recording(const duet_ctx *ctx, const duet_tape *h);
 
 /* ctx's tape is destroyed with the context; a trace's end checks that no
  * tape begun inside it is still recording. */

@@ -110,9 +110,13 @@ struct duet_ctx {
     struct duet_prof_marks *prof; /* eager profiling in progress (NULL: off) */
     /* Autodiff (lib/autodiff): the tape ops note themselves on (NULL: none
      * records), and every live tape, freed with the context. */
-    struct duet_tape *tape;
-    struct duet_tape *tapes;
-    struct duet_optimizer *optims; /* live optimisers, freed with the context */
+    struct duet_tape_impl *tape;
+    struct duet_tape_impl *tapes;
+    struct duet_optim_impl *optims; /* live optimisers, freed with the context */
+    /* The last id in the handle of a tape or an optimiser. Ids are never
+     * reused, so a freed one's handle stays stale even when its memory
+     * holds a new object (they are looked up by handle, not by address). */
+    uint64_t obj_ids;
     uint32_t trace_ids;
     struct duet_graph_slot *graphs;
     uint32_t ngraphs, capgraphs;

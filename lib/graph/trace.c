@@ -353,7 +353,7 @@ static duet_graph *trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_t
     if (ok)
         fn(ctx, inh, outh, user);
     if (ctx->tape) { /* begun in the model: its notes are this trace's values */
-        duet_tape_end(ctx, ctx->tape);
+        duet_tape_end(ctx, duet_tape_handle(ctx->tape));
         if (ok)
             duet_fail(ctx, DUET_ERR_ARG, "%s: a tape begun in the model is still recording at "
                       "its end; call duet_tape_end inside the model", op);
@@ -424,12 +424,12 @@ duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_ten
         return NULL;
     /* A tape recording eagerly around the trace must not note symbolic
      * values (nor compile-time folding): it is set aside meanwhile. */
-    struct duet_tape *outer = ctx->tape;
+    duet_tape *outer = duet_tape_handle(ctx->tape);
     ctx->tape = NULL;
     duet_graph *g = trace(ctx, fn, n_in, in, user, opts);
     /* The model may have ended or freed it: a freed one must not come back
      * (a dangling pointer every later op would write through), an ended one
-     * must stop noting. */
-    ctx->tape = duet_tape_recording(ctx, outer) ? outer : NULL;
+     * must stop noting. Found again by its handle, not its address. */
+    ctx->tape = duet_tape_recording(ctx, outer);
     return g;
 }
