@@ -701,7 +701,13 @@ static void r_conv_shape(ec_fx *f)
        "duet_batch_norm: x has shape [4], it must be [N,C], [N,C,L] or [N,C,H,W]");
     XP(duet_batch_norm(c, x, &(duet_batch_norm_options){.mean = f->v4, .var = f->v4}),
        "duet_batch_norm: mean has shape [4], x has shape [1,2,5,5]: mean must be [2]");
-    duet_tensor *all[] = {w1, w6, w, x};
+    /* A dilation times an expanded kernel's width past int64: no window fits. */
+    duet_tensor *w11 = duet_zeros(c, DUET_F32, 4, SH(1, 2, 1, 1));
+    duet_tensor *wide = duet_expand(c, w11, 4, SH(1, 2, 1, INT64_C(1) << 40));
+    XP(duet_conv2d(c, x, wide, &(duet_conv2d_options){.dilation = {1, INT32_MAX}}),
+       "duet_conv2d: x [1,2,5,5], w [1,2,1,1099511627776]: kernel 1x1099511627776 with dilation "
+       "[1,2147483647] spans more than the padded input 5x5 (padding [0,0])");
+    duet_tensor *all[] = {wide, w11, w1, w6, w, x};
     for (size_t k = 0; k < sizeof all / sizeof *all; k++)
         duet_release(c, all[k]);
 }

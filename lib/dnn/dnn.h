@@ -160,7 +160,13 @@ dnnl_status_t duet_dnn_bind_y(duet_dnn *d, duet_dnn_prim *p, const dnnl_memory_d
 static inline int64_t duet_dnn_out_len(int64_t in, int64_t k, int64_t stride, int64_t pad,
                                        int64_t dil)
 {
-    int64_t span = in + 2 * pad - dil * (k - 1) - 1;
+    /* A dilated kernel too wide for int64 (a user's dilation times an
+     * expanded view's width) is wider than any input: no output. in is
+     * below 2^61 and pad below 2^31, so the rest cannot overflow. */
+    int64_t reach;
+    if (__builtin_mul_overflow(dil, k - 1, &reach) || reach > ((int64_t)1 << 62))
+        return 0;
+    int64_t span = in + 2 * pad - reach - 1;
     return span < 0 ? 0 : span / stride + 1;
 }
 void duet_dnn_prim_free(duet_dnn_prim *p);
