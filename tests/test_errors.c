@@ -552,6 +552,19 @@ static void r_nomem(ec_fx *f)
     duet_tensor *a = duet_expand(c, one, 2, SH(INT64_C(1) << 23, 1));
     duet_tensor *b = duet_expand(c, one, 2, SH(1, INT64_C(1) << 23));
     XP(duet_add(c, a, b), "duet_add: out of memory for a tensor of shape [8388608,8388608]");
+    /* Functions made of several ops report the failing op's code, not the
+     * DUET_ERR_NULL of the ops after it, under their own name. */
+    duet_tensor *one1 = duet_reshape(c, one, 1, SH(1));
+    duet_tensor *lab = duet_expand(c, one1, 1, SH(INT64_C(1) << 46));
+    XP(duet_one_hot(c, lab, 3),
+       "duet_one_hot: duet_ge: out of memory for a tensor of shape [70368744177664,3]");
+    duet_tensor *lg = duet_expand(c, one, 2, SH(INT64_C(1) << 23, INT64_C(1) << 23));
+    XP(duet_softmax_cross_entropy(c, lg, lg),
+       "duet_softmax_cross_entropy: duet_log_softmax: out of memory for a tensor of shape "
+       "[8388608,8388608]");
+    duet_release(c, lg);
+    duet_release(c, lab);
+    duet_release(c, one1);
     duet_release(c, b);
     duet_release(c, a);
     duet_release(c, one);

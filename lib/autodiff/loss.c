@@ -74,6 +74,8 @@ duet_tensor *duet_one_hot(duet_ctx *ctx, duet_tensor *labels, int classes)
     duet_keep(ctx, y);
     duet_scope_end(ctx);
     ctx->tape = tape;
+    if (!y)
+        duet_chain_fail(ctx, op);
     return y;
 }
 
@@ -109,6 +111,10 @@ duet_tensor *duet_softmax_cross_entropy(duet_ctx *ctx, duet_tensor *logits, duet
     duet_keep(ctx, y);
     duet_scope_end(ctx);
     ctx->tape = tape;
+    if (!y) {
+        duet_chain_fail(ctx, op);
+        return NULL;
+    }
     DUET_TAPE_NOTE(ctx, y, DUET_TK_XENT, NULL, 2, logits, targets);
     return y;
 }

@@ -312,5 +312,5 @@ duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *h, duet_tensor *c
         (duet_assign(ctx, o->b1p, b1) != DUET_OK || duet_assign(ctx, o->b2p, b2) != DUET_OK))
         s = ctx->err;
     duet_status e = duet_scope_end(ctx);
-    return s != DUET_OK ? s : e;
+    return s != DUET_OK ? duet_chain_fail(ctx, op) : e;
 }

@@ -407,10 +407,12 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *h, duet_tensor *target,
     free(m.g);
     free(need.key);
     free(need.g);
-    if (s != DUET_OK)
+    if (s != DUET_OK) {
         for (int i = 0; i < n; i++) {
             duet_release(ctx, grads[i]);
             grads[i] = NULL;
         }
+        s = duet_chain_fail(ctx, op);
+    }
     return s;
 }

@@ -128,6 +128,7 @@ struct duet_ctx {
 
     duet_status err;
     char msg[512];
+    duet_status chain_root; /* the code a chain of NULL arguments started from */
 #ifdef DUET_PHASE_TIMING
     duet_phase_state phase; /* eager phase totals (phase.h); absent by default */
 #endif
@@ -157,6 +158,13 @@ duet_tensor *duet_trace_view(duet_ctx *ctx, const char *op, const duet_tensor_im
 
 /* Record a failure in ctx and return the code. Formats only on failure. */
 duet_status duet_fail(duet_ctx *ctx, duet_status s, const char *fmt, ...) DUET_PRINTF(3, 4);
+/* For a function made of public ops (one_hot, cross-entropy, optimiser
+ * steps, gradients) whose chain of ops failed: make the failure its own.
+ * When an op failed and the next ones got its NULL (DUET_ERR_NULL, "...;
+ * first error: ..."), the code becomes the first op's again (a user asked
+ * for one op and gets its real cause, e.g. DUET_ERR_NOMEM) and the message
+ * "op: <the first op's message>". Returns the code. */
+duet_status duet_chain_fail(duet_ctx *ctx, const char *op);
 /* Write "[2,3]" for a shape into buf (always terminated); returns buf. */
 char *duet_fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape);
 #define DUET_SHAPE_STR 160

@@ -225,6 +225,19 @@ duet_status duet_fail(duet_ctx *ctx, duet_status s, const char *fmt, ...)
     return s;
 }
 
+duet_status duet_chain_fail(duet_ctx *ctx, const char *op)
+{
+    static const char mark[] = "; first error: ";
+    const char *root = ctx->err == DUET_ERR_NULL ? strstr(ctx->msg, mark) : NULL;
+    duet_status code = root ? ctx->chain_root : ctx->err;
+    char cause[sizeof ctx->msg];
+    snprintf(cause, sizeof cause, "%s", root ? root + sizeof mark - 1 : ctx->msg);
+    size_t n = strlen(op);
+    if (strncmp(cause, op, n) == 0 && cause[n] == ':') /* it names op already */
+        return duet_fail(ctx, code, "%s", cause);
+    return duet_fail(ctx, code, "%s: %s", op, cause);
+}
+
 char *duet_fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
 {
     size_t n = 0;

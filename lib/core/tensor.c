@@ -129,6 +129,7 @@ void duet_get_fail(duet_ctx *ctx, const duet_tensor *h, const char *op, const ch
         if (ctx->err != DUET_OK && strstr(ctx->msg, "is NULL; first error: ") == NULL) {
             char prev[sizeof ctx->msg];
             memcpy(prev, ctx->msg, sizeof prev);
+            ctx->chain_root = ctx->err;
             duet_fail(ctx, DUET_ERR_NULL, "%s: %s is NULL; first error: %s", op, what, prev);
         } else if (ctx->err != DUET_OK) {
             ctx->err = DUET_ERR_NULL; /* keep the message that names the first error */
