@@ -2,15 +2,13 @@
 # docs/errors.md must be what the catalogue's tests produce, and cover the
 # whole API:
 #  1. its table of rows (between the "rows:begin" and "rows:end" markers)
-#     must equal the table the two catalogue binaries print with
+#     must equal the table the three catalogue binaries print with
 #     DUET_ERRORS_DOC=1: every example message is copied from a run, and a
 #     changed message or a new row fails `make test` until the doc follows
 #     (regenerate with: tests/check_errors_doc.sh --print build);
 #  2. every DUET_API function of include/duet.h that takes a pointer must
 #     be named in docs/errors.md and called in the catalogue's tests (the
 #     NULL rows N1-N9 pass NULL for each of its pointers).
-# Row C3 (AVX2 asked for on a CPU without it) can only fail on such a CPU,
-# so its line is compared only there.
 #
 #   tests/check_errors_doc.sh [--print] BUILD_DIR [header] [doc]
 set -u
@@ -40,10 +38,6 @@ grep -h "^| [A-Z][0-9]* |" "$tmp/test_errors.out" "$tmp/test_errors_modes.out" \
 if [ "$print" = 1 ]; then cat "$tmp/run"; exit 0; fi
 
 sed -n '/<!-- rows:begin/,/<!-- rows:end/p' "$doc" | grep '^| [A-Z][0-9]* |' > "$tmp/doc"
-if grep -q avx2 /proc/cpuinfo; then
-    grep -v '^| C3 |' "$tmp/run" > "$tmp/run2"; mv "$tmp/run2" "$tmp/run"
-    grep -v '^| C3 |' "$tmp/doc" > "$tmp/doc2"; mv "$tmp/doc2" "$tmp/doc"
-fi
 nrun=$(grep -c . "$tmp/run")
 if [ "$nrun" -lt 60 ]; then
     echo "check_errors_doc: only $nrun rows printed by the tests" >&2
