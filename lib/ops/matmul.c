@@ -307,7 +307,7 @@ void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d
              * exact aliasing, which duet_exec_fused allows). */
             float *pc = c + t * mn + r0 * n;
             duet_exec_matmul(kt, &sub, pa + r0 * d->sam, pb, pc, scratch);
-            duet_fused_src_eval(epi, t * mn + r0 * n, sub.m * n, pc, pc);
+            duet_fused_src_eval_par(d->threads, epi, t * mn + r0 * n, sub.m * n, pc, pc);
         }
         for (int i = d->nbatch - 1; i >= 0; i--) {
             oa += d->sa[i];
