@@ -91,7 +91,8 @@ static int64_t amax_combine(const ajob *j)
 static size_t arow_split(const duet_kernels *kt, int threads, size_t len, const float *x,
                          ptrdiff_t sa)
 {
-    int parts = duet_par_parts(threads, (int64_t)len, duet_work(kt, DUET_WORK_ARGMAX, 1));
+    int parts =
+        duet_par_parts_of(threads, (int64_t)len, duet_work(kt, DUET_WORK_ARGMAX, (int64_t)len));
     if (parts > DUET_TREE_MAX)
         parts = DUET_TREE_MAX;
     if (parts < 2)
@@ -167,7 +168,10 @@ void duet_exec_argmax(const duet_kernels *kt, int threads, int ndim, const int64
         duet_iter it;
         duet_iter_init(&it, ndim, shape, 1, st);
         ajob j = {.kt = kt, .it = &it, .x = x, .n = duet_iter_numel(&it), .parts = 1};
-        j.parts = duet_par_parts(threads, j.n, duet_work(kt, DUET_WORK_ARGMAX, 1));
+        /* Every run of the walk is one argmax_row call. */
+        int64_t len = it.shape[it.ndim - 1];
+        j.parts = duet_par_parts_of(threads, j.n,
+                                    j.n / len * duet_work(kt, DUET_WORK_ARGMAX, len));
         if (j.parts > DUET_TREE_MAX)
             j.parts = DUET_TREE_MAX;
         duet_par_slots(j.parts, aflat_part, &j);

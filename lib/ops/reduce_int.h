@@ -104,6 +104,14 @@ static inline int64_t duet_work(const duet_kernels *kt, duet_work_kind k, int64_
     return len * kt->work[k].elem8 / 8 + kt->work[k].row + 1;
 }
 
+/* Parts for `total` units of work spread over n elements that may be cut
+ * anywhere (a flat range, one long row). */
+static inline int duet_par_parts_of(int threads, int64_t n, int64_t total)
+{
+    int p = duet_par_parts(threads, total, 1);
+    return p > n ? (int)n : p;
+}
+
 /* How to cut a rows walk of nout outputs of `wout` work each:
  * > 1: that many parts over whole outputs; 0: per output, within it (few
  * outputs, each worth splitting); 1: not at all. */
