@@ -455,6 +455,15 @@ static float out_split(rjob *j, int threads, const float *x)
 static bool reduce_par(const duet_kernels *kt, int threads, duet_reduce_kind kind,
                        const rplan *w, const float *x, float *y)
 {
+    /* Too small to cut, told before the regrouping is built (small ops pay
+     * nothing for a count above 1). */
+    duet_work_kind wk = w->columns ? DUET_WORK_ACC
+                        : kind == DUET_REDUCE_MAX ? DUET_WORK_MAX
+                                                  : DUET_WORK_SUM;
+    int64_t total = w->columns ? w->nout * duet_work(kt, wk, w->nred)
+                               : w->nout * (w->nred / (int64_t)w->n) * duet_work(kt, wk, (int64_t)w->n);
+    if (total < 2 * duet_par_min_work)
+        return false;
     duet_reduce_split S;
     duet_reduce_split_init(w, &S);
     rjob j = {.kt = kt, .kind = kind, .w = w, .S = &S, .x = x, .y = y};
