@@ -130,14 +130,16 @@ static void plan_matmul(const lower *L, int v, duet_matmul_desc *d)
 
 /* Floats of scratch the step of node v needs for the duration of the step:
  * a matmul's operand copies (with an epilogue too: the panels are the
- * output's own rows); a fused reduction's chunk buffer. */
+ * output's own rows); a fused reduction's chunk buffers, one per part
+ * the graph's thread count may cut it into. */
 static size_t step_scratch(const lower *L, int v)
 {
     const duet_gnode *n = &L->ir->nodes[v];
     duet_matmul_desc d;
     if (n->fsrc >= 0 && n->op == DUET_GOP_REDUCE) {
         int64_t p = L->ir->nodes[n->fsrc].numel;
-        return (size_t)(p < DUET_FUSED_SRC_CHUNK ? p : DUET_FUSED_SRC_CHUNK);
+        return (size_t)(p < DUET_FUSED_SRC_CHUNK ? p : DUET_FUSED_SRC_CHUNK) *
+               (size_t)duet_reduce_src_bufs(L->g->threads, p);
     }
     if (n->op == DUET_GOP_DNN)
         return (duet_graph_dnn_scratch(L->g, v) + 3) / 4;
@@ -440,6 +442,7 @@ static void lower_consumer(const resolve *R, int v, duet_step *s, const size_t *
     x->axis = n->axis;
     x->kind = n->sub;
     x->buf = scratch;
+    x->nbuf = duet_reduce_src_bufs(L->g->threads, src->numel);
     s->kind = n->op == DUET_GOP_REDUCE    ? DUET_STEP_REDUCE_SRC
               : n->op == DUET_GOP_SOFTMAX ? DUET_STEP_SOFTMAX_SRC
                                           : DUET_STEP_LNORM_SRC;

@@ -173,25 +173,24 @@ void duet_pass_fuse_matmul(duet_gir *ir, int *count)
 
 void duet_run_fused_consumer(const duet_kernels *kt, int threads, const duet_step *s)
 {
-    (void)threads; /* the consumers run on the calling thread for now */
     const duet_step_aux *x = s->aux;
     duet_fused_src src;
     switch (s->kind) {
     case DUET_STEP_REDUCE_SRC:
         duet_fused_src_init(&src, kt, &x->prog, x->ndim, x->shape, -1);
-        duet_exec_reduce_src((duet_reduce_kind)x->kind, x->ndim, x->shape, x->mask, &src,
-                             x->buf, s->y);
+        duet_exec_reduce_src(threads, (duet_reduce_kind)x->kind, x->ndim, x->shape, x->mask, &src,
+                             x->buf, x->nbuf, s->y);
         break;
     case DUET_STEP_SOFTMAX_SRC:
         duet_fused_src_init(&src, kt, &x->prog, x->ndim, x->shape, -1);
-        duet_exec_softmax_src(x->kind != 0, x->ndim, x->shape, x->axis, &src, s->y);
+        duet_exec_softmax_src(threads, x->kind != 0, x->ndim, x->shape, x->axis, &src, s->y);
         break;
     case DUET_STEP_LNORM_SRC:
         duet_fused_src_init(&src, kt, &x->prog, x->ndim, x->shape, -1);
-        duet_exec_layer_norm_src(x->ndim, x->shape, &src, x->g, x->sg, x->b, x->sbeta, s->c,
-                                 s->y);
+        duet_exec_layer_norm_src(threads, x->ndim, x->shape, &src, x->g, x->sg, x->b, x->sbeta,
+                                 s->c, s->y);
         break;
-    case DUET_STEP_MATMUL_EPI:
+    case DUET_STEP_MATMUL_EPI: /* split by the descriptor's count, as its sgemm calls */
         duet_fused_src_init(&src, kt, &x->prog, x->ndim, x->shape, x->local);
         duet_exec_matmul_epilogue(kt, &x->mm, s->a, s->b, x->panel_rows, &src, x->scratch,
                                   s->y);

@@ -190,10 +190,11 @@ typedef struct duet_step_aux {
     duet_fused_prog prog;
     /* The fused consumer kinds: the program's input that is the matmul's
      * product (-1: none), rows per epilogue panel, and a fused reduction's
-     * chunk buffer. */
+     * chunk buffers (nbuf of them, one per part it may be split into). */
     int local;
     int64_t panel_rows;
     float *buf;
+    int nbuf;
     struct duet_dnn_step *dnn; /* DUET_STEP_DNN */
     duet_block *dst;           /* DUET_STEP_ASSIGN: the block written (its version moves) */
 } duet_step_aux;

@@ -48,6 +48,11 @@ const duet_kernels duet_kernels_scalar = {
     .layer_norm_row = duet_scalar_layer_norm_row,
     .fused_block = duet_scalar_fused_block,
     .small_gemm = duet_scalar_small_gemm, .small_gemm_max_mnk = 32,
+    /* Measured: docs/design.md, "Reductions across threads". */
+    .work = {[DUET_WORK_SUM] = {3, 56}, [DUET_WORK_MAX] = {14, 24}, [DUET_WORK_ARGMAX] = {15, 40},
+             [DUET_WORK_ACC] = {7, 2}, [DUET_WORK_ARGMAX_COL] = {31, 0},
+             [DUET_WORK_SOFTMAX] = {117, 126}, [DUET_WORK_SOFTMAX_COL] = {125, 4},
+             [DUET_WORK_LNORM] = {21, 147}},
 };
 
 const duet_kernels duet_kernels_avx2 = {
@@ -66,6 +71,10 @@ const duet_kernels duet_kernels_avx2 = {
     .layer_norm_row = duet_avx2_layer_norm_row,
     .fused_block = duet_avx2_fused_block,
     .small_gemm = duet_avx2_small_gemm, .small_gemm_max_mnk = 32768,
+    .work = {[DUET_WORK_SUM] = {3, 80}, [DUET_WORK_MAX] = {3, 56}, [DUET_WORK_ARGMAX] = {3, 100},
+             [DUET_WORK_ACC] = {6, 2}, [DUET_WORK_ARGMAX_COL] = {90, 0},
+             [DUET_WORK_SOFTMAX] = {31, 177}, [DUET_WORK_SOFTMAX_COL] = {48, 14},
+             [DUET_WORK_LNORM] = {11, 210}},
 };
 
 const duet_kernels *duet_kernels_for(duet_isa isa)

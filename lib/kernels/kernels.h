@@ -100,6 +100,24 @@ typedef struct duet_fused_code {
 #define DUET_SUM_LANES 32
 #define DUET_SUM_BLOCK 2048
 
+/* Op families whose cost per element differs enough to matter when an op
+ * is split across threads (the kernel table's `work`). */
+typedef enum {
+    DUET_WORK_SUM,         /* sum_row (sum, mean) */
+    DUET_WORK_MAX,         /* max_row */
+    DUET_WORK_ARGMAX,      /* argmax_row */
+    DUET_WORK_ACC,         /* acc_add / acc_max, per element of x (reducing outer axes) */
+    DUET_WORK_ARGMAX_COL,  /* the op layer's argmax over an outer axis */
+    DUET_WORK_SOFTMAX,     /* softmax_row, log_softmax_row */
+    DUET_WORK_SOFTMAX_COL, /* softmax over an outer axis (elementwise kernels per row) */
+    DUET_WORK_LNORM,       /* layer_norm_row */
+    DUET_WORK_COUNT
+} duet_work_kind;
+typedef struct duet_work_cost {
+    uint16_t elem8; /* per element, in eighths of a unit */
+    uint16_t row;   /* per row (kernel call), in units */
+} duet_work_cost;
+
 typedef struct duet_kernels {
     const char *name; /* "scalar" or "avx2" */
     duet_unary_fn unary[DUET_UNARY_COUNT];
@@ -113,13 +131,14 @@ typedef struct duet_kernels {
      * argmax_row returns the index of the first maximum, a NaN counting as
      * greater than everything (so: the first NaN if there is one). */
     float (*sum_row)(size_t n, const float *x, ptrdiff_t sx);
-    /* sum_row of a contiguous row before its final fold: lanes[0..31]
-     * receive the DUET_SUM_LANES lane sums in the shared order, so a caller
-     * that holds a long row in pieces (a fused reduction evaluating its
-     * producer chunk by chunk) can add the pieces' lanes as sum_row's block
-     * tree would and fold once, bitwise equal to sum_row of the whole row.
-     * The fold (kernels.h order) gives the same bits on every ISA. */
-    void (*sum_lanes)(size_t n, const float *x, float *lanes);
+    /* sum_row before its final fold: lanes[0..31] receive the
+     * DUET_SUM_LANES lane sums in the shared order, so a caller that holds
+     * a long row in pieces (a fused reduction evaluating its producer chunk
+     * by chunk, or threads summing subtrees of one row) can add the pieces'
+     * lanes as sum_row's block tree would and fold once, bitwise equal to
+     * sum_row of the whole row. The fold (kernels.h order) gives the same
+     * bits on every ISA. */
+    void (*sum_lanes)(size_t n, const float *x, ptrdiff_t sx, float *lanes);
     float (*max_row)(size_t n, const float *x, ptrdiff_t sx);
     size_t (*argmax_row)(size_t n, const float *x, ptrdiff_t sx);
     /* Column-wise accumulation for reducing an outer axis: acc[i] op= x[i * sx],
@@ -156,6 +175,12 @@ typedef struct duet_kernels {
     /* Largest m*n*k this ISA's small_gemm takes instead of OpenBLAS: the
      * measured crossover (docs/kernels.md, "Matmul"). */
     uint32_t small_gemm_max_mnk;
+    /* What the op layer weighs work with before splitting an op across
+     * threads (core/par.h): per op family, the cost of one element in
+     * eighths of an element of a streaming binary op (par.h's unit), and
+     * of one row (one kernel call) in such elements. Measured per ISA
+     * (docs/design.md, "Reductions across threads"). */
+    duet_work_cost work[DUET_WORK_COUNT];
 } duet_kernels;
 
 /* C[m,n] = A[m,k] B[k,n] + beta C through cblas_sgemm, row-major, A and B

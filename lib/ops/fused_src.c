@@ -44,3 +44,29 @@ void duet_fused_src_eval(duet_fused_src *s, int64_t start, int64_t count, float 
         f = next;
     }
 }
+
+typedef struct eval_job {
+    const duet_fused_src *s;
+    int64_t start;
+    float *out;
+    const float *lbase;
+} eval_job;
+
+static void eval_range(void *arg, int64_t b, int64_t e)
+{
+    const eval_job *j = arg;
+    duet_fused_src mine = *j->s; /* eval rewrites the program's bases */
+    duet_fused_src_eval(&mine, j->start + b, e - b, j->out + b, j->lbase ? j->lbase + b : NULL);
+}
+
+void duet_fused_src_eval_par(int threads, duet_fused_src *s, int64_t start, int64_t count,
+                             float *out, const float *lbase)
+{
+    int parts = duet_par_parts(threads, count, s->p.kcode.nsteps > 1 ? s->p.kcode.nsteps : 1);
+    if (parts < 2) {
+        duet_fused_src_eval(s, start, count, out, lbase);
+        return;
+    }
+    eval_job j = {s, start, out, lbase};
+    duet_par_for(parts, count, DUET_FUSED_TILE_MAX, eval_range, &j);
+}

@@ -16,6 +16,7 @@
 #define DUET_FUSED_SRC_H
 
 #include "fused.h"
+#include "../core/par.h"
 
 /* Floats a consumer evaluates at once (32 KiB, L1-sized on Zen 4 / L2-hot
  * elsewhere): the row buffer of a fused reduction, and the block of rows a
@@ -49,23 +50,41 @@ void duet_fused_src_init(duet_fused_src *s, const duet_kernels *kt, const duet_f
  * may be out itself (the in-place epilogue); out overlaps no other input. */
 void duet_fused_src_eval(duet_fused_src *s, int64_t start, int64_t count, float *out,
                          const float *lbase);
+/* The same, cut across `threads` when large enough (core/par.h): each part
+ * evaluates its stretch with its own copy of s, so the elements are the
+ * same and s is left as it was. */
+void duet_fused_src_eval_par(int threads, duet_fused_src *s, int64_t start, int64_t count,
+                             float *out, const float *lbase);
 
 /* ---- consumers (reduce.c, matmul.c) ---------------------------------------------- */
 
+/* Buffers of DUET_FUSED_SRC_CHUNK floats (or of numel, if smaller) a
+ * fused reduction over a producer of numel elements may use with `threads`
+ * threads: one per part it may be cut into (core/par.h), 1 when it is too
+ * small to split. A graph plans nbuf of them in its arena. */
+static inline int duet_reduce_src_bufs(int threads, int64_t numel)
+{
+    int p = duet_par_parts(threads, numel, 1);
+    return p > 16 ? 16 : p;
+}
+
+/* `threads` (each consumer takes it): the team size it may be split over;
+ * every part evaluates its own ranges with its own copy of src, so src is
+ * left as it was, and the result is bitwise the same for every count. */
+
 /* duet_exec_reduce over src's result (of shape, contiguous): the same walk
  * and kernel calls, each run evaluated just before it is reduced. buf holds
- * min(numel, DUET_FUSED_SRC_CHUNK) floats. Bitwise eager's result, except
- * that a max over runs longer than the chunk may give a zero maximum the
- * other sign. */
-void duet_exec_reduce_src(duet_reduce_kind kind, int ndim, const int64_t *shape, uint32_t mask,
-                          duet_fused_src *src, float *buf, float *y);
+ * nbuf slices of min(numel, DUET_FUSED_SRC_CHUNK) floats (one per part:
+ * at most nbuf parts are used). Bitwise eager's result. */
+void duet_exec_reduce_src(int threads, duet_reduce_kind kind, int ndim, const int64_t *shape,
+                          uint32_t mask, duet_fused_src *src, float *buf, int nbuf, float *y);
 /* duet_exec_softmax along a last axis (only size-1 dims after it) of src's
  * result: blocks of rows are evaluated into y, then the row kernel runs on
  * each in place. Bitwise eager's result. */
-void duet_exec_softmax_src(bool logp, int ndim, const int64_t *shape, int axis,
+void duet_exec_softmax_src(int threads, bool logp, int ndim, const int64_t *shape, int axis,
                            duet_fused_src *src, float *y);
 /* duet_exec_layer_norm of src's result, the same way. */
-void duet_exec_layer_norm_src(int ndim, const int64_t *shape, duet_fused_src *src,
+void duet_exec_layer_norm_src(int threads, int ndim, const int64_t *shape, duet_fused_src *src,
                               const float *gamma, ptrdiff_t sg, const float *beta, ptrdiff_t sb,
                               float eps, float *y);
 
@@ -91,8 +110,9 @@ int64_t duet_matmul_rows_for(const duet_matmul_desc *d, int64_t panel_floats);
 /* c = epi(a @ b): each product of d is computed panel_rows rows at a time
  * into its rows of c (duet_exec_matmul on those rows), and epi, whose local
  * input is the matmul's result, runs over the same rows in place while they
- * are in cache. scratch holds duet_matmul_scratch(d) floats. c overlaps no
- * other input of epi. */
+ * are in cache, split across d->threads (the count the sgemm calls run on)
+ * when large enough. scratch holds duet_matmul_scratch(d) floats. c
+ * overlaps no other input of epi. */
 void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
                                const float *a, const float *b, int64_t panel_rows,
                                duet_fused_src *epi, float *scratch, float *c);

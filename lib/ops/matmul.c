@@ -265,6 +265,35 @@ int64_t duet_matmul_rows_for(const duet_matmul_desc *d, int64_t panel_floats)
     return (d->m + np - 1) / np;
 }
 
+/* The panels [b, e) of one product (its a at pa, its c at c, its first
+ * element at element `at` of the epilogue's result), each sgemm'd into its
+ * rows of c and followed by the epilogue over them. */
+typedef struct panels_job {
+    const duet_kernels *kt;
+    const duet_matmul_desc *sub; /* one panel's product, m to be set */
+    const duet_fused_src *epi;
+    const float *pa, *pb;
+    float *c, *ascratch;
+    int64_t m, pr, at;
+} panels_job;
+
+static void panels_range(void *arg, int64_t b, int64_t e)
+{
+    const panels_job *j = arg;
+    duet_fused_src mine = *j->epi; /* eval rewrites the program's bases */
+    duet_matmul_desc sub = *j->sub;
+    const int64_t n = sub.n, k = sub.k;
+    for (int64_t p = b; p < e; p++) {
+        int64_t r0 = p * j->pr;
+        sub.m = j->m - r0 < j->pr ? j->m - r0 : j->pr;
+        float *pc = j->c + r0 * n;
+        /* A copied a is gathered into the panel's own rows of its scratch. */
+        duet_exec_matmul(j->kt, &sub, j->pa + r0 * sub.sam, j->pb, pc,
+                         j->ascratch ? j->ascratch + r0 * k : NULL);
+        duet_fused_src_eval(&mine, j->at + r0 * n, sub.m * n, pc, pc);
+    }
+}
+
 void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d,
                                const float *a, const float *b, int64_t panel_rows,
                                duet_fused_src *epi, float *scratch, float *c)
@@ -273,6 +302,7 @@ void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d
         return;
     const int64_t m = d->m, n = d->n, k = d->k, mn = m * n;
     const int64_t pr = panel_rows < 1 || panel_rows > m ? m : panel_rows;
+    const int64_t np = (m + pr - 1) / pr;
     /* Each panel is one product of pr rows: same layouts and leading
      * dimensions (valid for any row count), same small/BLAS choice. */
     duet_matmul_desc sub = *d;
@@ -290,6 +320,17 @@ void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d
         sub.sbk = n;
         sub.sbn = 1;
     }
+    /* Split products (small k, memory-bound: the panel rule) deal their
+     * panels to the team, each sgemm on one thread (OpenBLAS runs a call
+     * made inside a parallel region on its calling thread): measured 0.51-
+     * 0.63 of the panels in turn on OpenBLAS's own threads, which cannot
+     * use a second core on panels this small (docs/design.md). A panel's
+     * work in units: about 4 + k/8 per element of c for the sgemm, plus the
+     * epilogue's steps. */
+    int steps = epi->p.kcode.nsteps > 1 ? epi->p.kcode.nsteps : 1;
+    int parts = np > 1 && !d->small
+                    ? duet_par_parts(d->threads, np, pr * n * (4 + k / 8 + steps))
+                    : 1;
     const float *last_b = NULL;
     int64_t idx[DUET_MAX_DIMS] = {0}, oa = 0, ob = 0;
     for (int64_t t = 0; t < d->count; t++) {
@@ -300,14 +341,21 @@ void duet_exec_matmul_epilogue(const duet_kernels *kt, const duet_matmul_desc *d
             last_b = pb;
             pb = cb;
         }
-        for (int64_t r0 = 0; r0 < m; r0 += pr) {
-            sub.m = m - r0 < pr ? m - r0 : pr;
-            /* The product's rows land in c; the epilogue then runs over them
-             * in place (the panel is its local input, read at c's own strides:
-             * exact aliasing, which duet_exec_fused allows). */
-            float *pc = c + t * mn + r0 * n;
-            duet_exec_matmul(kt, &sub, pa + r0 * d->sam, pb, pc, scratch);
-            duet_fused_src_eval(epi, t * mn + r0 * n, sub.m * n, pc, pc);
+        if (parts > 1) {
+            panels_job j = {kt, &sub, epi, pa, pb, c + t * mn,
+                            d->la == DUET_MM_COPY ? scratch : NULL, m, pr, t * mn};
+            duet_par_for(parts, np, 1, panels_range, &j);
+        } else {
+            for (int64_t r0 = 0; r0 < m; r0 += pr) {
+                sub.m = m - r0 < pr ? m - r0 : pr;
+                /* The product's rows land in c; the epilogue then runs over
+                 * them in place (the panel is its local input, read at c's
+                 * own strides: exact aliasing, which duet_exec_fused allows),
+                 * cut across the team when large enough. */
+                float *pc = c + t * mn + r0 * n;
+                duet_exec_matmul(kt, &sub, pa + r0 * d->sam, pb, pc, scratch);
+                duet_fused_src_eval_par(d->threads, epi, t * mn + r0 * n, sub.m * n, pc, pc);
+            }
         }
         for (int i = d->nbatch - 1; i >= 0; i--) {
             oa += d->sa[i];

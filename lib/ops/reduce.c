@@ -1,7 +1,7 @@
 /*
  * Reductions, argmax, softmax and layer norm on raw strided memory. Eager
- * mode calls these after validating; graph mode will call them from its
- * steps. They never allocate: scratch, where needed, is a fixed stack chunk.
+ * mode calls these after validating; graph mode calls them from its steps.
+ * They never allocate: scratch, where needed, is a fixed stack chunk.
  *
  * Reductions pick one of two plans after dropping size-1 dims:
  *  - rows: the reduced dim with the smallest stride goes innermost and each
@@ -13,11 +13,14 @@
  *    acc_add/acc_max, one input row at a time.
  * The other dims are visited outermost-stride first so x is read roughly in
  * memory order, then coalesced. Input is never copied.
+ *
+ * Large ops are split across the context's threads (core/par.h) in ways
+ * that keep every output's arithmetic as it is on one thread
+ * (reduce_int.h says which), so results are bitwise the same for any count.
  */
-#include "fused_src.h"
+#include "reduce_int.h"
 #include "../kernels/scalar/sumfold.h"
 
-#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -25,42 +28,11 @@ typedef struct {
     bool red;
 } rdim;
 
-/* Walk order key: small strides inner, broadcast (stride 0) dims outermost. */
-static int64_t skey(int64_t s) { return s == 0 ? INT64_MAX : s < 0 ? -s : s; }
-
-static void fill(int64_t n, float *y, float v)
-{
-    for (int64_t i = 0; i < n; i++)
-        y[i] = v;
-}
-
-/* The NaN rule of max everywhere: a NaN already there stays, a new NaN wins,
- * ties keep what is there. */
-static inline float max_nan(float a, float v) { return a != a ? a : v != v ? v : v > a ? v : a; }
-
-/* Product of n dims, 0 if any is 0 (checked first: with a 0 dim the others
- * may be large enough to overflow). */
-static int64_t prod(int n, const int64_t *s)
-{
-    for (int i = 0; i < n; i++)
-        if (s[i] == 0)
-            return 0;
-    int64_t p = 1;
-    for (int i = 0; i < n; i++)
-        p *= s[i];
-    return p;
-}
 
 typedef duet_reduce_walk rplan;
 
-enum { RP_DONE, RP_SINGLE, RP_WALK, RP_EMPTY };
-
-/* The walk alone, from shapes and strides only (y is not touched), so the
- * eager op and the fused one (which reads a producer's contiguous result
- * chunk by chunk) visit the same runs in the same order. RP_DONE:
- * nothing to reduce; RP_EMPTY: an empty set, y to be filled with the
- * identity; RP_SINGLE: one element in, one out; RP_WALK: P holds the walk. */
-static int walk_plan(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask, rplan *P)
+int duet_reduce_walk_plan(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask,
+                          rplan *P)
 {
     int64_t ks[DUET_MAX_DIMS], rs[DUET_MAX_DIMS];
     int nk = 0, nr = 0;
@@ -126,27 +98,154 @@ static int walk_plan(int ndim, const int64_t *shape, const int64_t *sx, uint32_t
     return RP_WALK;
 }
 
-/* walk_plan, then y's starting values: RP_DONE (y complete: nothing to
- * reduce, or an empty set filled), RP_SINGLE, or RP_WALK with y initialised. */
-static int reduce_plan(duet_reduce_kind kind, int ndim, const int64_t *shape, const int64_t *sx,
-                       uint32_t mask, float *y, rplan *P)
+float duet_reduce_row(const duet_kernels *kt, duet_reduce_kind kind, size_t n, const float *x,
+                      ptrdiff_t s)
 {
-    int how = walk_plan(ndim, shape, sx, mask, P);
-    if (how == RP_EMPTY) {
-        fill(P->nout, y, kind == DUET_REDUCE_SUM ? 0.0f : kind == DUET_REDUCE_MEAN ? NAN : -INFINITY);
-        return RP_DONE;
+    if (kind != DUET_REDUCE_MAX)
+        return kt->sum_row(n, x, s);
+    if (n <= DUET_FUSED_SRC_CHUNK)
+        return kt->max_row(n, x, s);
+    float m = -INFINITY;
+    for (size_t c0 = 0; c0 < n; c0 += DUET_FUSED_SRC_CHUNK) {
+        size_t len = n - c0 < DUET_FUSED_SRC_CHUNK ? n - c0 : DUET_FUSED_SRC_CHUNK;
+        m = duet_max_nan(m, kt->max_row(len, x + (ptrdiff_t)c0 * s, s));
     }
-    if (how == RP_WALK)
-        fill(P->nout, y, kind == DUET_REDUCE_MAX ? -INFINITY : 0.0f);
-    return how;
+    return m;
 }
 
-static void reduce_finish(duet_reduce_kind kind, const rplan *P, float *y)
+void duet_reduce_split_init(const rplan *w, duet_reduce_split *S)
 {
-    if (kind == DUET_REDUCE_MEAN)
-        for (int64_t i = 0; i < P->nout; i++)
-            y[i] = (float)((double)y[i] / (double)P->nred);
+    const duet_iter *it = &w->it;
+    int last = it->ndim - 1, nk = 0, nr = 0;
+    int64_t ks[DUET_MAX_DIMS], kx[DUET_MAX_DIMS], ky[DUET_MAX_DIMS];
+    bool seen_red = false;
+    S->rpo = 1;
+    S->grouped = true;
+    S->rit.nops = 1;
+    for (int d = 0; d <= last; d++) {
+        bool kept = it->st[1][d] != 0; /* a coalesced dim is all kept or all reduced */
+        if (d == last && !w->columns) {
+            S->rit.shape[nr] = it->shape[d];
+            S->rit.st[0][nr++] = it->st[0][d];
+        } else if (kept) {
+            S->grouped = S->grouped && !seen_red;
+            /* Into y's order (falling y stride): y is contiguous over kit. */
+            int j = nk++;
+            while (j > 0 && ky[j - 1] < it->st[1][d]) {
+                ks[j] = ks[j - 1];
+                kx[j] = kx[j - 1];
+                ky[j] = ky[j - 1];
+                j--;
+            }
+            ks[j] = it->shape[d];
+            kx[j] = it->st[0][d];
+            ky[j] = it->st[1][d];
+        } else {
+            seen_red = true;
+            S->rit.shape[nr] = it->shape[d];
+            S->rit.st[0][nr++] = it->st[0][d];
+            S->rpo *= it->shape[d];
+        }
+    }
+    if (w->columns) { /* the run is a row of outputs: each output's "run" is one element */
+        S->rit.shape[nr] = 1;
+        S->rit.st[0][nr++] = 0;
+    }
+    S->rit.ndim = nr;
+    const int64_t *st[2] = {ky, kx};
+    duet_iter_init(&S->kit, nk, ks, 2, st);
 }
+
+int duet_reduce_rows_parts(int threads, int64_t nout, int64_t wout)
+{
+    if (threads < 2)
+        return 1;
+    int64_t p = nout * wout / duet_par_min_work;
+    if (p > threads)
+        p = threads;
+    if (p < 2)
+        return 1;
+    bool each = wout / duet_par_min_work >= 2;
+    if (nout >= 8 * p || nout % p == 0 || (!each && nout >= 2))
+        return (int)(p < nout ? p : nout);
+    return each ? 0 : 1;
+}
+
+typedef struct slots_job {
+    void (*fn)(void *, int);
+    void *job;
+} slots_job;
+
+static void slots_range(void *arg, int64_t b, int64_t e)
+{
+    const slots_job *j = arg;
+    for (int64_t p = b; p < e; p++)
+        j->fn(j->job, (int)p);
+}
+
+void duet_par_slots(int parts, void (*fn)(void *job, int p), void *job)
+{
+    slots_job j = {fn, job};
+    duet_par_for(parts, parts, 1, slots_range, &j);
+}
+
+/* ---- sum_row's block tree ------------------------------------------------------------ */
+
+int duet_sum_tree_depth(int parts)
+{
+    int d = 0;
+    while ((1 << d) < 4 * parts && (1 << d) < DUET_TREE_MAX)
+        d++;
+    return d;
+}
+
+/* The halves of a node, as sum_row cuts them (kernels.h). */
+static size_t tree_half(size_t n)
+{
+    size_t blocks = (n + DUET_SUM_BLOCK - 1) / DUET_SUM_BLOCK;
+    return blocks / 2 * DUET_SUM_BLOCK;
+}
+
+static int tree_cut(size_t n, int64_t at, int depth, int64_t *first, size_t *len, int k)
+{
+    if (depth == 0 || n <= DUET_SUM_BLOCK) {
+        first[k] = at;
+        len[k] = n;
+        return k + 1;
+    }
+    size_t h = tree_half(n);
+    k = tree_cut(h, at, depth - 1, first, len, k);
+    return tree_cut(n - h, at + (int64_t)h, depth - 1, first, len, k);
+}
+
+int duet_sum_tree_cut(size_t n, int depth, int64_t *first, size_t *len)
+{
+    return tree_cut(n, 0, depth, first, len, 0);
+}
+
+static int tree_join(size_t n, int depth, float (*lanes)[DUET_SUM_LANES], int k, float *acc)
+{
+    if (depth == 0 || n <= DUET_SUM_BLOCK) {
+        memcpy(acc, lanes[k], sizeof lanes[k]);
+        return k + 1;
+    }
+    size_t h = tree_half(n);
+    float r[DUET_SUM_LANES];
+    k = tree_join(h, depth - 1, lanes, k, acc);
+    k = tree_join(n - h, depth - 1, lanes, k, r);
+    for (int j = 0; j < DUET_SUM_LANES; j++)
+        acc[j] += r[j];
+    return k;
+}
+
+float duet_sum_tree_join(size_t n, int depth, float (*lanes)[DUET_SUM_LANES])
+{
+    float acc[DUET_SUM_LANES];
+    tree_join(n, depth, lanes, 0, acc);
+    return duet_sf_fold32(acc);
+}
+
+/* ---- reductions ------------------------------------------------------------------ */
 
 /* One run of the walk folded into its output (y at the run's output). */
 static inline void reduce_run(const duet_kernels *kt, duet_reduce_kind kind, bool columns,
@@ -154,22 +253,258 @@ static inline void reduce_run(const duet_kernels *kt, duet_reduce_kind kind, boo
 {
     if (columns)
         (kind == DUET_REDUCE_MAX ? kt->acc_max : kt->acc_add)(n, x, s, y);
-    else if (kind == DUET_REDUCE_MAX)
-        y[0] = max_nan(y[0], kt->max_row(n, x, s));
     else
-        y[0] += kt->sum_row(n, x, s);
+        y[0] = duet_reduce_fold(kind, y[0], duet_reduce_row(kt, kind, n, x, s));
 }
 
 void duet_reduce_prepare(int ndim, const int64_t *shape, const int64_t *sx, uint32_t mask,
                          duet_reduce_walk *w)
 {
-    w->how = walk_plan(ndim, shape, sx, mask, w);
+    w->how = duet_reduce_walk_plan(ndim, shape, sx, mask, w);
+}
+
+typedef struct rjob {
+    const duet_kernels *kt;
+    duet_reduce_kind kind;
+    const rplan *w;
+    const duet_reduce_split *S;
+    const float *x;
+    float *y;
+    /* one output's runs r0.. (its first element at x + xo) into res */
+    int64_t xo, r0;
+    float *res;
+    /* one long run: its parts' results */
+    size_t n;
+    ptrdiff_t s;
+    const float *xr;
+    int parts, ntasks, depth;
+    int64_t first[DUET_TREE_MAX];
+    size_t len[DUET_TREE_MAX];
+    float (*lanes)[DUET_SUM_LANES];
+    float pmax[DUET_TREE_MAX];
+} rjob;
+
+/* The fold of one output's runs (x at the output's first element). */
+static float out_value(const rjob *j, const float *x)
+{
+    int64_t idx[DUET_MAX_DIMS] = {0}, off[1] = {0};
+    float acc = duet_reduce_init(j->kind);
+    do
+        acc = duet_reduce_fold(j->kind, acc,
+                               duet_reduce_row(j->kt, j->kind, j->w->n, x + off[0], j->w->s));
+    while (duet_iter_next(&j->S->rit, idx, off));
+    return acc;
+}
+
+/* Outputs [b, e) of a rows walk, each by one thread (kit's flat order is y's). */
+static void rows_range(void *arg, int64_t b, int64_t e)
+{
+    const rjob *j = arg;
+    const int64_t b0 = b;
+    duet_iter box;
+    int64_t off[DUET_ITER_MAX_OPS];
+    while (b < e) {
+        int64_t next = duet_iter_box(&j->S->kit, b, e, &box, off);
+        int last = box.ndim - 1;
+        int64_t len = box.shape[last], ys = box.st[0][last], xs = box.st[1][last];
+        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
+        do
+            for (int64_t i = 0; i < len; i++)
+                j->y[o[0] + i * ys] = out_value(j, j->x + o[1] + i * xs);
+        while (duet_iter_next(&box, idx, o));
+        b = next;
+    }
+    duet_reduce_mean(j->kind, j->w->nred, e - b0, j->y + b0);
+}
+
+/* Outputs [b, e) of a columns walk: each thread adds every reduced row into
+ * its own stretch of output rows. */
+static void cols_range(void *arg, int64_t b, int64_t e)
+{
+    const rjob *j = arg;
+    const int64_t b0 = b;
+    void (*acc)(size_t, const float *, ptrdiff_t, float *) =
+        j->kind == DUET_REDUCE_MAX ? j->kt->acc_max : j->kt->acc_add;
+    duet_iter box;
+    int64_t off[DUET_ITER_MAX_OPS];
+    while (b < e) {
+        int64_t next = duet_iter_box(&j->S->kit, b, e, &box, off);
+        int last = box.ndim - 1;
+        int64_t len = box.shape[last];
+        ptrdiff_t xs = (ptrdiff_t)box.st[1][last];
+        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
+        do {
+            float *yr = j->y + o[0]; /* y's inner stride is 1 */
+            fill(len, yr, duet_reduce_init(j->kind));
+            int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
+            do
+                acc((size_t)len, j->x + o[1] + roff[0], xs, yr);
+            while (duet_iter_next(&j->S->rit, ridx, roff));
+        } while (duet_iter_next(&box, idx, o));
+        b = next;
+    }
+    duet_reduce_mean(j->kind, j->w->nred, e - b0, j->y + b0);
+}
+
+/* Runs [r0 + b / n, r0 + e / n) of one output into res (b, e multiples of n). */
+static void runs_range(void *arg, int64_t b, int64_t e)
+{
+    const rjob *j = arg;
+    const int64_t n = (int64_t)j->w->n, base = j->r0 * n;
+    int64_t k = b / n;
+    b += base;
+    e += base;
+    duet_iter box;
+    int64_t off[DUET_ITER_MAX_OPS];
+    while (b < e) {
+        int64_t next = duet_iter_box(&j->S->rit, b, e, &box, off);
+        int64_t idx[DUET_MAX_DIMS] = {0}, o[1] = {off[0]};
+        do
+            j->res[k++] = duet_reduce_row(j->kt, j->kind, j->w->n, j->x + j->xo + o[0], j->w->s);
+        while (duet_iter_next(&box, idx, o));
+        b = next;
+    }
+}
+
+/* Part p of one long run: whole subtrees' lanes (sum) or whole chunks (max). */
+static void long_part(void *arg, int p)
+{
+    rjob *j = arg;
+    int64_t tb, te;
+    if (j->kind != DUET_REDUCE_MAX) {
+        duet_part_range(j->ntasks, 1, j->parts, p, &tb, &te);
+        for (int64_t t = tb; t < te; t++)
+            j->kt->sum_lanes(j->len[t], j->xr + (ptrdiff_t)j->first[t] * j->s, j->s, j->lanes[t]);
+        return;
+    }
+    int64_t nch = (int64_t)((j->n + DUET_FUSED_SRC_CHUNK - 1) / DUET_FUSED_SRC_CHUNK);
+    duet_part_range(nch, 1, j->parts, p, &tb, &te);
+    float m = -INFINITY;
+    for (int64_t c = tb; c < te; c++) {
+        size_t c0 = (size_t)c * DUET_FUSED_SRC_CHUNK;
+        size_t len = j->n - c0 < DUET_FUSED_SRC_CHUNK ? j->n - c0 : DUET_FUSED_SRC_CHUNK;
+        m = duet_max_nan(m, j->kt->max_row(len, j->xr + (ptrdiff_t)c0 * j->s, j->s));
+    }
+    j->pmax[p] = m;
+}
+
+/* duet_reduce_row of one run, cut across the team when long enough. */
+static float row_split(rjob *j, int threads, size_t n, const float *x, ptrdiff_t s)
+{
+    const duet_kernels *kt = j->kt;
+    bool mx = j->kind == DUET_REDUCE_MAX;
+    int64_t unit = mx ? DUET_FUSED_SRC_CHUNK : DUET_SUM_BLOCK;
+    int64_t units = (int64_t)((n + (size_t)unit - 1) / (size_t)unit);
+    int parts = duet_par_parts(threads, units,
+                               duet_work(kt, mx ? DUET_WORK_MAX : DUET_WORK_SUM, unit));
+    if (parts > DUET_TREE_MAX / 4)
+        parts = DUET_TREE_MAX / 4;
+    if (parts < 2)
+        return duet_reduce_row(kt, j->kind, n, x, s);
+    float lanes[DUET_TREE_MAX][DUET_SUM_LANES];
+    j->n = n;
+    j->xr = x;
+    j->s = s;
+    j->lanes = lanes;
+    if (!mx) {
+        j->depth = duet_sum_tree_depth(parts);
+        j->ntasks = duet_sum_tree_cut(n, j->depth, j->first, j->len);
+        if (parts > j->ntasks)
+            parts = j->ntasks;
+    }
+    j->parts = parts;
+    duet_par_slots(parts, long_part, j);
+    if (!mx)
+        return duet_sum_tree_join(n, j->depth, lanes);
+    float m = -INFINITY;
+    for (int p = 0; p < parts; p++)
+        m = duet_max_nan(m, j->pmax[p]);
+    return m;
+}
+
+/* One output of a few: its many runs' values in parallel, folded in order
+ * here; or its few runs each cut across the team. */
+#define RUNS_AT_ONCE 2048
+static float out_split(rjob *j, int threads, const float *x)
+{
+    const duet_reduce_split *S = j->S;
+    int64_t n = (int64_t)j->w->n;
+    float acc = duet_reduce_init(j->kind);
+    if (S->rpo >= 4 * (int64_t)threads) {
+        float res[RUNS_AT_ONCE];
+        int64_t wrun = duet_work(j->kt, j->kind == DUET_REDUCE_MAX ? DUET_WORK_MAX : DUET_WORK_SUM, n);
+        j->res = res;
+        j->xo = x - j->x;
+        for (int64_t r0 = 0; r0 < S->rpo; r0 += RUNS_AT_ONCE) {
+            int64_t cnt = S->rpo - r0 < RUNS_AT_ONCE ? S->rpo - r0 : RUNS_AT_ONCE;
+            j->r0 = r0;
+            duet_par_for(duet_par_parts(threads, cnt, wrun), cnt * n, n, runs_range, j);
+            for (int64_t i = 0; i < cnt; i++)
+                acc = duet_reduce_fold(j->kind, acc, res[i]);
+        }
+        return acc;
+    }
+    int64_t idx[DUET_MAX_DIMS] = {0}, off[1] = {0};
+    do
+        acc = duet_reduce_fold(j->kind, acc, row_split(j, threads, j->w->n, x + off[0], j->w->s));
+    while (duet_iter_next(&S->rit, idx, off));
+    return acc;
+}
+
+/* The walk across the team; false when it is too small to split. */
+static bool reduce_par(const duet_kernels *kt, int threads, duet_reduce_kind kind,
+                       const rplan *w, const float *x, float *y)
+{
+    /* Too small to cut, told before the regrouping is built (small ops pay
+     * nothing for a count above 1). */
+    duet_work_kind wk = w->columns ? DUET_WORK_ACC
+                        : kind == DUET_REDUCE_MAX ? DUET_WORK_MAX
+                                                  : DUET_WORK_SUM;
+    int64_t total = w->columns ? w->nout * duet_work(kt, wk, w->nred)
+                               : w->nout * (w->nred / (int64_t)w->n) * duet_work(kt, wk, (int64_t)w->n);
+    if (total < 2 * duet_par_min_work)
+        return false;
+    duet_reduce_split S;
+    duet_reduce_split_init(w, &S);
+    rjob j = {.kt = kt, .kind = kind, .w = w, .S = &S, .x = x, .y = y};
+    if (w->columns) {
+        /* Each output's sum is a running sum over the reduced rows: only
+         * whole outputs can go to other threads. Stretches of 16 outputs
+         * keep two threads off one cache line of y. */
+        int parts = duet_par_parts(threads, w->nout, duet_work(kt, DUET_WORK_ACC, S.rpo));
+        if (parts < 2)
+            return false;
+        duet_par_for(parts, w->nout, 16, cols_range, &j);
+        return true;
+    }
+    int64_t wout = S.rpo * duet_work(kt, kind == DUET_REDUCE_MAX ? DUET_WORK_MAX : DUET_WORK_SUM,
+                                     (int64_t)w->n);
+    int parts = duet_reduce_rows_parts(threads, w->nout, wout);
+    if (parts == 1)
+        return false;
+    if (parts > 1) {
+        duet_par_for(parts, w->nout, 1, rows_range, &j);
+        return true;
+    }
+    duet_iter box;
+    int64_t off[DUET_ITER_MAX_OPS];
+    for (int64_t b = 0; b < w->nout;) {
+        int64_t next = duet_iter_box(&S.kit, b, w->nout, &box, off);
+        int last = box.ndim - 1;
+        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
+        do
+            for (int64_t i = 0; i < box.shape[last]; i++)
+                y[o[0] + i * box.st[0][last]] = out_split(&j, threads, x + o[1] + i * box.st[1][last]);
+        while (duet_iter_next(&box, idx, o));
+        b = next;
+    }
+    duet_reduce_mean(kind, w->nred, w->nout, y);
+    return true;
 }
 
 void duet_reduce_run(const duet_kernels *kt, int threads, duet_reduce_kind kind, const duet_reduce_walk *w,
                      const float *x, float *y)
 {
-    (void)threads; /* split by the reduction work (next change) */
     switch (w->how) {
     case RP_DONE:
         return;
@@ -180,14 +515,16 @@ void duet_reduce_run(const duet_kernels *kt, int threads, duet_reduce_kind kind,
         y[0] = kind == DUET_REDUCE_MAX ? x[0] : kt->sum_row(1, x, 1);
         break;
     default: {
-        fill(w->nout, y, kind == DUET_REDUCE_MAX ? -INFINITY : 0.0f);
+        if (threads > 1 && reduce_par(kt, threads, kind, w, x, y))
+            return;
+        fill(w->nout, y, duet_reduce_init(kind));
         int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
         do
             reduce_run(kt, kind, w->columns, w->n, x + off[0], w->s, y + off[1]);
         while (duet_iter_next(&w->it, idx, off));
     }
     }
-    reduce_finish(kind, w, y);
+    duet_reduce_mean(kind, w->nred, w->nout, y);
 }
 
 void duet_exec_reduce(const duet_kernels *kt, int threads, duet_reduce_kind kind, int ndim,
@@ -197,422 +534,4 @@ void duet_exec_reduce(const duet_kernels *kt, int threads, duet_reduce_kind kind
     duet_reduce_walk w;
     duet_reduce_prepare(ndim, shape, sx, mask, &w);
     duet_reduce_run(kt, threads, kind, &w, x, y);
-}
-
-/* ---- argmax ------------------------------------------------------------------ */
-
-/* Flat argmax: the runs of a coalesced row-major walk are in flat order, so
- * run r's element i has flat index r * len + i. */
-static int64_t argmax_flat(const duet_kernels *kt, int ndim, const int64_t *shape,
-                           const float *x, const int64_t *sx)
-{
-    const int64_t *st[1] = {sx};
-    duet_iter it;
-    duet_iter_init(&it, ndim, shape, 1, st);
-    size_t n = (size_t)it.shape[it.ndim - 1];
-    ptrdiff_t s = (ptrdiff_t)it.st[0][it.ndim - 1];
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[1] = {0};
-    int64_t best = -1, run = 0;
-    float bv = 0.0f;
-    do {
-        size_t i = kt->argmax_row(n, x + off[0], s);
-        float v = x[off[0] + (ptrdiff_t)i * s];
-        if (best < 0 || v > bv || (v != v)) {
-            best = run * (int64_t)n + (int64_t)i;
-            bv = v;
-            if (v != v)
-                break;
-        }
-        run++;
-    } while (duet_iter_next(&it, idx, off));
-    return best;
-}
-
-void duet_exec_argmax(const duet_kernels *kt, int threads, int ndim, const int64_t *shape, const float *x,
-                      const int64_t *sx, int axis, int32_t *y)
-{
-    (void)threads; /* split by the reduction work (next change) */
-    if (axis < 0) {
-        y[0] = (int32_t)argmax_flat(kt, ndim, shape, x, sx);
-        return;
-    }
-    size_t len = (size_t)shape[axis];
-    ptrdiff_t sa = (ptrdiff_t)sx[axis];
-    int64_t ks[DUET_MAX_DIMS], kx[DUET_MAX_DIMS], ky[DUET_MAX_DIMS];
-    int nk = 0;
-    for (int d = 0; d < ndim; d++)
-        if (d != axis) {
-            ks[nk] = shape[d];
-            kx[nk++] = sx[d];
-        }
-    if (prod(nk, ks) == 0)
-        return;
-    duet_contig_strides(nk, ks, ky);
-    const int64_t *st[2] = {kx, ky};
-    duet_iter it;
-    duet_iter_init(&it, nk, ks, 2, st);
-    int64_t w = it.shape[it.ndim - 1];
-    ptrdiff_t xw = (ptrdiff_t)it.st[0][it.ndim - 1], yw = (ptrdiff_t)it.st[1][it.ndim - 1];
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-    /* Columns when the output's inner dim is cheaper to walk than the axis:
-     * every row of x is then read once, in order, instead of once per
-     * output element down a column. */
-    bool columns = w > 1 && yw == 1 && len > 1 && skey(xw) < skey(sa);
-    if (!columns) {
-        do
-            for (int64_t i = 0; i < w; i++)
-                y[off[1] + i * yw] = (int32_t)kt->argmax_row(len, x + off[0] + i * xw, sa);
-        while (duet_iter_next(&it, idx, off));
-        return;
-    }
-    float best[DUET_SOFTMAX_CHUNK];
-    do {
-        for (int64_t c0 = 0; c0 < w; c0 += DUET_SOFTMAX_CHUNK) {
-            int64_t c = w - c0 < DUET_SOFTMAX_CHUNK ? w - c0 : DUET_SOFTMAX_CHUNK;
-            const float *xb = x + off[0] + c0 * xw;
-            int32_t *yb = y + off[1] + c0;
-            for (int64_t i = 0; i < c; i++) {
-                best[i] = xb[i * xw];
-                yb[i] = 0;
-            }
-            for (size_t r = 1; r < len; r++) {
-                const float *xr = xb + (ptrdiff_t)r * sa;
-                for (int64_t i = 0; i < c; i++) {
-                    float v = xr[i * xw], b = best[i];
-                    if (b == b && (v > b || v != v)) {
-                        best[i] = v;
-                        yb[i] = (int32_t)r;
-                    }
-                }
-            }
-        }
-    } while (duet_iter_next(&it, idx, off));
-}
-
-/* ---- softmax ------------------------------------------------------------------- */
-
-/* The outer walk of a row-wise op: all dims but `skip` (x strides, y
- * contiguous strides of the full shape), coalesced. */
-static void outer_iter(duet_iter *it, int ndim, const int64_t *shape, const int64_t *sx,
-                       int skip)
-{
-    int64_t ys[DUET_MAX_DIMS], s[DUET_MAX_DIMS], a[DUET_MAX_DIMS], b[DUET_MAX_DIMS];
-    duet_contig_strides(ndim, shape, ys);
-    int n = 0;
-    for (int d = 0; d < ndim; d++)
-        if (d != skip) {
-            s[n] = shape[d];
-            a[n] = sx[d];
-            b[n++] = ys[d];
-        }
-    const int64_t *st[2] = {a, b};
-    duet_iter_init(it, n, s, 2, st);
-}
-
-/* The row x[i * sx] in contiguous dst, so a row kernel can run in place. */
-static void gather_row(size_t n, const float *x, ptrdiff_t sx, float *dst)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] = x[(ptrdiff_t)i * sx];
-}
-
-/* Rows of `len` along axis: rows are contiguous in y; a strided row is first
- * copied to its place in y and the kernel runs there in place. */
-static void softmax_rows(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
-                         const float *x, const int64_t *sx, int axis, float *y)
-{
-    size_t len = (size_t)shape[axis];
-    ptrdiff_t sa = (ptrdiff_t)sx[axis];
-    void (*row)(size_t, const float *, float *) = logp ? kt->log_softmax_row : kt->softmax_row;
-    duet_iter it;
-    outer_iter(&it, ndim, shape, sx, axis);
-    int64_t w = it.shape[it.ndim - 1];
-    ptrdiff_t xw = (ptrdiff_t)it.st[0][it.ndim - 1];
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-    /* y over the outer dims is contiguous: rows follow each other. */
-    float *yr = y;
-    do {
-        for (int64_t i = 0; i < w; i++, yr += len) {
-            const float *xr = x + off[0] + i * xw;
-            if (sa == 1 || len == 1) {
-                row(len, xr, yr);
-            } else {
-                gather_row(len, xr, sa, yr);
-                row(len, yr, yr);
-            }
-        }
-    } while (duet_iter_next(&it, idx, off));
-}
-
-/* A non-last axis: for each outer position and each chunk of c columns of
- * the inner dims, max over the axis (acc_max), exp(x - max) summed
- * (elementwise sub and exp, acc_add), then the scaling — all through the
- * kernel table, so the ISA's exp is used. No kernel writes over its own
- * input here: the per-row temporary is a stack chunk. */
-static void softmax_columns(const duet_kernels *kt, bool logp, int ndim, const int64_t *shape,
-                            const float *x, const int64_t *sx, int axis, float *y)
-{
-    size_t len = (size_t)shape[axis];
-    ptrdiff_t sa = (ptrdiff_t)sx[axis];
-    int64_t ya = 1;
-    for (int d = axis + 1; d < ndim; d++)
-        ya *= shape[d];
-    duet_iter it;
-    outer_iter(&it, ndim, shape, sx, axis);
-    int64_t w = it.shape[it.ndim - 1];
-    ptrdiff_t xw = (ptrdiff_t)it.st[0][it.ndim - 1];
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-    float m[DUET_SOFTMAX_CHUNK], s[DUET_SOFTMAX_CHUNK], k[DUET_SOFTMAX_CHUNK],
-        t[DUET_SOFTMAX_CHUNK];
-    duet_binary_fn sub = kt->binary[DUET_BINARY_sub], mul = kt->binary[DUET_BINARY_mul];
-    duet_unary_fn exp_ = kt->unary[DUET_UNARY_exp], log_ = kt->unary[DUET_UNARY_log];
-    do {
-        for (int64_t c0 = 0; c0 < w; c0 += DUET_SOFTMAX_CHUNK) {
-            size_t c = (size_t)(w - c0 < DUET_SOFTMAX_CHUNK ? w - c0 : DUET_SOFTMAX_CHUNK);
-            const float *xb = x + off[0] + c0 * xw;
-            float *yb = y + off[1] + c0; /* y's inner stride is 1 */
-            fill((int64_t)c, m, -INFINITY);
-            fill((int64_t)c, s, 0.0f);
-            for (size_t r = 0; r < len; r++)
-                kt->acc_max(c, xb + (ptrdiff_t)r * sa, xw, m);
-            for (size_t r = 0; r < len; r++) {
-                float *yr = yb + (ptrdiff_t)r * ya;
-                if (logp) {
-                    sub(c, xb + (ptrdiff_t)r * sa, xw, m, 1, yr); /* x - max, kept */
-                    exp_(c, yr, 1, t);
-                    kt->acc_add(c, t, 1, s);
-                } else {
-                    sub(c, xb + (ptrdiff_t)r * sa, xw, m, 1, t);
-                    exp_(c, t, 1, yr);
-                    kt->acc_add(c, yr, 1, s);
-                }
-            }
-            /* k: what every row of the column is scaled by (1/sum) or has
-             * taken off (log sum); NaN for the rows the row kernels fill
-             * with NaN (a NaN or +inf in the column, or all -inf). */
-            if (logp)
-                log_(c, s, 1, k);
-            for (size_t i = 0; i < c; i++) {
-                if (!logp)
-                    k[i] = 1.0f / s[i];
-                if (!isfinite(m[i]))
-                    k[i] = NAN;
-            }
-            for (size_t r = 0; r < len; r++) {
-                float *yr = yb + (ptrdiff_t)r * ya;
-                if (logp)
-                    sub(c, yr, 1, k, 1, t);
-                else
-                    mul(c, yr, 1, k, 1, t);
-                memcpy(yr, t, c * sizeof(float));
-            }
-        }
-    } while (duet_iter_next(&it, idx, off));
-}
-
-void duet_exec_softmax(const duet_kernels *kt, int threads, bool logp, int ndim, const int64_t *shape,
-                       const float *x, const int64_t *sx, int axis, float *y)
-{
-    (void)threads; /* split by the reduction work (next change) */
-    if (prod(ndim, shape) == 0)
-        return;
-    bool last = true;
-    for (int d = axis + 1; d < ndim; d++)
-        if (shape[d] != 1)
-            last = false;
-    if (last)
-        softmax_rows(kt, logp, ndim, shape, x, sx, axis, y);
-    else
-        softmax_columns(kt, logp, ndim, shape, x, sx, axis, y);
-}
-
-/* ---- layer norm ------------------------------------------------------------------ */
-
-/* One row of layer norm into yr (xr may equal yr). The kernel wants
- * contiguous gamma/beta; for strided ones (post) it runs without them and
- * they are applied here with the kernel's own two roundings (v * g, then
- * + b), so the bits are the same. */
-static void lnorm_row(const duet_kernels *kt, size_t len, const float *xr, const float *gamma,
-                      ptrdiff_t sg, const float *beta, ptrdiff_t sb, bool post, float eps,
-                      float *yr)
-{
-    if (!post) {
-        kt->layer_norm_row(len, xr, gamma, beta, eps, yr);
-        return;
-    }
-    kt->layer_norm_row(len, xr, NULL, NULL, eps, yr);
-    for (size_t j = 0; j < len; j++) {
-        float v = yr[j];
-        if (gamma)
-            v = v * gamma[(ptrdiff_t)j * sg];
-        if (beta)
-            v = v + beta[(ptrdiff_t)j * sb];
-        yr[j] = v;
-    }
-}
-
-static bool lnorm_post(size_t len, const float *gamma, ptrdiff_t sg, const float *beta,
-                       ptrdiff_t sb)
-{
-    return (gamma && sg != 1 && len > 1) || (beta && sb != 1 && len > 1);
-}
-
-void duet_exec_layer_norm(const duet_kernels *kt, int threads, int ndim, const int64_t *shape, const float *x,
-                          const int64_t *sx, const float *gamma, ptrdiff_t sg, const float *beta,
-                          ptrdiff_t sb, float eps, float *y)
-{
-    (void)threads; /* split by the reduction work (next change) */
-    if (prod(ndim, shape) == 0)
-        return;
-    size_t len = (size_t)shape[ndim - 1];
-    ptrdiff_t sl = (ptrdiff_t)sx[ndim - 1];
-    bool post = lnorm_post(len, gamma, sg, beta, sb);
-    duet_iter it;
-    outer_iter(&it, ndim, shape, sx, ndim - 1);
-    int64_t w = it.shape[it.ndim - 1];
-    ptrdiff_t xw = (ptrdiff_t)it.st[0][it.ndim - 1];
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-    float *yr = y;
-    do {
-        for (int64_t i = 0; i < w; i++, yr += len) {
-            const float *xr = x + off[0] + i * xw;
-            if (sl != 1 && len > 1) {
-                gather_row(len, xr, sl, yr);
-                xr = yr;
-            }
-            lnorm_row(kt, len, xr, gamma, sg, beta, sb, post, eps, yr);
-        }
-    } while (duet_iter_next(&it, idx, off));
-}
-
-/* ---- the same ops over a fused producer (graph mode) ------------------------------ */
-
-/* The producer is a contiguous value of `shape`, so every walk above visits
- * it in flat order: a reduction's runs, softmax's and layer norm's rows are
- * consecutive flat ranges. Each is evaluated into a buffer (or into the
- * output rows themselves) just before the same kernel call eager makes on
- * the materialised value, so the results are eager's bits. */
-
-/* sum_row's block tree over the producer's elements [f, f + n), cut into
- * chunks that fit buf: leaves are sum_lanes of a chunk, inner nodes add
- * lanes as sum_row does, so the fold is sum_row of the whole run. */
-static void src_lanes(duet_fused_src *src, int64_t f, size_t n, float *buf, float *acc)
-{
-    if (n <= DUET_FUSED_SRC_CHUNK) {
-        duet_fused_src_eval(src, f, (int64_t)n, buf, NULL);
-        src->kt->sum_lanes(n, buf, acc);
-        return;
-    }
-    size_t blocks = (n + DUET_SUM_BLOCK - 1) / DUET_SUM_BLOCK;
-    size_t h = blocks / 2 * DUET_SUM_BLOCK;
-    float r[DUET_SUM_LANES];
-    src_lanes(src, f, h, buf, acc);
-    src_lanes(src, f + (int64_t)h, n - h, buf, r);
-    for (int j = 0; j < DUET_SUM_LANES; j++)
-        acc[j] += r[j];
-}
-
-/* One run longer than the buffer, in chunks. acc_add/acc_max are per
- * element and sums go through the block tree, so both keep eager's bits;
- * max_row of chunks combined keeps the value (a zero maximum's sign may
- * differ, as it may between the ISAs). */
-static void src_long_run(duet_fused_src *src, duet_reduce_kind kind, bool columns, int64_t f,
-                         size_t n, float *buf, float *y)
-{
-    const duet_kernels *kt = src->kt;
-    if (!columns && kind != DUET_REDUCE_MAX) {
-        float acc[DUET_SUM_LANES];
-        src_lanes(src, f, n, buf, acc);
-        y[0] += duet_sf_fold32(acc);
-        return;
-    }
-    float m = -INFINITY;
-    for (size_t c0 = 0; c0 < n; c0 += DUET_FUSED_SRC_CHUNK) {
-        size_t len = n - c0 < DUET_FUSED_SRC_CHUNK ? n - c0 : DUET_FUSED_SRC_CHUNK;
-        duet_fused_src_eval(src, f + (int64_t)c0, (int64_t)len, buf, NULL);
-        if (columns)
-            reduce_run(kt, kind, true, len, buf, 1, y + c0);
-        else
-            m = max_nan(m, kt->max_row(len, buf, 1));
-    }
-    if (!columns)
-        y[0] = max_nan(y[0], m);
-}
-
-void duet_exec_reduce_src(duet_reduce_kind kind, int ndim, const int64_t *shape, uint32_t mask,
-                          duet_fused_src *src, float *buf, float *y)
-{
-    const duet_kernels *kt = src->kt;
-    int64_t cs[DUET_MAX_DIMS];
-    duet_contig_strides(ndim, shape, cs);
-    rplan P;
-    int how = reduce_plan(kind, ndim, shape, cs, mask, y, &P);
-    if (how == RP_DONE)
-        return;
-    if (how == RP_SINGLE) {
-        duet_fused_src_eval(src, 0, 1, buf, NULL);
-        y[0] = kind == DUET_REDUCE_MAX ? buf[0] : kt->sum_row(1, buf, 1);
-        reduce_finish(kind, &P, y);
-        return;
-    }
-    /* Runs of a contiguous value have unit stride (the innermost non-1 dim
-     * is the walk's inner dim); several short runs share one evaluation. */
-    size_t n = P.n;
-    int64_t per = n <= DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / n) : 0;
-    int64_t runs = P.nout * P.nred / (int64_t)n, t = 0;
-    int64_t idx[DUET_MAX_DIMS] = {0}, off[2] = {0, 0};
-    do {
-        int64_t f = t * (int64_t)n;
-        if (per == 0) {
-            src_long_run(src, kind, P.columns, f, n, buf, y + off[1]);
-        } else {
-            int64_t k = t % per;
-            if (k == 0)
-                duet_fused_src_eval(src, f, (runs - t < per ? runs - t : per) * (int64_t)n, buf,
-                                    NULL);
-            reduce_run(kt, kind, P.columns, n, buf + k * (int64_t)n, 1, y + off[1]);
-        }
-        t++;
-    } while (duet_iter_next(&P.it, idx, off));
-    reduce_finish(kind, &P, y);
-}
-
-void duet_exec_softmax_src(bool logp, int ndim, const int64_t *shape, int axis,
-                           duet_fused_src *src, float *y)
-{
-    const duet_kernels *kt = src->kt;
-    int64_t total = prod(ndim, shape);
-    if (total == 0)
-        return;
-    size_t len = (size_t)shape[axis];
-    void (*row)(size_t, const float *, float *) = logp ? kt->log_softmax_row : kt->softmax_row;
-    int64_t rows = total / (int64_t)len;
-    int64_t per = len < DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / len) : 1;
-    for (int64_t r0 = 0; r0 < rows; r0 += per) {
-        int64_t c = rows - r0 < per ? rows - r0 : per;
-        float *yb = y + r0 * (int64_t)len;
-        duet_fused_src_eval(src, r0 * (int64_t)len, c * (int64_t)len, yb, NULL);
-        for (int64_t i = 0; i < c; i++, yb += len)
-            row(len, yb, yb); /* in place, as eager does with a gathered row */
-    }
-}
-
-void duet_exec_layer_norm_src(int ndim, const int64_t *shape, duet_fused_src *src,
-                              const float *gamma, ptrdiff_t sg, const float *beta, ptrdiff_t sb,
-                              float eps, float *y)
-{
-    int64_t total = prod(ndim, shape);
-    if (total == 0)
-        return;
-    size_t len = (size_t)shape[ndim - 1];
-    bool post = lnorm_post(len, gamma, sg, beta, sb);
-    int64_t rows = total / (int64_t)len;
-    int64_t per = len < DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / len) : 1;
-    for (int64_t r0 = 0; r0 < rows; r0 += per) {
-        int64_t c = rows - r0 < per ? rows - r0 : per;
-        float *yb = y + r0 * (int64_t)len;
-        duet_fused_src_eval(src, r0 * (int64_t)len, c * (int64_t)len, yb, NULL);
-        for (int64_t i = 0; i < c; i++, yb += len)
-            lnorm_row(src->kt, len, yb, gamma, sg, beta, sb, post, eps, yb);
-    }
 }

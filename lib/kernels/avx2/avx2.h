@@ -18,7 +18,7 @@ void duet_avx2_small_gemm(size_t m, size_t n, size_t k, const float *a, ptrdiff_
 
 /* Reductions and normalisation (reduce.c, norm.c). */
 float duet_avx2_sum_row(size_t n, const float *x, ptrdiff_t sx);
-void duet_avx2_sum_lanes(size_t n, const float *x, float *lanes);
+void duet_avx2_sum_lanes(size_t n, const float *x, ptrdiff_t sx, float *lanes);
 float duet_avx2_max_row(size_t n, const float *x, ptrdiff_t sx);
 size_t duet_avx2_argmax_row(size_t n, const float *x, ptrdiff_t sx);
 void duet_avx2_acc_add(size_t n, const float *x, ptrdiff_t sx, float *acc);

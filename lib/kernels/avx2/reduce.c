@@ -78,8 +78,12 @@ float duet_avx2_sum_row(size_t n, const float *x, ptrdiff_t sx)
     return duet_v8_fold32(acc);
 }
 
-void duet_avx2_sum_lanes(size_t n, const float *x, float *lanes)
+void duet_avx2_sum_lanes(size_t n, const float *x, ptrdiff_t sx, float *lanes)
 {
+    if (sx != 1) { /* as sum_row: the same order, scalar */
+        duet_scalar_sum_lanes(n, x, sx, lanes);
+        return;
+    }
     __m256 acc[4];
     sum_node(n, x, acc);
     for (int k = 0; k < 4; k++)

@@ -59,9 +59,9 @@ float duet_scalar_sum_row(size_t n, const float *x, ptrdiff_t sx)
     return duet_sf_fold32(acc);
 }
 
-void duet_scalar_sum_lanes(size_t n, const float *x, float *lanes)
+void duet_scalar_sum_lanes(size_t n, const float *x, ptrdiff_t sx, float *lanes)
 {
-    sum_node(n, x, 1, lanes);
+    sum_node(n, x, sx, lanes);
 }
 
 float duet_scalar_max_row(size_t n, const float *x, ptrdiff_t sx)

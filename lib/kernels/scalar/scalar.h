@@ -17,7 +17,7 @@ void duet_scalar_small_gemm(size_t m, size_t n, size_t k, const float *a, ptrdif
 
 /* Reductions and normalisation (reduce.c, norm.c). */
 float duet_scalar_sum_row(size_t n, const float *x, ptrdiff_t sx);
-void duet_scalar_sum_lanes(size_t n, const float *x, float *lanes);
+void duet_scalar_sum_lanes(size_t n, const float *x, ptrdiff_t sx, float *lanes);
 float duet_scalar_max_row(size_t n, const float *x, ptrdiff_t sx);
 size_t duet_scalar_argmax_row(size_t n, const float *x, ptrdiff_t sx);
 void duet_scalar_acc_add(size_t n, const float *x, ptrdiff_t sx, float *acc);
