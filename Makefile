@@ -5,7 +5,8 @@
 #   make test       the Check suite under DUET_ISA=scalar and DUET_ISA=avx2,
 #                   and the check that docs/api.md covers include/duet.h
 #   make sanitize   the suite built with ASan + UBSan
-#   make tsan       tests/test_threads built with ThreadSanitizer (library too), under both ISAs
+#   make tsan       tests/test_threads and test_interop built with ThreadSanitizer (library
+#                   too), under both ISAs
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
 #   make bench      benchmarks: tables on stdout, CSV (and a plot) in bench/results/
@@ -155,14 +156,18 @@ sanitize:
 # each entry with its reason; duet's own frames are never suppressed.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_BUILD := build/tsan
+# test_interop runs graph waves: steps of one wave on the team at once, so
+# a wave over bytes one of its steps writes is a race TSan reports.
+TSAN_TESTS := test_threads test_interop
 tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) EXTRA_CFLAGS="$(TSAN_FLAGS)" EXTRA_LDFLAGS="$(TSAN_FLAGS)" \
-	  $(TSAN_BUILD)/tests/test_threads
+	  $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
-	  echo "== TSan DUET_ISA=$$isa $(TSAN_BUILD)/tests/test_threads"; \
+	  for t in $(TSAN_TESTS); do \
+	  echo "== TSan DUET_ISA=$$isa $(TSAN_BUILD)/tests/$$t"; \
 	  DUET_ISA=$$isa CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66" \
-	    $(TSAN_BUILD)/tests/test_threads; done
+	    $(TSAN_BUILD)/tests/$$t; done; done
 
 valgrind:
 	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"
