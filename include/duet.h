@@ -975,7 +975,8 @@ typedef enum duet_dump_stage {
 
 /**
  * Write g as text (one line per node: id, op, shape, inputs, fused group,
- * arena offset) or as a Graphviz DOT digraph (fused groups as clusters) into
+ * arena offset, step and wave; then one line per wave: its steps and which
+ * run on which thread) or as a Graphviz DOT digraph (fused groups as clusters) into
  * buf, which holds cap bytes; *len (may be NULL) receives the length the
  * whole dump needs, without the terminating NUL. The output is always
  * terminated when cap > 0; a dump that does not fit is cut and the call

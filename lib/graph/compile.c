@@ -662,8 +662,8 @@ static duet_status plan_waves(lower *L, const resolve *R, const size_t *scratch_
             const duet_gnode *n = &ir->nodes[v];
             base[v] = n->op == DUET_GOP_INPUT ? NULL /* bound per run, never written */
                       : n->blk                ? (char *)DUET_BLOCK_DATA(n->blk)
-                      : L->lstep[v] >= 0      ? (char *)value_base(R, v)
-                                              : NULL;
+                      : L->lstep[v] >= 0 && n->numel > 0 ? (char *)value_base(R, v)
+                                                         : NULL;
             scr[v] = NULL;
             sbytes[v] = 0;
             if (scratch_off[v] != DUET_PLAN_EXTERNAL) {

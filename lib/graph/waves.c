@@ -136,8 +136,8 @@ typedef struct wctx {
     const duet_wave_mem *m;
     acc *a;          /* accesses of step i: a[first[i] .. first[i + 1]) */
     int *first;
-    int *stepno;     /* per node: the step that computes it, -1 if none */
     int na, cap;
+    bool full;       /* an access did not fit: then no waves at all */
 } wctx;
 
 /* The bytes elements [offset + sum_d i_d strides[d]] span, from base. */
@@ -161,7 +161,11 @@ static bool span(const char *base, int64_t offset, int ndim, const int64_t *shap
 
 static void add(wctx *W, uintptr_t lo, uintptr_t hi, bool write)
 {
-    if (lo < hi && W->na < W->cap)
+    if (lo >= hi)
+        return;
+    if (W->na == W->cap)
+        W->full = true;
+    else
         W->a[W->na++] = (acc){lo, hi, write};
 }
 
@@ -347,7 +351,7 @@ duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m)
     if (g->threads < 2 || ns < 2)
         return DUET_OK;
     duet_status s = DUET_ERR_NOMEM;
-    wctx W = {g, m, NULL, NULL, NULL, 0, 0};
+    wctx W = {g, m, NULL, NULL, 0, 0, false};
     int *members = NULL, *mfirst = NULL, *cur = NULL, *scratch = NULL;
     int64_t *work = NULL, *load = NULL;
     bool *ok = NULL;
@@ -394,6 +398,10 @@ duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m)
             collect(&W, i, members, mfirst);
     }
     W.first[ns] = W.na;
+    if (W.full) { /* cannot happen (one access per ref, two per step); never guess */
+        s = DUET_OK;
+        goto done;
+    }
 
     builder B = {g, work, 0, 0, load, scratch};
     int nc = 0;
@@ -413,7 +421,7 @@ duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m)
     external_writes(g, &W);
     s = DUET_OK;
 done:
-    if (s != DUET_OK || g->nwaves == 0) {
+    if (s != DUET_OK || W.full || g->nwaves == 0) {
         free(g->waves);
         free(g->wave_order);
         free(g->wave_bound);
