@@ -333,7 +333,7 @@ duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count);
 duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t);
 
 /* Inter-op parallelism (waves.c), after lowering: what the steps touch,
- * per compiled node (arrays of ir.nnodes + outputs): the node whose step
+ * per compiled node: the node whose step
  * computes it (itself, or the consumer or group root it is fused into),
  * where its value lives (NULL: a graph input, or no value), and its step's
  * scratch (NULL, 0: none). */
@@ -344,7 +344,7 @@ typedef struct duet_wave_mem {
     const size_t *scratch_bytes;
 } duet_wave_mem;
 /* Group consecutive steps into waves (g->waves, stats) when g->threads >= 2.
- * DUET_OK or DUET_ERR_NOMEM (then no waves: replay stays serial). */
+ * DUET_OK, or DUET_ERR_NOMEM with no waves made (the compile then fails). */
 duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m);
 /* Whether step s may run inside a wave (on one thread, touching no shared
  * state but its operands), and its estimated work in units of
