@@ -6,8 +6,9 @@
 #                   the check that docs/api.md covers include/duet.h, and that
 #                   docs/errors.md matches the bad-input catalogue's run
 #   make sanitize   the suite built with ASan + UBSan
-#   make tsan       tests/test_threads and test_par built with ThreadSanitizer (library too), under both ISAs,
-#                   and the threaded reductions of tests/test_par_reduce
+#   make tsan       tests/test_threads, test_par and test_interop built with ThreadSanitizer
+#                   (library too), under both ISAs, and the threaded reductions of test_par_reduce
+#   make test-threads  the suite on 1, 2 and 4 threads with nearly every op split
 #   make valgrind   the suite under valgrind memcheck
 #   make test-noavx2  the suite on an emulated CPU without AVX (qemu-user, -cpu Nehalem)
 #   make bench      benchmarks: tables on stdout, CSV (and a plot) in bench/results/
@@ -165,14 +166,17 @@ TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_BUILD := build/tsan
 # test_par_reduce's "core" case reaches every cut of the reductions across a
 # team (~45 s of CPU under TSan); the cuts are the op layer's, the same under
-# both kernel tables, so it runs under one.
+# both kernel tables, so it runs under one. test_interop runs graph waves:
+# steps of one wave on the team at once, so a wave over bytes one of its
+# steps writes is a race TSan reports.
+TSAN_TESTS := test_threads test_par test_interop
 TSAN_ENV = CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66"
 tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) EXTRA_CFLAGS="$(TSAN_FLAGS)" EXTRA_LDFLAGS="$(TSAN_FLAGS)" \
-	  $(TSAN_BUILD)/tests/test_threads $(TSAN_BUILD)/tests/test_par $(TSAN_BUILD)/tests/test_par_reduce
+	  $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%) $(TSAN_BUILD)/tests/test_par_reduce
 	@set -e; for isa in scalar avx2; do \
 	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
-	  for t in test_threads test_par; do \
+	  for t in $(TSAN_TESTS); do \
 	    echo "== TSan DUET_ISA=$$isa $(TSAN_BUILD)/tests/$$t"; \
 	    DUET_ISA=$$isa $(TSAN_ENV) $(TSAN_BUILD)/tests/$$t; done; done
 	@isa=scalar; grep -q avx2 /proc/cpuinfo && isa=avx2; \

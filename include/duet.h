@@ -912,7 +912,10 @@ enum {
                                      * (residual add, broadcast bias) into oneDNN post-ops */
     DUET_PASS_DNN_LAYOUT = 1 << 9,  /* a value passed from one oneDNN step (conv, pool, batch
                                      * norm) only to others stays in their blocked layout */
-    DUET_PASS_ALL = 0x3FF
+    DUET_PASS_WAVES = 1 << 10,      /* inter-op parallelism: consecutive independent steps,
+                                     * each too small to split, run at once on the context's
+                                     * threads (only with 2 or more); results unchanged */
+    DUET_PASS_ALL = 0x7FF
 };
 
 /** Options of duet_trace; NULL means all zero. */
@@ -982,6 +985,9 @@ typedef struct duet_graph_stats {
                            * (DUET_PASS_FUSE_DNN) */
     int blocked_values;   /* values kept in oneDNN's blocked layout between two oneDNN
                            * steps, never reordered to duet's (DUET_PASS_DNN_LAYOUT) */
+    int waves;            /* groups of consecutive steps a replay runs at once, one step
+                           * per thread (DUET_PASS_WAVES; 0 when compiled for 1 thread) */
+    int wave_steps;       /* steps inside those waves (of steps) */
 } duet_graph_stats;
 
 DUET_API duet_status duet_graph_get_stats(duet_ctx *ctx, const duet_graph *g,
@@ -996,7 +1002,8 @@ typedef enum duet_dump_stage {
 
 /**
  * Write g as text (one line per node: id, op, shape, inputs, fused group,
- * arena offset) or as a Graphviz DOT digraph (fused groups as clusters) into
+ * arena offset, step and wave; then one line per wave: its steps and which
+ * run on which thread) or as a Graphviz DOT digraph (fused groups as clusters) into
  * buf, which holds cap bytes; *len (may be NULL) receives the length the
  * whole dump needs, without the terminating NUL. The output is always
  * terminated when cap > 0; a dump that does not fit is cut and the call

@@ -485,7 +485,7 @@ START_TEST(t_graph_errors)
     duet_tensor_spec bad = {DUET_F32, 2, {2, -1}};
     TU_EXPECT_FAIL(ctx, duet_trace(ctx, m_unset, 1, &bad, NULL, NULL), DUET_ERR_ARG,
                    "negative");
-    duet_trace_options o = {0, 0x400}; /* the bit after DUET_PASS_DNN_LAYOUT */
+    duet_trace_options o = {0, 0x800}; /* the bit after DUET_PASS_WAVES */
     TU_EXPECT_FAIL(ctx, duet_trace(ctx, m_unset, 1, sp, NULL, &o), DUET_ERR_ARG, "pass");
 
     /* A symbolic tensor has no values. */

@@ -648,6 +648,41 @@ static int steps_of(const duet_gnode *n)
     return n->op == DUET_GOP_CONCAT && n->group < 0 ? n->nin : 1;
 }
 
+/* ---- waves ---------------------------------------------------------------------- */
+
+/* Where every node's bytes and every step's scratch ended up, for the wave
+ * pass (waves.c), which then needs nothing of the lowering's state. */
+static duet_status plan_waves(lower *L, const resolve *R, const size_t *scratch_off)
+{
+    const duet_gir *ir = L->ir;
+    duet_graph_impl *g = L->g;
+    size_t nn = (size_t)ir->nnodes + 1;
+    char **base = malloc(nn * sizeof *base), **scr = malloc(nn * sizeof *scr);
+    size_t *sbytes = malloc(nn * sizeof *sbytes);
+    duet_status s = DUET_ERR_NOMEM;
+    if (base && scr && sbytes) {
+        for (int v = 0; v < ir->nnodes; v++) {
+            const duet_gnode *n = &ir->nodes[v];
+            base[v] = n->op == DUET_GOP_INPUT ? NULL /* bound per run, never written */
+                      : n->blk                ? (char *)DUET_BLOCK_DATA(n->blk)
+                      : L->lstep[v] >= 0 && n->numel > 0 ? (char *)value_base(R, v)
+                                                         : NULL;
+            scr[v] = NULL;
+            sbytes[v] = 0;
+            if (scratch_off[v] != DUET_PLAN_EXTERNAL) {
+                scr[v] = (char *)DUET_BLOCK_DATA(g->arena) + scratch_off[v];
+                sbytes[v] = step_scratch(L, v) * 4;
+            }
+        }
+        duet_wave_mem m = {L->root, base, scr, sbytes};
+        s = duet_graph_plan_waves(g, &m);
+    }
+    free(base);
+    free(scr);
+    free(sbytes);
+    return s;
+}
+
 /* ---- the whole compile --------------------------------------------------------- */
 
 static duet_status run_passes(duet_ctx *ctx, duet_graph_impl *g)
@@ -781,6 +816,10 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     g->nsteps = k;
     g->naux = ka;
     g->st.steps = k;
+    if (g->threads >= 2 && !(g->disable & DUET_PASS_WAVES) &&
+        (s = plan_waves(&L, &R, scratch_off)) != DUET_OK)
+        goto done;
+    s = DUET_ERR_NOMEM;
     for (int i = 0; i < g->nin; i++)
         g->bound[i] = NULL;
     int live = 0;

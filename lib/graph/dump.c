@@ -69,6 +69,40 @@ static bool shown(const duet_gnode *n, bool compiled)
     return !compiled || (!n->dead && n->repl < 0);
 }
 
+static bool is_output(const duet_gir *ir, int v)
+{
+    for (int i = 0; i < ir->nout; i++)
+        if (ir->out[i].node == v)
+            return true;
+    return false;
+}
+
+/* The wave step i runs in, -1 when it runs alone. */
+static int wave_of(const duet_graph_impl *g, int i)
+{
+    for (int w = 0; w < g->nwaves; w++)
+        if (g->waves[w].first <= i && i < g->waves[w].end)
+            return w;
+    return -1;
+}
+
+/* One line per wave: its steps, and which run on which thread. */
+static void waves(out *o, const duet_graph_impl *g)
+{
+    for (int w = 0; w < g->nwaves; w++) {
+        const duet_wave *x = &g->waves[w];
+        const int *bound = g->wave_bound + x->bound;
+        put(o, "wave %d = steps %d..%d on %d threads:", w, x->first, x->end - 1, x->parts);
+        for (int p = 0; p < x->parts; p++) {
+            put(o, " [");
+            for (int k = bound[p]; k < bound[p + 1]; k++)
+                put(o, k > bound[p] ? " %d" : "%d", g->wave_order[k]);
+            put(o, "]");
+        }
+        put(o, "\n");
+    }
+}
+
 static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool compiled)
 {
     put(o, "# duet graph, %s: %d inputs, %d outputs\n", compiled ? "compiled" : "recorded",
@@ -108,11 +142,15 @@ static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool comp
                 size_t blk = duet_graph_dnn_value_bytes(g, v);
                 if (blk)
                     put(o, "  oneDNN layout (%zu bytes)", blk);
-                else if (g->step_of && g->step_of[v] >= 0)
+                else if (is_output(ir, v))
                     put(o, "  (output)");
             }
-            if (g->step_of && g->step_of[v] >= 0)
+            if (g->step_of && g->step_of[v] >= 0) {
                 put(o, "  step %d", g->step_of[v]);
+                int w = wave_of(g, g->step_of[v]);
+                if (w >= 0)
+                    put(o, "  wave %d", w);
+            }
             if (g->step_of && g->step_of[v] >= 0 &&
                 g->steps[g->step_of[v]].kind == DUET_STEP_MATMUL_EPI) {
                 const duet_step_aux *x = g->steps[g->step_of[v]].aux;
@@ -126,10 +164,13 @@ static void text(out *o, const duet_graph_impl *g, const duet_gir *ir, bool comp
     for (int i = 0; i < ir->nout; i++)
         put(o, "out[%d] = %%%d\n", i, ir->out[i].node);
     if (compiled)
+        waves(o, g);
+    if (compiled)
         put(o, "# %d steps, %d fused groups, arena %zu bytes (values %zu bytes, lower bound %zu), "
-            "%d fused reductions, %d fused epilogues\n",
+            "%d fused reductions, %d fused epilogues, %d waves (%d steps)\n",
             g->st.steps, g->st.fused_groups, g->st.arena_bytes, g->st.value_bytes,
-            g->st.lower_bound, g->st.fused_reductions, g->st.fused_epilogues);
+            g->st.lower_bound, g->st.fused_reductions, g->st.fused_epilogues, g->st.waves,
+            g->st.wave_steps);
 }
 
 static void dot(out *o, const duet_gir *ir, bool compiled)

@@ -220,6 +220,23 @@ typedef struct duet_step {
     duet_step_aux *aux;
 } duet_step;
 
+/* A wave (waves.c): steps [first, end) that touch no common byte another
+ * of them writes, run at once on the calling thread's OpenMP team, each on
+ * one thread. Part p runs the steps wave_order[wave_bound[bound + p] ..
+ * wave_bound[bound + p + 1]), balanced by estimated work at compile time. */
+typedef struct duet_wave {
+    int first, end;
+    int parts;
+    int bound;
+} duet_wave;
+
+/* A byte range [lo, hi) a wave's step writes outside the arena (an output
+ * block, a parameter duet_assign writes): a run whose input overlaps one
+ * replays serially (duet_graph_bind). */
+typedef struct duet_wave_ext {
+    uintptr_t lo, hi;
+} duet_wave_ext;
+
 /* Where a bound input's address goes: *at = data + offset. */
 typedef struct duet_fixup {
     const float **at;
@@ -249,6 +266,12 @@ typedef struct duet_graph_impl {
     duet_tensor *outh[DUET_GRAPH_MAX_IO];
     size_t *offset;          /* per compiled node: arena offset or DUET_PLAN_EXTERNAL */
     int *step_of;            /* per compiled node: its step, -1 if none */
+    duet_wave *waves;        /* in step order; none when nwaves is 0 */
+    int nwaves;
+    int *wave_order, *wave_bound;
+    duet_wave_ext *wave_ext;
+    int nwave_ext;
+    bool serial;             /* this run's inputs overlap a wave's external writes */
     duet_graph_stats st;
 } duet_graph_impl;
 
@@ -309,6 +332,25 @@ const float **duet_graph_dnn_bin_slot(const duet_graph_impl *g, int v, int j);
 duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count);
 /* The eager op behind a oneDNN node over tensors t (constant folding). */
 duet_tensor *duet_dnn_eval(duet_ctx *ctx, const duet_gnode *n, duet_tensor *const *t);
+
+/* Inter-op parallelism (waves.c), after lowering: what the steps touch,
+ * per compiled node: the node whose step
+ * computes it (itself, or the consumer or group root it is fused into),
+ * where its value lives (NULL: a graph input, or no value), and its step's
+ * scratch (NULL, 0: none). */
+typedef struct duet_wave_mem {
+    const int *root;
+    char *const *base;
+    char *const *scratch;
+    const size_t *scratch_bytes;
+} duet_wave_mem;
+/* Group consecutive steps into waves (g->waves, stats) when g->threads >= 2.
+ * DUET_OK, or DUET_ERR_NOMEM with no waves made (the compile then fails). */
+duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m);
+/* Whether step s may run inside a wave (on one thread, touching no shared
+ * state but its operands), and its estimated work in units of
+ * duet_par_min_work (one streaming element). */
+bool duet_step_wave_work(const duet_graph_impl *g, const duet_step *s, int64_t *work);
 
 /* Run a step of the fused consumer kinds (DUET_STEP_REDUCE_SRC ...). */
 void duet_run_fused_consumer(const duet_kernels *kt, int threads, const duet_step *s);
