@@ -72,10 +72,18 @@ void bench_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
 duet_ctx *bench_ctx(const bench_opts *o);
 /* The same with this thread count instead (duet_ctx_options.num_threads; 0: default). */
 duet_ctx *bench_ctx_threads(const bench_opts *o, int threads);
+/* The contexts' default thread count (what a context made with 0 gets:
+ * $DUET_NUM_THREADS, else the CPUs of the affinity mask); -1 on failure. */
+int bench_default_threads(void);
 /* The thread counts a thread-sweeping suite runs, into list[0..2): --threads
  * alone when given, else 1 and the context's default (once if equal; only 1
  * when one_if_quick and --quick). Returns how many. */
 int bench_thread_list(const bench_opts *o, int one_if_quick, int list[2]);
+/* The thread counts the scaling suite sweeps, into list[0..cap): 1 up to
+ * --threads N (more than the CPUs is allowed) or the context's default,
+ * every count to 4 and then steps of ~1.5x, the top always included; 1 and
+ * the top only with --quick. Returns how many. */
+int bench_thread_sweep(const bench_opts *o, int *list, int cap);
 /* Write script (a gnuplot program for name.svg) as name.gp in the out dir,
  * beside its CSV, and run gnuplot there when it is installed; prints what
  * happened (gnuplot missing is a message, not a failure). */
@@ -86,6 +94,16 @@ void bench_plot(const bench_opts *o, const char *name, const char *script);
  * so the kernels suite can interleave it with an eager op and relate the
  * two in the same run. */
 double bench_triad_pass(size_t n, float *a, const float *b, const float *c);
+
+/* The same triad split over `threads` threads of the bench's own (pthreads,
+ * not OpenMP), chunks of whole 32-float blocks: the memory limit at that
+ * thread count. A pass returns GB/s (12 n bytes over the time from waking
+ * the team to its last chunk's end). NULL with a message on failure. */
+typedef struct bench_triad_team bench_triad_team;
+bench_triad_team *bench_triad_team_new(int threads, size_t n, float *a, const float *b,
+                                       const float *c);
+double bench_triad_team_pass(bench_triad_team *t);
+void bench_triad_team_free(bench_triad_team *t);
 
 /* ---- graph-mode suites: shared pieces (bench/graph.c) ---------------------- */
 
@@ -107,6 +125,9 @@ long bench_calibrate(const bench_model_run *r, double target_ns);
 /* Trace fn with the passes in `disable` off; NULL with a message. */
 duet_graph *bench_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_tensor_spec *in,
                         void *user, unsigned disable, duet_graph_stats *st);
+/* One call of r (a replay, or the model called eagerly and its result
+ * released), its single output of numel floats copied into dst; 0 or -1. */
+int bench_run_output(const bench_model_run *r, float *dst, size_t numel);
 /* 0 if the two runs give bitwise the same single output of numel floats,
  * else -1 with a message naming what (graph mode promises the eager bits). */
 int bench_same_output(const bench_model_run *x, const bench_model_run *y, size_t numel,
@@ -133,6 +154,9 @@ uint64_t bench_system_allocs(duet_ctx *ctx);
 
 /* The suites. Each returns 0 on success. */
 int bench_dispatch(const bench_opts *o); /* eager per-op overhead on tiny tensors */
+/* dispatch's second part (bench/dispatch_pool.c): the same ops on a 1-thread
+ * and an N-thread context, and a size sweep of add around the split threshold. */
+int bench_dispatch_pool(const bench_opts *o);
 int bench_kernels(const bench_opts *o);  /* scalar vs AVX2 throughput per kernel */
 int bench_stream(const bench_opts *o);   /* memory bandwidth: copy and triad */
 int bench_gemm(const bench_opts *o);     /* sgemm via duet vs OpenBLAS directly */
@@ -144,6 +168,7 @@ int bench_mlp(const bench_opts *o);       /* MLP 784-512-512-10: latency and pea
 int bench_cnn(const bench_opts *o);       /* CNN and ResNet block: eager vs direct oneDNN */
 int bench_memory(const bench_opts *o);    /* eager peak vs planned arena per model */
 int bench_train(const bench_opts *o);     /* a training step, eager vs graph, and memory */
+int bench_scaling(const bench_opts *o);   /* speedup with threads, eager and graph */
 int bench_breakdown(const bench_opts *o); /* one eager op's phases (PHASES=1 build only) */
 
 /* ---- the models, shared by their suites and the memory suite ---------------- */
@@ -167,5 +192,18 @@ int bench_model_mlp(duet_ctx *ctx, int64_t batch, bench_model *m);
 int bench_model_conv(duet_ctx *ctx, const char *name, int64_t batch, bench_model *m);
 /* Releases what bench_model_* made (m may be half made). */
 void bench_model_free(duet_ctx *ctx, bench_model *m);
+
+/* A training step of the examples' MLP or CNN at batch 64 (bench/train.c),
+ * eagerly and as a graph, each on its own copy of the same weights: made in
+ * ctx, traced, and one step of each run with their losses compared bit for
+ * bit; NULL with a message if anything fails or they differ. */
+typedef struct bench_trainer bench_trainer;
+bench_trainer *bench_trainer_new(duet_ctx *ctx, int cnn);
+/* One step (eagerly in a scope, or a replay) and its loss; 0 or nonzero. */
+int bench_trainer_step(bench_trainer *t, int graph, float *loss);
+/* The first step's loss (both modes'), and the graph's stats. */
+float bench_trainer_first_loss(const bench_trainer *t);
+const duet_graph_stats *bench_trainer_stats(const bench_trainer *t);
+void bench_trainer_free(bench_trainer *t); /* the context stays */
 
 #endif

@@ -462,6 +462,9 @@ int bench_dispatch(const bench_opts *o)
     fclose(csv);
     csv = NULL;
     dispatch_plot(o, nisa);
+    /* Intra-op threads: 1 thread against N on the same ops (dispatch_pool.c). */
+    if (bench_dispatch_pool(o) != 0)
+        bad = 1;
     rc = bad;
 out:
     if (csv)

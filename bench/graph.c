@@ -75,8 +75,7 @@ duet_graph *bench_trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_te
     return g;
 }
 
-/* The single output of one call, copied into dst. */
-static int output_of(const bench_model_run *r, float *dst, size_t numel)
+int bench_run_output(const bench_model_run *r, float *dst, size_t numel)
 {
     duet_tensor *out[1] = {NULL};
     int rc = -1;
@@ -99,7 +98,7 @@ int bench_same_output(const bench_model_run *x, const bench_model_run *y, size_t
     int rc = -1;
     if (!p || !q) {
         fprintf(stderr, "duet-bench: out of memory checking %s\n", what);
-    } else if (output_of(x, p, numel) != 0 || output_of(y, q, numel) != 0) {
+    } else if (bench_run_output(x, p, numel) != 0 || bench_run_output(y, q, numel) != 0) {
         fprintf(stderr, "duet-bench: %s: a run failed: %s\n", what, duet_error_message(x->ctx));
     } else if (memcmp(p, q, numel * sizeof *p) != 0) {
         size_t i = 0;

@@ -31,6 +31,7 @@ static const suite suites[] = {
     {"cnn", bench_cnn, 1, "conv nets through oneDNN: eager (cache on/off) vs graph vs direct oneDNN"},
     {"memory", bench_memory, 1, "eager peak vs planned arena: mlp, cnn, block, fusion chain"},
     {"train", bench_train, 1, "a training step (MLP, CNN, batch 64, Adam): eager vs graph, memory"},
+    {"scaling", bench_scaling, 1, "speedup with 1, 2, ... threads: chain, reductions, models, training"},
     {"accuracy", bench_accuracy, 0, "max error of exp/log/tanh/... (slow; only when named)"},
     {"breakdown", bench_breakdown, 0, "one eager op's time by phase (needs `make breakdown`'s build)"},
 };
@@ -41,6 +42,7 @@ static const struct {
     const char *name, *members;
 } groups[] = {
     {"models", "mlp cnn train"},
+    {"threads", "dispatch scaling"},
 };
 #define NGROUPS ((int)(sizeof groups / sizeof groups[0]))
 
@@ -53,8 +55,9 @@ static void usage(FILE *f)
             "  --quick       small sizes and few repetitions (a smoke run, well under a minute)\n"
             "  --out DIR     where the CSV files and plots go (default bench/results)\n"
             "  --threads N   threads of every context the suites make (OpenBLAS and oneDNN get\n"
-            "                them through it); suites that sweep thread counts (gemm, mlp, cnn)\n"
-            "                run N only (default: the context's default; sweeps run 1 and it)\n"
+            "                them through it); suites that sweep thread counts (gemm, mlp, cnn,\n"
+            "                train) run N only (default: the context's default; sweeps run 1\n"
+            "                and it); scaling sweeps 1..N (N may exceed the CPUs)\n"
             "  --isa I       scalar or avx2: the ISA of the contexts the suites make (default:\n"
             "                the best this machine has); suites comparing ISAs still run both\n"
             "  --sizes LIST  comma-separated element counts, K = 1024, M = 1048576 (e.g.\n"

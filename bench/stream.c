@@ -11,6 +11,7 @@
 #include "bench.h"
 
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,6 +121,111 @@ static bench_stat measure(int k, size_t n, int reps, float *dst, const float *x,
 double bench_triad_pass(size_t n, float *a, const float *b, const float *c)
 {
     return 12.0 * (double)n / pass(K_TRIAD, n, a, b, c);
+}
+
+/* ---- the triad on several threads (the scaling suite's bandwidth limit) -- */
+
+/* Threads of their own, not OpenMP's: the limit must not depend on the
+ * runtime whose scaling it is compared with. Workers wait at a barrier
+ * (asleep, so a descheduled worker costs a wake-up, not a spinning core);
+ * a pass is timed by the calling thread from the start barrier to the end
+ * barrier, so it includes waking the workers (~10-50 us against a pass of
+ * milliseconds). Chunks are multiples of 32 floats, so every chunk keeps
+ * the 64-byte alignment and the AVX2 loop's n % 32 == 0. */
+struct bench_triad_team {
+    int threads, quit;
+    size_t n;
+    float *a;
+    const float *b, *c;
+    pthread_barrier_t start, end;
+    pthread_t tid[];
+};
+
+typedef struct team_arg {
+    bench_triad_team *t;
+    int k;
+} team_arg;
+
+static void team_chunk(const bench_triad_team *t, int k)
+{
+    size_t blocks = t->n / 32, b0 = blocks * (size_t)k / (size_t)t->threads,
+           b1 = blocks * (size_t)(k + 1) / (size_t)t->threads;
+    size_t i0 = b0 * 32, i1 = k + 1 == t->threads ? t->n : b1 * 32;
+    if (i1 > i0)
+        pass(K_TRIAD, i1 - i0, t->a + i0, t->b + i0, t->c + i0);
+}
+
+static void *team_worker(void *p)
+{
+    bench_triad_team *t = ((team_arg *)p)->t;
+    int k = ((team_arg *)p)->k;
+    free(p);
+    for (;;) {
+        pthread_barrier_wait(&t->start);
+        if (t->quit)
+            return NULL;
+        team_chunk(t, k);
+        pthread_barrier_wait(&t->end);
+    }
+}
+
+bench_triad_team *bench_triad_team_new(int threads, size_t n, float *a, const float *b,
+                                       const float *c)
+{
+    if (threads < 1)
+        threads = 1;
+    bench_triad_team *t = calloc(1, sizeof *t + (size_t)threads * sizeof(pthread_t));
+    if (!t)
+        return NULL;
+    t->threads = threads;
+    t->n = n;
+    t->a = a;
+    t->b = b;
+    t->c = c;
+    pthread_barrier_init(&t->start, NULL, (unsigned)threads);
+    pthread_barrier_init(&t->end, NULL, (unsigned)threads);
+    int k;
+    for (k = 1; k < threads; k++) {
+        team_arg *arg = malloc(sizeof *arg);
+        if (!arg || (*arg = (team_arg){t, k}, pthread_create(&t->tid[k], NULL, team_worker, arg))) {
+            free(arg);
+            break;
+        }
+    }
+    if (k < threads) {
+        /* The workers started wait at a barrier that needs all `threads`:
+         * they cannot be released, so the team is left to the process's
+         * exit (pthread_create failing here means the process is dying). */
+        fprintf(stderr, "duet-bench: cannot start %d triad threads\n", threads);
+        return NULL;
+    }
+    return t;
+}
+
+double bench_triad_team_pass(bench_triad_team *t)
+{
+    pthread_barrier_wait(&t->start);
+    double t0 = bench_now_ns();
+    team_chunk(t, 0);
+    pthread_barrier_wait(&t->end);
+    double ns = bench_now_ns() - t0;
+    BENCH_CLOBBER(t->a);
+    return 12.0 * (double)t->n / ns;
+}
+
+void bench_triad_team_free(bench_triad_team *t)
+{
+    if (!t)
+        return;
+    if (t->threads > 1) {
+        t->quit = 1;
+        pthread_barrier_wait(&t->start);
+        for (int k = 1; k < t->threads; k++)
+            pthread_join(t->tid[k], NULL);
+    }
+    pthread_barrier_destroy(&t->start);
+    pthread_barrier_destroy(&t->end);
+    free(t);
 }
 
 /* The kernel's THP mode, e.g. "madvise", or "unknown". */

@@ -24,22 +24,88 @@
 
 enum { TB = 64 };
 
-static int eager_step(duet_ctx *ctx, tm_model *m, duet_tensor *const *in, float *loss)
+struct bench_trainer {
+    duet_ctx *ctx;
+    tm_model me, mg; /* eager's and the graph's own copies of the weights */
+    duet_tensor *in[2];
+    duet_graph *g;
+    duet_graph_stats st;
+    float loss[2]; /* the first step's, eager and graph */
+};
+
+int bench_trainer_step(bench_trainer *t, int graph, float *loss)
 {
-    duet_scope_begin(ctx);
+    duet_ctx *ctx = t->ctx;
     duet_tensor *out = NULL;
-    tm_train_step(ctx, in, &out, m);
+    if (graph)
+        return duet_graph_run(ctx, t->g, t->in, &out) != DUET_OK ||
+               duet_read(ctx, out, loss, sizeof *loss) != DUET_OK;
+    duet_scope_begin(ctx);
+    tm_train_step(ctx, t->in, &out, &t->me);
     int rc = !out || duet_read(ctx, out, loss, sizeof *loss) != DUET_OK;
     duet_scope_end(ctx);
     return rc;
 }
 
-static int graph_step(duet_ctx *ctx, duet_graph *g, duet_tensor *const *in, float *loss)
+void bench_trainer_free(bench_trainer *t)
 {
-    duet_tensor *out;
-    return duet_graph_run(ctx, g, in, &out) != DUET_OK ||
-           duet_read(ctx, out, loss, sizeof *loss) != DUET_OK;
+    if (!t)
+        return;
+    duet_graph_free(t->ctx, t->g);
+    tm_free(t->ctx, &t->me);
+    tm_free(t->ctx, &t->mg);
+    duet_release(t->ctx, t->in[0]);
+    duet_release(t->ctx, t->in[1]);
+    free(t);
 }
+
+bench_trainer *bench_trainer_new(duet_ctx *ctx, int cnn)
+{
+    static const char *const names[2] = {"mlp", "cnn"};
+    bench_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        fprintf(stderr, "train: out of memory\n");
+        return NULL;
+    }
+    int kind = cnn ? TM_CNN : TM_MLP;
+    t->ctx = ctx;
+    int64_t xs_mlp[2] = {TB, 784}, xs_cnn[4] = {TB, 1, 28, 28};
+    int nd = kind == TM_MLP ? 2 : 4;
+    const int64_t *xs = kind == TM_MLP ? xs_mlp : xs_cnn;
+    t->in[0] = duet_rand_uniform(ctx, nd, xs, &(duet_random_options){5, 0.0f, 1.0f});
+    float lab[TB];
+    for (int i = 0; i < TB; i++)
+        lab[i] = (float)((i * 7) % 10);
+    duet_tensor *l = duet_from_data(ctx, DUET_F32, 1, (int64_t[]){TB}, lab);
+    t->in[1] = duet_one_hot(ctx, l, 10);
+    if (l)
+        duet_release(ctx, l);
+    duet_tensor_spec sp[2] = {{DUET_F32, nd, {0}}, {DUET_F32, 2, {TB, 10}}};
+    memcpy(sp[0].shape, xs, (size_t)nd * sizeof *xs);
+    int failed = !t->in[0] || !t->in[1] || tm_make(ctx, &t->me, kind, 1) ||
+                 tm_make(ctx, &t->mg, kind, 1);
+    if (!failed)
+        failed = !(t->g = bench_trace(ctx, tm_train_step, 2, sp, &t->mg, 0, &t->st));
+    failed = failed || bench_trainer_step(t, 0, &t->loss[0]) ||
+             bench_trainer_step(t, 1, &t->loss[1]);
+    if (failed) {
+        fprintf(stderr, "train: %s: first step failed: %s\n", names[cnn != 0],
+                duet_error_message(ctx));
+    } else if (t->loss[0] != t->loss[1]) {
+        fprintf(stderr, "train: %s: first losses differ: eager %.9g, graph %.9g\n",
+                names[cnn != 0], t->loss[0], t->loss[1]);
+        failed = 1;
+    }
+    if (failed) {
+        bench_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+float bench_trainer_first_loss(const bench_trainer *t) { return t->loss[0]; }
+
+const duet_graph_stats *bench_trainer_stats(const bench_trainer *t) { return &t->st; }
 
 /* One model at one thread count: a row of the table and the CSV. */
 static int one(const bench_opts *o, FILE *csv, int kind, int threads)
@@ -48,76 +114,51 @@ static int one(const bench_opts *o, FILE *csv, int kind, int threads)
     duet_ctx *ctx = bench_ctx_threads(o, threads);
     if (!ctx)
         return 1;
-    tm_model me = {0}, mg = {0};
-    int64_t xs_mlp[2] = {TB, 784}, xs_cnn[4] = {TB, 1, 28, 28};
-    int nd = kind == TM_MLP ? 2 : 4;
-    const int64_t *xs = kind == TM_MLP ? xs_mlp : xs_cnn;
-    duet_tensor *in[2] = {duet_rand_uniform(ctx, nd, xs, &(duet_random_options){5, 0.0f, 1.0f}),
-                          NULL};
-    float lab[TB];
-    for (int i = 0; i < TB; i++)
-        lab[i] = (float)((i * 7) % 10);
-    duet_tensor *l = duet_from_data(ctx, DUET_F32, 1, (int64_t[]){TB}, lab);
-    in[1] = duet_one_hot(ctx, l, 10);
-    duet_tensor_spec sp[2] = {{DUET_F32, nd, {0}}, {DUET_F32, 2, {TB, 10}}};
-    memcpy(sp[0].shape, xs, (size_t)nd * sizeof *xs);
-    duet_graph_stats st;
-    duet_graph *g = NULL;
-    float le = 0, lg = 0;
-    int failed = !in[0] || !in[1] || tm_make(ctx, &me, kind, 1) || tm_make(ctx, &mg, kind, 1);
-    if (!failed)
-        failed = !(g = bench_trace(ctx, tm_train_step, 2, sp, &mg, 0, &st));
-    failed = failed || eager_step(ctx, &me, in, &le) || graph_step(ctx, g, in, &lg);
-    if (failed)
-        fprintf(stderr, "train: %s: first step failed: %s\n", names[kind], duet_error_message(ctx));
-    int same = le == lg;
+    bench_trainer *t = bench_trainer_new(ctx, kind == TM_CNN);
+    int failed = !t;
+    float le = 0;
     /* Memory of one eager step, in steady state. */
     duet_mem_stats m0, m1;
     duet_ctx_mem_stats(ctx, &m0);
     duet_ctx_mem_reset_peak(ctx);
-    failed = failed || eager_step(ctx, &me, in, &le);
+    failed = failed || bench_trainer_step(t, 0, &le);
     duet_ctx_mem_stats(ctx, &m1);
     size_t epeak = m1.peak_bytes_in_use - m0.bytes_in_use;
     /* Steps per sample: ~50 ms (5 with --quick) of eager steps, at least 1. */
     double t0 = bench_now_ns();
     int calls = 0;
     while (!failed && (calls == 0 || bench_now_ns() - t0 < (o->quick ? 5e6 : 5e7)))
-        failed |= eager_step(ctx, &me, in, &le), calls++;
+        failed |= bench_trainer_step(t, 0, &le), calls++;
     int reps = o->reps;
     double *se = malloc((size_t)reps * sizeof *se), *sg = malloc((size_t)reps * sizeof *sg);
     failed |= !se || !sg;
     for (int r = 0; r < reps && !failed; r++) {
         double a = bench_now_ns();
         for (int c = 0; c < calls && !failed; c++)
-            failed |= eager_step(ctx, &me, in, &le);
+            failed |= bench_trainer_step(t, 0, &le);
         double b = bench_now_ns();
         for (int c = 0; c < calls && !failed; c++)
-            failed |= graph_step(ctx, g, in, &lg);
+            failed |= bench_trainer_step(t, 1, &le);
         double e = bench_now_ns();
         se[r] = (b - a) / calls / 1e3;
         sg[r] = (e - b) / calls / 1e3;
     }
     if (!failed) {
+        const duet_graph_stats *st = &t->st;
         bench_stat a = bench_stats(se, reps), b = bench_stats(sg, reps);
         printf("%-20s %5d %3d %9.1f (%7.1f-%7.1f) %9.1f (%7.1f-%7.1f) %6.2fx %5s %9.0f KiB "
                "%9.0f KiB %9.0f KiB\n",
                names[kind], TB, threads, a.med, a.min, a.max, b.med, b.min, b.max, a.med / b.med,
-               same ? "yes" : "NO", (double)epeak / 1024, (double)st.value_bytes / 1024,
-               (double)st.arena_bytes / 1024);
+               "yes", (double)epeak / 1024, (double)st->value_bytes / 1024,
+               (double)st->arena_bytes / 1024);
         fprintf(csv, "%s,%d,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.3f,%d,%zu,%zu,%zu,%zu,%d,%d\n",
                 names[kind], TB, threads, calls, a.med, a.min, a.max, b.med, b.min, b.max,
-                a.med / b.med, same, epeak, st.value_bytes, st.arena_bytes, st.output_bytes,
-                st.steps, st.fused_groups);
-        failed = !same;
-        if (!same)
-            fprintf(stderr, "train: %s: first losses differ: eager %.9g, graph %.9g\n",
-                    names[kind], le, lg);
+                a.med / b.med, 1, epeak, st->value_bytes, st->arena_bytes, st->output_bytes,
+                st->steps, st->fused_groups);
     }
     free(se);
     free(sg);
-    duet_graph_free(ctx, g);
-    tm_free(ctx, &me);
-    tm_free(ctx, &mg);
+    bench_trainer_free(t);
     duet_ctx_destroy(ctx);
     return failed;
 }

@@ -137,8 +137,7 @@ static void cpu_model(char *buf, size_t cap)
         snprintf(buf, cap, "%s", name);
 }
 
-/* The contexts' default thread count (what a context made with 0 gets). */
-static int default_threads(void)
+int bench_default_threads(void)
 {
     duet_ctx_options opts = {0};
     opts.isa = DUET_ISA_SCALAR; /* every machine has it; the count does not depend on it */
@@ -168,7 +167,7 @@ void bench_machine_line(FILE *f, const char *prefix, const bench_opts *o)
     if (o && o->threads > 0)
         snprintf(thr, sizeof thr, "threads %d (--threads)", o->threads);
     else
-        snprintf(thr, sizeof thr, "threads %d (default)", default_threads());
+        snprintf(thr, sizeof thr, "threads %d (default)", bench_default_threads());
     time_t now = time(NULL);
     struct tm tmv;
     gmtime_r(&now, &tmv);
@@ -199,11 +198,34 @@ int bench_thread_list(const bench_opts *o, int one_if_quick, int list[2])
         return 1;
     }
     list[0] = 1;
-    int d = default_threads();
+    int d = bench_default_threads();
     if ((one_if_quick && o->quick) || d <= 1)
         return 1;
     list[1] = d;
     return 2;
+}
+
+int bench_thread_sweep(const bench_opts *o, int *list, int cap)
+{
+    int max = o->threads > 0 ? o->threads : bench_default_threads(), n = 0;
+    if (max < 1)
+        max = 1;
+    if (o->quick) {
+        list[n++] = 1;
+        if (max > 1 && cap > 1)
+            list[n++] = max;
+        return n;
+    }
+    /* Every count to 4, then steps of about 1.5x (6, 8, 12, 16, 24, ...):
+     * a 64-CPU machine gets 12 points, not 64. */
+    for (int t = 1; t <= max && n < cap; t = t < 4 ? t + 1 : (t % 3 == 0 ? t / 3 * 4 : t / 2 * 3))
+        list[n++] = t;
+    if (list[n - 1] != max) {
+        if (n == cap)
+            n--;
+        list[n++] = max;
+    }
+    return n;
 }
 
 void bench_plot(const bench_opts *o, const char *name, const char *script)
