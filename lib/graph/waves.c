@@ -89,6 +89,14 @@ bool duet_step_wave_work(const duet_graph_impl *g, const duet_step *s, int64_t *
     case DUET_STEP_REDUCE_SRC:
     case DUET_STEP_SOFTMAX_SRC:
     case DUET_STEP_LNORM_SRC: {
+        /* A fused reduction's chunk buffers are scratch that the threaded
+         * split sizes per part: kept out of waves until their accounting
+         * against the wave's byte ranges is proven (make test-threads, with
+         * DUET_PAR_MIN_WORK=64, put two such steps over one buffer). */
+        if (s->kind == DUET_STEP_REDUCE_SRC) {
+            *work = 0;
+            return false;
+        }
         /* x->shape is the input's (or the fused producer's). A reduction
          * splits by its input elements (par.h): one smaller than two
          * ranges of those stays on one thread whatever its kernel costs. */
