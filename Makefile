@@ -170,7 +170,10 @@ TSAN_BUILD := build/tsan
 # steps of one wave on the team at once, so a wave over bytes one of its
 # steps writes is a race TSan reports.
 TSAN_TESTS := test_threads test_par test_interop
-TSAN_ENV = CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66"
+# history_size=7: the longest per-thread history, so that the stack of an
+# access by uninstrumented code (OpenBLAS's memset) can be restored and
+# matched by tests/tsan.supp.
+TSAN_ENV = CK_FORK=no TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66 history_size=7"
 tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) EXTRA_CFLAGS="$(TSAN_FLAGS)" EXTRA_LDFLAGS="$(TSAN_FLAGS)" \
 	  $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)

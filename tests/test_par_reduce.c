@@ -15,8 +15,8 @@
  *    aside, as everywhere between graph and eager), and that eager model is
  *    bitwise its 1-thread self;
  *  - a matmul with a fused bias + relu epilogue: one panel, bitwise the
- *    eager pair at each count; split into panels, bitwise the same graph at
- *    every count.
+ *    eager pair at each count (OpenBLAS's own threads may differ by count);
+ *    split into panels, bitwise the same graph at every count.
  * Sizes are derived from the threshold read at start-up (core/par.h) and the
  * kernel table's work weights, so the cuts happen where the library makes
  * them (see scale() for a sleeping wait policy).
@@ -782,16 +782,21 @@ START_TEST(t_matmul_epilogue)
             int64_t n1, n2;
             float *a = tu_read(ctx, e[0], &n1), *b = tu_read(ctx, go[0], &n2);
             ck_assert_int_eq(n1, n2);
-            char what[96];
+            char what[128];
             snprintf(what, sizeof what, "matmul epilogue %lldx%lldx%lld%s, %d threads",
                      (long long)ec->m, (long long)ec->k, (long long)ec->n,
                      ec->gather ? " (a gathered)" : "", t);
-            if (ci == 0)
+            /* One panel runs on OpenBLAS's threads, whose results may
+             * depend on their count (they do under valgrind's CPU): only
+             * graph against eager there; panels, every count alike. */
+            if (ci == 0) {
                 same_bits(a, b, n1, true, what);
+            } else if (t > 1) {
+                strcat(what, " against 1 thread");
+                same_bits(g1, b, n1, false, what);
+            }
             if (t == 1)
                 g1 = b;
-            else
-                same_bits(g1, b, n1, false, what);
             free(a);
             if (t > 1)
                 free(b);
