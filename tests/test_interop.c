@@ -161,8 +161,14 @@ static void touched(const duet_graph_impl *g, int i, touch *t, bool *in)
         t->w[t->nw++] = (range){b, b + duet_matmul_scratch(&s->aux->mm) * 4};
     }
     if (s->aux && s->kind == DUET_STEP_REDUCE_SRC && s->aux->buf) {
+        /* A chunk of the reduction's input (at most the whole input) per
+         * part the split may cut it into. */
+        int64_t ne = 1;
+        for (int d = 0; d < s->aux->ndim; d++)
+            ne *= s->aux->shape[d];
         uintptr_t b = (uintptr_t)s->aux->buf;
-        t->w[t->nw++] = (range){b, b + DUET_FUSED_SRC_CHUNK * 4};
+        int64_t chunk = ne < DUET_FUSED_SRC_CHUNK ? ne : DUET_FUSED_SRC_CHUNK;
+        t->w[t->nw++] = (range){b, b + (uintptr_t)(chunk * s->aux->nbuf) * 4};
     }
     if (ir->nodes[v].op == DUET_GOP_CONCAT) { /* step k copies input k */
         t->r[t->nr++] = value_range(g, ir->refs[ir->nodes[v].in0 + i - g->step_of[v]].node);
@@ -267,14 +273,18 @@ static void m_branches(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out,
         m[b] = duet_reshape(ctx, in[b], 2, (int64_t[]){r, 64});
     out[0] = duet_tanh(ctx, duet_add_scalar(ctx, duet_mul_scalar(ctx, in[0], 0.5f), 1.0f));
     out[1] = duet_sum(ctx, duet_mul(ctx, m[1], m[1]), &rows);
-    out[2] = duet_softmax(ctx, m[2], -1);
-    out[3] = duet_layer_norm(ctx, m[3], NULL);
-    duet_tensor *x4 = duet_reshape(ctx, in[4], 3, (int64_t[]){n / 256, 8, 32});
-    out[4] = duet_matmul(ctx, x4, duet_transpose(ctx, x4, 1, 2)); /* small per product */
+    /* An eighth of the rows: softmax and layer norm pay a per-row cost
+     * too, and on all r rows the op layer would split them (norm.c). */
+    out[2] = duet_softmax(ctx, duet_narrow(ctx, m[2], 0, 0, r / 8), -1);
+    out[3] = duet_layer_norm(ctx, duet_narrow(ctx, m[3], 0, 0, r / 8), NULL);
     out[5] = duet_contiguous(ctx, duet_transpose(ctx, m[5], 0, 1));
     out[6] = duet_max(ctx, m[6], &cols); /* no producer: a fused one would share the sum's
                                            * chunk buffer (t_scratch_shared) */
     out[7] = duet_add(ctx, duet_mul(ctx, in[7], in[7]), in[0]);
+    /* Last: under the scalar table this product is OpenBLAS's (not small),
+     * which ends a wave; traced in the middle it would cut the rest in two. */
+    duet_tensor *x4 = duet_reshape(ctx, in[4], 3, (int64_t[]){n / 256, 8, 32});
+    out[4] = duet_matmul(ctx, x4, duet_transpose(ctx, x4, 1, 2)); /* small per product */
 }
 
 typedef struct branches {
@@ -351,7 +361,7 @@ START_TEST(t_branches)
             if (!waves || threads[ti] == 1)
                 ck_assert_int_eq(nw, 0);
             else
-                ck_assert_msg(nw >= 1 && (unfused == 1 || st.wave_steps >= NB / 2) /* the fused row sum stays out (waves.c) */, "threads %d, set %d: %d waves of %d "
+                ck_assert_msg(nw >= 1 && (unfused == 1 || st.wave_steps >= NB - 1), "threads %d, set %d: %d waves of %d "
                               "steps (of %d)", threads[ti], unfused, nw, st.wave_steps, st.steps);
             for (int rep = 0; rep < 3; rep++) {
                 int k = rep & 1;
@@ -507,9 +517,10 @@ START_TEST(t_scratch_shared)
         ck_assert_int_eq(g->steps[1].kind, DUET_STEP_REDUCE_SRC);
         bool shared = g->steps[0].aux->buf == g->steps[1].aux->buf;
         ck_assert_int_eq(shared, reuse); /* the premise */
-        /* Fused reductions (scratch per part) never join a wave for now
-         * (waves.c): with or without reuse, none. */
-        ck_assert_int_eq(stats(ctx, h).waves, 0);
+        /* One buffer: one after the other. Two: a wave (each step's work,
+         * 3/4 of the threshold, times the producer's and the sum's cost,
+         * saves more than the threshold). */
+        ck_assert_int_eq(stats(ctx, h).waves, reuse ? 0 : 1);
         duet_tensor *out[2];
         for (int rep = 0; rep < 2; rep++) {
             ck_assert_int_eq(duet_graph_run(ctx, h, in, out), DUET_OK);
@@ -523,6 +534,45 @@ START_TEST(t_scratch_shared)
         }
         duet_graph_free(ctx, h);
     }
+    duet_release(ctx, in[0]);
+    duet_release(ctx, in[1]);
+    tu_ctx_done(ctx);
+}
+END_TEST
+
+/* Two softmaxes of [128, 64]: 8 K elements each, under two ranges of the
+ * threshold by count, but each row costs the kernel's per-row overhead
+ * too, so the op layer splits each across the team (norm.c). A step that
+ * splits itself never joins a wave (it would run on one thread there):
+ * counting elements alone let them in. */
+static void m_two_softmax(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user)
+{
+    (void)user;
+    out[0] = duet_softmax(ctx, in[0], -1);
+    out[1] = duet_softmax(ctx, in[1], -1);
+}
+
+START_TEST(t_split_steps_stay_out)
+{
+    duet_ctx *ctx = ctx_threads(2);
+    int64_t shape[2] = {128, 64};
+    ck_assert_int_lt(shape[0] * shape[1], 2 * duet_par_min_work); /* the premise */
+    duet_tensor_spec sp[2] = {{DUET_F32, 2, {128, 64}}, {DUET_F32, 2, {128, 64}}};
+    duet_random_options ro = {5, -4.0f, 4.0f};
+    duet_tensor *in[2] = {duet_rand_uniform(ctx, 2, shape, &ro), duet_rand_uniform(ctx, 2, shape, &ro)};
+    duet_trace_options o = {2, 0};
+    duet_graph *h = duet_trace(ctx, m_two_softmax, 2, sp, NULL, &o);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(impl(ctx, h)->nsteps, 2);
+    ck_assert_int_eq(stats(ctx, h).waves, 0);
+    duet_tensor *out[2], *e[2];
+    ck_assert_int_eq(duet_graph_run(ctx, h, in, out), DUET_OK);
+    m_two_softmax(ctx, in, e, NULL);
+    for (int k = 0; k < 2; k++) {
+        ck_assert(same_bits(ctx, e[k], ctx, out[k]));
+        duet_release(ctx, e[k]);
+    }
+    duet_graph_free(ctx, h);
     duet_release(ctx, in[0]);
     duet_release(ctx, in[1]);
     tu_ctx_done(ctx);
@@ -813,6 +863,7 @@ int main(void)
     tcase_add_test(tc, t_dump);
     tcase_add_test(tc, t_reuse_never_in_one_wave);
     tcase_add_test(tc, t_scratch_shared);
+    tcase_add_test(tc, t_split_steps_stay_out);
     tcase_add_test(tc, t_input_over_wave_output);
     tcase_add_test(tc, t_adam_parameters);
     tcase_add_test(tc, t_mlp_training_step);

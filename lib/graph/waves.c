@@ -23,6 +23,7 @@
  */
 #include "graph.h"
 #include "../core/par.h"
+#include "../ops/reduce_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,14 +47,6 @@
 #define Q_SOFTMAX 24
 #define Q_LNORM 16
 #define Q_COPY 8
-
-static int64_t prod(int ndim, const int64_t *shape)
-{
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++)
-        n *= shape[d];
-    return n;
-}
 
 static int64_t prog_work(const duet_fused_prog *p)
 {
@@ -89,25 +82,41 @@ bool duet_step_wave_work(const duet_graph_impl *g, const duet_step *s, int64_t *
     case DUET_STEP_REDUCE_SRC:
     case DUET_STEP_SOFTMAX_SRC:
     case DUET_STEP_LNORM_SRC: {
-        /* A fused reduction's chunk buffers are scratch that the threaded
-         * split sizes per part: kept out of waves until their accounting
-         * against the wave's byte ranges is proven (make test-threads, with
-         * DUET_PAR_MIN_WORK=64, put two such steps over one buffer). */
-        if (s->kind == DUET_STEP_REDUCE_SRC) {
-            *work = 0;
-            return false;
-        }
-        /* x->shape is the input's (or the fused producer's). A reduction
-         * splits by its input elements (par.h): one smaller than two
-         * ranges of those stays on one thread whatever its kernel costs. */
+        /* x->shape is the input's (or the fused producer's). */
+        bool src = s->kind >= DUET_STEP_REDUCE_SRC;
+        bool sm = s->kind == DUET_STEP_SOFTMAX || s->kind == DUET_STEP_SOFTMAX_SRC;
+        bool ln = s->kind == DUET_STEP_LNORM || s->kind == DUET_STEP_LNORM_SRC;
         n = prod(x->ndim, x->shape);
-        q = s->kind == DUET_STEP_SOFTMAX || s->kind == DUET_STEP_SOFTMAX_SRC ? Q_SOFTMAX
-            : s->kind == DUET_STEP_LNORM || s->kind == DUET_STEP_LNORM_SRC   ? Q_LNORM
-                                                                             : Q_REDUCE;
-        if (s->kind >= DUET_STEP_REDUCE_SRC)
-            q += prog_work(&x->prog) * Q_ELEM;
+        q = (sm ? Q_SOFTMAX : ln ? Q_LNORM : Q_REDUCE) + (src ? prog_work(&x->prog) * Q_ELEM : 0);
         q *= n;
-        one = duet_par_parts(t, n, 1) == 1;
+        if (n == 0)
+            break;
+        int64_t p8 = src ? 8 * prog_work(&x->prog) : 0;
+        if (sm || ln) { /* the op layer's own rule (norm.c, reduce_src.c) */
+            int ax = ln ? x->ndim - 1 : x->axis;
+            bool col = false;
+            for (int d = ax + 1; d < x->ndim && !src; d++)
+                col = col || x->shape[d] != 1;
+            duet_work_kind k = ln ? DUET_WORK_LNORM : col ? DUET_WORK_SOFTMAX_COL : DUET_WORK_SOFTMAX;
+            one = duet_norm_parts(g->kt, t, k, n / x->shape[ax], x->shape[ax], p8) == 1;
+            break;
+        }
+        /* Reductions and argmax cut by a walk plan of their own; the
+         * per-element weight of the kernel they run (over the last axis, or
+         * accumulated rows over outer axes) bounds what they count, rows'
+         * fixed costs aside, so a step the op layer would split does not
+         * join. */
+        const duet_work_cost *c = g->kt->work;
+        int last = x->ndim - 1;
+        bool rows = s->kind == DUET_STEP_ARGMAX ? x->axis < 0 || x->axis == last
+                                                : last < 0 || (x->mask >> last & 1u);
+        duet_work_kind k = s->kind == DUET_STEP_ARGMAX
+                               ? (rows ? DUET_WORK_ARGMAX : DUET_WORK_ARGMAX_COL)
+                           : !rows                        ? DUET_WORK_ACC
+                           : x->kind == DUET_REDUCE_MAX ? DUET_WORK_MAX
+                                                          : DUET_WORK_SUM;
+        int64_t e8 = c[k].elem8;
+        one = duet_par_parts(t, n, (e8 + p8 + 7) / 8) == 1;
         break;
     }
     case DUET_STEP_MATMUL:

@@ -176,14 +176,14 @@ void duet_exec_softmax(const duet_kernels *kt, int threads, bool logp, int ndim,
               .sa = (ptrdiff_t)sx[axis], .logp = logp};
     int64_t outer = total / shape[axis];
     if (last) {
-        int parts = duet_par_parts(threads, outer, duet_work(kt, DUET_WORK_SOFTMAX, shape[axis]));
+        int parts = duet_norm_parts(kt, threads, DUET_WORK_SOFTMAX, outer, shape[axis], 0);
         duet_par_for(parts, outer, 1, softmax_rows_range, &j);
         return;
     }
     j.ya = 1;
     for (int d = axis + 1; d < ndim; d++)
         j.ya *= shape[d];
-    int parts = duet_par_parts(threads, outer, duet_work(kt, DUET_WORK_SOFTMAX_COL, shape[axis]));
+    int parts = duet_norm_parts(kt, threads, DUET_WORK_SOFTMAX_COL, outer, shape[axis], 0);
     duet_par_for(parts, outer, 16, softmax_cols_range, &j);
 }
 
@@ -240,6 +240,6 @@ void duet_exec_layer_norm(const duet_kernels *kt, int threads, int ndim, const i
               .gamma = gamma, .beta = beta, .sg = sg, .sb = sb,
               .post = duet_lnorm_post(len, gamma, sg, beta, sb), .eps = eps};
     int64_t rows = total / (int64_t)len;
-    int parts = duet_par_parts(threads, rows, duet_work(kt, DUET_WORK_LNORM, (int64_t)len));
+    int parts = duet_norm_parts(kt, threads, DUET_WORK_LNORM, rows, (int64_t)len, 0);
     duet_par_for(parts, rows, 1, lnorm_rows_range, &j);
 }

@@ -104,6 +104,16 @@ static inline int64_t duet_work(const duet_kernels *kt, duet_work_kind k, int64_
     return len * kt->work[k].elem8 / 8 + kt->work[k].row + 1;
 }
 
+/* Parts for `rows` rows of len elements of family k, each element also
+ * evaluating a fused producer of prog8 eighths of a unit (0: none): the
+ * rule of softmax and layer norm, eager and fused, and the one graph waves
+ * ask before letting such a step join a wave. */
+static inline int duet_norm_parts(const duet_kernels *kt, int threads, duet_work_kind k,
+                                  int64_t rows, int64_t len, int64_t prog8)
+{
+    return duet_par_parts(threads, rows, duet_work(kt, k, len) + len * prog8 / 8);
+}
+
 /* Parts for `total` units of work spread over n elements that may be cut
  * anywhere (a flat range, one long row). */
 static inline int duet_par_parts_of(int threads, int64_t n, int64_t total)

@@ -418,12 +418,6 @@ static void lnorm_part(void *arg, int p)
     norm_rows(j, &mine, j->n, b, e, true, j->y);
 }
 
-/* Parts for rows of len of family k over src. */
-static int norm_parts(int threads, const duet_fused_src *src, duet_work_kind k, int64_t rows,
-                      int64_t len)
-{
-    return duet_par_parts(threads, rows, duet_work(src->kt, k, len) + len * prog_work8(src) / 8);
-}
 
 void duet_exec_softmax_src(int threads, bool logp, int ndim, const int64_t *shape, int axis,
                            duet_fused_src *src, float *y)
@@ -433,7 +427,7 @@ void duet_exec_softmax_src(int threads, bool logp, int ndim, const int64_t *shap
         return;
     sjob j = {.src = src, .y = y, .logp = logp, .n = (size_t)shape[axis]};
     j.rows = total / shape[axis];
-    j.parts = norm_parts(threads, src, DUET_WORK_SOFTMAX, j.rows, shape[axis]);
+    j.parts = duet_norm_parts(src->kt, threads, DUET_WORK_SOFTMAX, j.rows, shape[axis], prog_work8(src));
     if (j.parts > 1)
         duet_par_slots(j.parts, softmax_part, &j);
     else
@@ -451,7 +445,7 @@ void duet_exec_layer_norm_src(int threads, int ndim, const int64_t *shape, duet_
     sjob j = {.src = src, .y = y, .n = len, .gamma = gamma, .beta = beta, .sg = sg, .sb = sb,
               .post = duet_lnorm_post(len, gamma, sg, beta, sb), .eps = eps};
     j.rows = total / (int64_t)len;
-    j.parts = norm_parts(threads, src, DUET_WORK_LNORM, j.rows, (int64_t)len);
+    j.parts = duet_norm_parts(src->kt, threads, DUET_WORK_LNORM, j.rows, (int64_t)len, prog_work8(src));
     if (j.parts > 1)
         duet_par_slots(j.parts, lnorm_part, &j);
     else
