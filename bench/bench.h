@@ -49,6 +49,9 @@ typedef struct bench_load {
 } bench_load;
 bench_load bench_load_now(void);
 void bench_load_report(FILE *f, bench_load since);
+/* The same figure as a number (CPUs other processes kept busy since), -1 if
+ * /proc/stat cannot be read: for suites that report it per row. */
+double bench_load_others(bench_load since);
 
 /* Median, min and max of n samples (v is sorted in place). */
 typedef struct bench_stat {
