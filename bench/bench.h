@@ -98,10 +98,11 @@ void bench_plot(const bench_opts *o, const char *name, const char *script);
  * two in the same run. */
 double bench_triad_pass(size_t n, float *a, const float *b, const float *c);
 
-/* The same triad split over `threads` threads of the bench's own (pthreads,
- * not OpenMP), chunks of whole 32-float blocks: the memory limit at that
- * thread count. A pass returns GB/s (12 n bytes over the time from waking
- * the team to its last chunk's end). NULL with a message on failure. */
+/* The same triad split over `threads` threads of the calling thread's
+ * OpenMP team (the team duet, OpenBLAS and oneDNN use), chunks of whole
+ * 32-float blocks: the memory limit at that thread count. A pass returns
+ * GB/s (12 n bytes over the region, waking the team included). NULL with a
+ * message on failure. */
 typedef struct bench_triad_team bench_triad_team;
 bench_triad_team *bench_triad_team_new(int threads, size_t n, float *a, const float *b,
                                        const float *c);

@@ -24,8 +24,9 @@
  *
  * Sampling: one workload at a time, its contexts for every thread count
  * alive together, and within each repetition one sample per thread count
- * and mode, then a STREAM triad pass on as many threads (the bench's own
- * pthreads, 16M floats; bench_triad_team), so a speedup and a % of triad
+ * and mode, then a STREAM triad pass on as many threads (on the calling
+ * thread's OpenMP team, the one duet uses; 16M floats; bench_triad_team),
+ * so a speedup and a % of triad
  * are ratios of samples taken side by side. Each sample lasts ~20 ms (2 ms
  * with --quick), at least one call.
  *
@@ -455,7 +456,7 @@ static void scaling_plot(const bench_opts *o, int tmax)
     for (int k = 0; k < M_COUNT; k++) {
         len += snprintf(s + len, sizeof s - (size_t)len, "set title '%s'\nplot x with lines "
                         "dashtype 2 lc 'black' title 'ideal', \\\n     'scaling.csv' using "
-                        "4:(sel('stream triad', 'pthreads', $9)) with linespoints dashtype 3 "
+                        "4:(sel('stream triad', 'openmp', $9)) with linespoints dashtype 3 "
                         "lc 'gray40' title 'STREAM triad'",
                         k == M_GRAPH ? "graph (duet_graph_run)" : "eager");
         /* Ten distinct colours (gnuplot's default cycle has eight). */
@@ -515,7 +516,7 @@ int bench_scaling(const bench_opts *o)
            "op only\nwhen every range gets >= %lld elements (duet_par_min_work); graph = "
            "duet_graph_run, every pass;\neager = the model called on real tensors; speedup = "
            "median at 1 thread / median here;\nGB/s = the bytes a call must move / median; "
-           "triad = STREAM triad on as many pthreads,\n%zu floats, sampled in the same "
+           "triad = STREAM triad on as many threads\n(OpenMP, the team duet uses), %zu floats, sampled in the same "
            "repetitions; vs 1 thr = max |out - out at 1 thread| / max |out at 1|;\nothers = CPUs "
            "other processes kept busy while the workload was sampled (> 0.2: noisy)\n",
            duet_isa_name(o->isa), wp && *wp ? wp : "unset", sc && *sc ? sc : "unset",
@@ -533,7 +534,7 @@ int bench_scaling(const bench_opts *o)
     bench_stat tri[MAX_T] = {{0, 0, 0}};
     for (int ti = 0; ti < nt; ti++) {
         tri[ti] = bench_stats(tri_all + ti * NSPECS * reps, ntri_all[ti]);
-        fprintf(csv, "stream triad,%zuM,pthreads,%d,1,,,,%.3f,%.0f,%.2f,%.2f,100.0,,\n",
+        fprintf(csv, "stream triad,%zuM,openmp,%d,1,,,,%.3f,%.0f,%.2f,%.2f,100.0,,\n",
                 tn >> 20, thr[ti], tri[ti].med / tri[0].med, 12.0 * (double)tn, tri[ti].med,
                 tri[ti].med);
     }
