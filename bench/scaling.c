@@ -260,10 +260,11 @@ static double inst_time(inst *x, int mode, long iters)
     return (bench_now_ns() - t0) / (double)iters;
 }
 
-/* Calls per sample for ~target ns (a few warm-up calls first). */
-static long inst_calibrate(inst *x, int mode, double target)
+/* Calls per sample for ~target ns, after `warm` warm-up calls (--quick: 1,
+ * since a 2-thread training step next to a busy neighbour can take 0.5 s). */
+static long inst_calibrate(inst *x, int mode, double target, long warm)
 {
-    if (inst_time(x, mode, 2) < 0)
+    if (inst_time(x, mode, warm) < 0)
         return -1;
     long iters = 1;
     double t;
@@ -387,7 +388,7 @@ static int run_workload(const bench_opts *o, const wspec *w, const int *thr, int
     }
     for (int ti = 0; ti < nt; ti++)
         for (int k = 0; k < M_COUNT; k++)
-            if ((x[ti].iters[k] = inst_calibrate(&x[ti], k, target)) < 0) {
+            if ((x[ti].iters[k] = inst_calibrate(&x[ti], k, target, o->quick ? 1 : 2)) < 0) {
                 fprintf(stderr, "scaling: %s %s, %d threads failed: %s\n", w->name,
                         mode_name[k], thr[ti], duet_error_message(x[ti].ctx));
                 goto out;
