@@ -49,6 +49,9 @@ typedef struct bench_load {
 } bench_load;
 bench_load bench_load_now(void);
 void bench_load_report(FILE *f, bench_load since);
+/* The same figure as a number (CPUs other processes kept busy since), -1 if
+ * /proc/stat cannot be read: for suites that report it per row. */
+double bench_load_others(bench_load since);
 
 /* Median, min and max of n samples (v is sorted in place). */
 typedef struct bench_stat {
@@ -95,10 +98,11 @@ void bench_plot(const bench_opts *o, const char *name, const char *script);
  * two in the same run. */
 double bench_triad_pass(size_t n, float *a, const float *b, const float *c);
 
-/* The same triad split over `threads` threads of the bench's own (pthreads,
- * not OpenMP), chunks of whole 32-float blocks: the memory limit at that
- * thread count. A pass returns GB/s (12 n bytes over the time from waking
- * the team to its last chunk's end). NULL with a message on failure. */
+/* The same triad split over `threads` threads of the calling thread's
+ * OpenMP team (the team duet, OpenBLAS and oneDNN use), chunks of whole
+ * 32-float blocks: the memory limit at that thread count. A pass returns
+ * GB/s (12 n bytes over the region, waking the team included). NULL with a
+ * message on failure. */
 typedef struct bench_triad_team bench_triad_team;
 bench_triad_team *bench_triad_team_new(int threads, size_t n, float *a, const float *b,
                                        const float *c);

@@ -88,6 +88,7 @@ typedef struct pool_row {
     bench_stat f[F_COUNT];
     long iters[F_COUNT];
     int ranges;
+    double others; /* CPUs other processes kept busy during the samples */
 } pool_row;
 
 static int measure(pool_side *one, pool_side *many, int reps, double target, long max_iters,
@@ -102,10 +103,12 @@ static int measure(pool_side *one, pool_side *many, int reps, double target, lon
             return -1;
         row->iters[f] = it > max_iters ? max_iters : it;
     }
+    bench_load l0 = bench_load_now();
     for (int k = 0; k < reps; k++)
         for (int f = 0; f < F_COUNT; f++)
             if ((s[f][k] = bench_time_runs(r[f], row->iters[f])) < 0)
                 return -1;
+    row->others = bench_load_others(l0);
     for (int f = 0; f < F_COUNT; f++)
         row->f[f] = bench_stats(s[f], reps);
     return 0;
@@ -122,17 +125,17 @@ static void print_row(FILE *csv, const char *table, int op, size_t n, int nthr,
         snprintf(nb, sizeof nb, "%zuK", n >> 10);
     else
         snprintf(nb, sizeof nb, "%zu", n);
-    printf("%-5s %-4s %6s %6d %12.1f (%9.1f-%9.1f) %12.1f (%9.1f-%9.1f) %9.1f %6.2fx %11.1f "
-           "%11.1f %6.2fx\n",
+    printf("%-5s %-4s %6s %4d %11.1f (%9.1f-%9.1f) %11.1f (%9.1f-%9.1f) %9.1f %6.2fx %10.1f "
+           "%10.1f %6.2fx %5.2f\n",
            table, pop_name[op], nb, w->ranges, f[F_E1].med, f[F_E1].min, f[F_E1].max, f[F_EN].med,
            f[F_EN].min, f[F_EN].max, f[F_EN].med - f[F_E1].med, f[F_E1].med / f[F_EN].med,
-           f[F_G1].med, f[F_GN].med, f[F_G1].med / f[F_GN].med);
+           f[F_G1].med, f[F_GN].med, f[F_G1].med / f[F_GN].med, w->others);
     fprintf(csv, "%s,%s,%zu,%d,%d,%ld,%ld,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.2f,%.2f,%.2f,%.2f,"
-                 "%.2f,%.4f\n",
+                 "%.2f,%.4f,%.2f\n",
             table, pop_name[op], n, nthr, w->ranges, w->iters[F_E1], w->iters[F_EN], f[F_E1].med, f[F_E1].min,
             f[F_E1].max, f[F_EN].med, f[F_EN].min, f[F_EN].max, f[F_EN].med - f[F_E1].med,
             f[F_E1].med / f[F_EN].med, f[F_G1].med, f[F_GN].med, f[F_G1].min, f[F_GN].min,
-            f[F_GN].med - f[F_G1].med, f[F_G1].med / f[F_GN].med);
+            f[F_GN].med - f[F_G1].med, f[F_G1].med / f[F_GN].med, w->others);
     fflush(stdout);
 }
 
@@ -178,21 +181,21 @@ int bench_dispatch_pool(const bench_opts *o)
     fprintf(csv, "table,op,n,threads_n,ranges_n,eager1_ops_per_rep,eagern_ops_per_rep,eager1_ns_median,eager1_ns_min,"
                  "eager1_ns_max,eagern_ns_median,eagern_ns_min,eagern_ns_max,"
                  "eager_n_minus_1_ns,eager_speedup,graph1_ns_median,graphn_ns_median,"
-                 "graph1_ns_min,graphn_ns_min,graph_n_minus_1_ns,graph_speedup\n");
+                 "graph1_ns_min,graphn_ns_min,graph_n_minus_1_ns,graph_speedup,other_cpus_busy\n");
     printf("\nintra-op threads: the same ops on a 1-thread context (no team ever used) and on a "
            "%d-thread one%s,\nISA %s; OMP_WAIT_POLICY %s, GOMP_SPINCOUNT %s: libgomp's idle "
            "threads %s, so duet splits an op\nonly when each range gets >= %lld elements "
            "(duet_par_min_work); rng = ranges at %d threads (1: the\ncalling thread alone); "
            "ns per op incl. release (eager) or per duet_graph_run of the 1-op graph;\nsamples "
            "of the four interleaved; N-1 = eager at %d threads - at 1; x = time at 1 / time at "
-           "%d\n",
+           "%d;\noth = CPUs other processes kept busy during the row's samples (> 0.2: noisy)\n",
            nthr, note, duet_isa_name(o->isa), wp && *wp ? wp : "unset",
            sc && *sc ? sc : "unset",
            spins ? "spin before sleeping" : "sleep at once", (long long)duet_par_min_work, nthr,
            nthr, nthr);
-    printf("%-5s %-4s %6s %6s %34s %34s %9s %7s %11s %11s %7s\n", "table", "op", "n", "rng",
+    printf("%-5s %-4s %6s %4s %33s %33s %9s %7s %10s %10s %7s %5s\n", "table", "op", "n", "rng",
            "eager 1 thr ns/op (min-max)", "eager N thr ns/op (min-max)", "N-1", "x",
-           "graph 1 thr", "graph N thr", "x");
+           "graph 1 thr", "graph N thr", "x", "oth");
     int nrows = 3 * nsizes + nsweep;
     for (int ri = 0; ri < nrows; ri++) {
         int op = ri < 3 * nsizes ? ri / nsizes : P_ADD;

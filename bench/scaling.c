@@ -24,8 +24,9 @@
  *
  * Sampling: one workload at a time, its contexts for every thread count
  * alive together, and within each repetition one sample per thread count
- * and mode, then a STREAM triad pass on as many threads (the bench's own
- * pthreads, 16M floats; bench_triad_team), so a speedup and a % of triad
+ * and mode, then a STREAM triad pass on as many threads (on the calling
+ * thread's OpenMP team, the one duet uses; 16M floats; bench_triad_team),
+ * so a speedup and a % of triad
  * are ratios of samples taken side by side. Each sample lasts ~20 ms (2 ms
  * with --quick), at least one call.
  *
@@ -259,10 +260,11 @@ static double inst_time(inst *x, int mode, long iters)
     return (bench_now_ns() - t0) / (double)iters;
 }
 
-/* Calls per sample for ~target ns (a few warm-up calls first). */
-static long inst_calibrate(inst *x, int mode, double target)
+/* Calls per sample for ~target ns, after `warm` warm-up calls (--quick: 1,
+ * since a 2-thread training step next to a busy neighbour can take 0.5 s). */
+static long inst_calibrate(inst *x, int mode, double target, long warm)
 {
-    if (inst_time(x, mode, 2) < 0)
+    if (inst_time(x, mode, warm) < 0)
         return -1;
     long iters = 1;
     double t;
@@ -304,6 +306,7 @@ typedef struct wres {
     bench_stat t[MAX_T][M_COUNT], triad[MAX_T];
     double diff1[MAX_T][M_COUNT];
     long iters[MAX_T][M_COUNT];
+    double others; /* CPUs other processes kept busy while it was sampled */
 } wres;
 
 static void shape_label(const wspec *w, const int64_t *d, char *buf, size_t cap)
@@ -334,9 +337,9 @@ static void print_workload(FILE *csv, const wspec *w, const int64_t *d, const in
             }
             if (ti > 0)
                 snprintf(df, sizeof df, r->diff1[ti][k] == 0 ? "0" : "%.1e", r->diff1[ti][k]);
-            printf("%-14s %-12s %-5s %3d %10.3f (%9.3f-%9.3f) %6.2fx %6s %6s %6s %8s\n", w->name,
-                   shape, mode_name[k], thr[ti], s->med * 1e-6, s->min * 1e-6, s->max * 1e-6, sp,
-                   g, tr, pc, df);
+            printf("%-14s %-12s %-5s %3d %10.3f (%9.3f-%9.3f) %6.2fx %6s %6s %6s %8s %6.2f\n",
+                   w->name, shape, mode_name[k], thr[ti], s->med * 1e-6, s->min * 1e-6,
+                   s->max * 1e-6, sp, g, tr, pc, df, r->others);
             fprintf(csv, "%s,%s,%s,%d,%ld,%.4f,%.4f,%.4f,%.3f,%.0f,", w->name, shape,
                     mode_name[k], thr[ti], r->iters[ti][k], s->med * 1e-6, s->min * 1e-6,
                     s->max * 1e-6, sp, bytes);
@@ -345,9 +348,9 @@ static void print_workload(FILE *csv, const wspec *w, const int64_t *d, const in
             else
                 fprintf(csv, ",%.2f,,", tri);
             if (ti > 0)
-                fprintf(csv, "%.3g\n", r->diff1[ti][k]);
+                fprintf(csv, "%.3g,%.2f\n", r->diff1[ti][k], r->others);
             else
-                fprintf(csv, "\n");
+                fprintf(csv, ",%.2f\n", r->others);
         }
     fflush(stdout);
 }
@@ -385,13 +388,14 @@ static int run_workload(const bench_opts *o, const wspec *w, const int *thr, int
     }
     for (int ti = 0; ti < nt; ti++)
         for (int k = 0; k < M_COUNT; k++)
-            if ((x[ti].iters[k] = inst_calibrate(&x[ti], k, target)) < 0) {
+            if ((x[ti].iters[k] = inst_calibrate(&x[ti], k, target, o->quick ? 1 : 2)) < 0) {
                 fprintf(stderr, "scaling: %s %s, %d threads failed: %s\n", w->name,
                         mode_name[k], thr[ti], duet_error_message(x[ti].ctx));
                 goto out;
             }
     for (int ti = 0; ti < nt; ti++)
         bench_triad_team_pass(team[ti]);
+    bench_load l0 = bench_load_now();
     for (int r = 0; r < reps; r++)
         for (int ti = 0; ti < nt; ti++) {
             for (int k = 0; k < M_COUNT; k++) {
@@ -407,6 +411,7 @@ static int run_workload(const bench_opts *o, const wspec *w, const int *thr, int
             smp[nt * M_COUNT + ti][r] = g;
             tri_all[ti * NSPECS * reps + ntri_all[ti]++] = g;
         }
+    res->others = bench_load_others(l0);
     for (int ti = 0; ti < nt; ti++) {
         for (int k = 0; k < M_COUNT; k++) {
             res->t[ti][k] = bench_stats(smp[ti * M_COUNT + k], reps);
@@ -452,7 +457,7 @@ static void scaling_plot(const bench_opts *o, int tmax)
     for (int k = 0; k < M_COUNT; k++) {
         len += snprintf(s + len, sizeof s - (size_t)len, "set title '%s'\nplot x with lines "
                         "dashtype 2 lc 'black' title 'ideal', \\\n     'scaling.csv' using "
-                        "4:(sel('stream triad', 'pthreads', $9)) with linespoints dashtype 3 "
+                        "4:(sel('stream triad', 'openmp', $9)) with linespoints dashtype 3 "
                         "lc 'gray40' title 'STREAM triad'",
                         k == M_GRAPH ? "graph (duet_graph_run)" : "eager");
         /* Ten distinct colours (gnuplot's default cycle has eight). */
@@ -503,7 +508,8 @@ int bench_scaling(const bench_opts *o)
     fprintf(csv, "# OMP_WAIT_POLICY %s, GOMP_SPINCOUNT %s, duet_par_min_work %lld\n",
             wp && *wp ? wp : "unset", sc && *sc ? sc : "unset", (long long)duet_par_min_work);
     fprintf(csv, "workload,shape,mode,threads,calls_per_sample,ms_median,ms_min,ms_max,"
-                 "speedup_vs_1,bytes_per_call,gbs,triad_gbs,pct_triad,max_rel_diff_vs_1thread\n");
+                 "speedup_vs_1,bytes_per_call,gbs,triad_gbs,pct_triad,max_rel_diff_vs_1thread,"
+                 "other_cpus_busy\n");
     printf("threads:");
     for (int ti = 0; ti < nt; ti++)
         printf(" %d", thr[ti]);
@@ -511,12 +517,14 @@ int bench_scaling(const bench_opts *o)
            "op only\nwhen every range gets >= %lld elements (duet_par_min_work); graph = "
            "duet_graph_run, every pass;\neager = the model called on real tensors; speedup = "
            "median at 1 thread / median here;\nGB/s = the bytes a call must move / median; "
-           "triad = STREAM triad on as many pthreads,\n%zu floats, sampled in the same "
-           "repetitions; vs 1 thr = max |out - out at 1 thread| / max |out at 1|\n",
+           "triad = STREAM triad on as many threads\n(OpenMP, the team duet uses), %zu floats, sampled in the same "
+           "repetitions; vs 1 thr = max |out - out at 1 thread| / max |out at 1|;\nothers = CPUs "
+           "other processes kept busy while the workload was sampled (> 0.2: noisy)\n",
            duet_isa_name(o->isa), wp && *wp ? wp : "unset", sc && *sc ? sc : "unset",
            (long long)duet_par_min_work, tn);
-    printf("%-14s %-12s %-5s %3s %30s %7s %6s %6s %6s %8s\n", "workload", "shape", "mode", "thr",
-           "ms/call median (min-max)", "speedup", "GB/s", "triad", "%triad", "vs 1 thr");
+    printf("%-14s %-12s %-5s %3s %30s %7s %6s %6s %6s %8s %6s\n", "workload", "shape", "mode",
+           "thr", "ms/call median (min-max)", "speedup", "GB/s", "triad", "%triad", "vs 1 thr",
+           "others");
     for (int i = 0; i < NSPECS; i++) {
         if (run_workload(o, &specs[i], thr, nt, team, smp, tri_all, ntri_all, &res[i]) != 0)
             goto out;
@@ -527,7 +535,7 @@ int bench_scaling(const bench_opts *o)
     bench_stat tri[MAX_T] = {{0, 0, 0}};
     for (int ti = 0; ti < nt; ti++) {
         tri[ti] = bench_stats(tri_all + ti * NSPECS * reps, ntri_all[ti]);
-        fprintf(csv, "stream triad,%zuM,pthreads,%d,1,,,,%.3f,%.0f,%.2f,%.2f,100.0,\n",
+        fprintf(csv, "stream triad,%zuM,openmp,%d,1,,,,%.3f,%.0f,%.2f,%.2f,100.0,,\n",
                 tn >> 20, thr[ti], tri[ti].med / tri[0].med, 12.0 * (double)tn, tri[ti].med,
                 tri[ti].med);
     }

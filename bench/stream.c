@@ -11,7 +11,7 @@
 #include "bench.h"
 
 #include <immintrin.h>
-#include <pthread.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,108 +125,63 @@ double bench_triad_pass(size_t n, float *a, const float *b, const float *c)
 
 /* ---- the triad on several threads (the scaling suite's bandwidth limit) -- */
 
-/* Threads of their own, not OpenMP's: the limit must not depend on the
- * runtime whose scaling it is compared with. Workers wait at a barrier
- * (asleep, so a descheduled worker costs a wake-up, not a spinning core);
- * a pass is timed by the calling thread from the start barrier to the end
- * barrier, so it includes waking the workers (~10-50 us against a pass of
- * milliseconds). Chunks are multiples of 32 floats, so every chunk keeps
- * the 64-byte alignment and the AVX2 loop's n % 32 == 0. */
+/* On the calling thread's OpenMP team, the one duet, OpenBLAS and oneDNN
+ * run on: a team of the bench's own would compete with that team's idle
+ * threads, which spin for milliseconds after each region under libgomp's
+ * default policy, and measured ~28 GB/s on 2 threads where the machine
+ * gives ~60. Entered like duet enters it (GOMP_parallel, the call gcc emits
+ * for `#pragma omp parallel`), so the bench needs no -fopenmp and builds
+ * the same with clang. A pass is timed around the region, waking the team
+ * included (~1 us spinning, ~40 us asleep, against a pass of milliseconds).
+ * Chunks are multiples of 32 floats, so every chunk keeps the 64-byte
+ * alignment and the AVX2 loop's n % 32 == 0. */
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+
 struct bench_triad_team {
-    int threads, quit;
+    int threads;
     size_t n;
     float *a;
     const float *b, *c;
-    pthread_barrier_t start, end;
-    pthread_t tid[];
 };
 
-typedef struct team_arg {
-    bench_triad_team *t;
-    int k;
-} team_arg;
-
-static void team_chunk(const bench_triad_team *t, int k)
+static void team_body(void *p)
 {
-    size_t blocks = t->n / 32, b0 = blocks * (size_t)k / (size_t)t->threads,
-           b1 = blocks * (size_t)(k + 1) / (size_t)t->threads;
-    size_t i0 = b0 * 32, i1 = k + 1 == t->threads ? t->n : b1 * 32;
-    if (i1 > i0)
-        pass(K_TRIAD, i1 - i0, t->a + i0, t->b + i0, t->c + i0);
-}
-
-static void *team_worker(void *p)
-{
-    bench_triad_team *t = ((team_arg *)p)->t;
-    int k = ((team_arg *)p)->k;
-    free(p);
-    for (;;) {
-        pthread_barrier_wait(&t->start);
-        if (t->quit)
-            return NULL;
-        team_chunk(t, k);
-        pthread_barrier_wait(&t->end);
+    const bench_triad_team *t = p;
+    /* A smaller team than asked (OMP_THREAD_LIMIT) runs several chunks each. */
+    for (int k = omp_get_thread_num(); k < t->threads; k += omp_get_num_threads()) {
+        size_t blocks = t->n / 32, b0 = blocks * (size_t)k / (size_t)t->threads,
+               b1 = blocks * (size_t)(k + 1) / (size_t)t->threads;
+        size_t i0 = b0 * 32, i1 = k + 1 == t->threads ? t->n : b1 * 32;
+        if (i1 > i0)
+            pass(K_TRIAD, i1 - i0, t->a + i0, t->b + i0, t->c + i0);
     }
 }
 
 bench_triad_team *bench_triad_team_new(int threads, size_t n, float *a, const float *b,
                                        const float *c)
 {
-    if (threads < 1)
-        threads = 1;
-    bench_triad_team *t = calloc(1, sizeof *t + (size_t)threads * sizeof(pthread_t));
-    if (!t)
-        return NULL;
-    t->threads = threads;
-    t->n = n;
-    t->a = a;
-    t->b = b;
-    t->c = c;
-    pthread_barrier_init(&t->start, NULL, (unsigned)threads);
-    pthread_barrier_init(&t->end, NULL, (unsigned)threads);
-    int k;
-    for (k = 1; k < threads; k++) {
-        team_arg *arg = malloc(sizeof *arg);
-        if (!arg || (*arg = (team_arg){t, k}, pthread_create(&t->tid[k], NULL, team_worker, arg))) {
-            free(arg);
-            break;
-        }
-    }
-    if (k < threads) {
-        /* The workers started wait at a barrier that needs all `threads`:
-         * they cannot be released, so the team is left to the process's
-         * exit (pthread_create failing here means the process is dying). */
-        fprintf(stderr, "duet-bench: cannot start %d triad threads\n", threads);
+    bench_triad_team *t = malloc(sizeof *t);
+    if (!t) {
+        fprintf(stderr, "duet-bench: out of memory\n");
         return NULL;
     }
+    *t = (bench_triad_team){threads < 1 ? 1 : threads, n, a, b, c};
     return t;
 }
 
 double bench_triad_team_pass(bench_triad_team *t)
 {
-    pthread_barrier_wait(&t->start);
     double t0 = bench_now_ns();
-    team_chunk(t, 0);
-    pthread_barrier_wait(&t->end);
+    if (t->threads == 1)
+        team_body(t);
+    else
+        GOMP_parallel(team_body, t, (unsigned)t->threads, 0);
     double ns = bench_now_ns() - t0;
     BENCH_CLOBBER(t->a);
     return 12.0 * (double)t->n / ns;
 }
 
-void bench_triad_team_free(bench_triad_team *t)
-{
-    if (!t)
-        return;
-    if (t->threads > 1) {
-        t->quit = 1;
-        pthread_barrier_wait(&t->start);
-        for (int k = 1; k < t->threads; k++)
-            pthread_join(t->tid[k], NULL);
-    }
-    pthread_barrier_destroy(&t->start);
-    pthread_barrier_destroy(&t->end);
-    free(t);
-}
+void bench_triad_team_free(bench_triad_team *t) { free(t); }
 
 /* The kernel's THP mode, e.g. "madvise", or "unknown". */
 static void thp_mode(char *buf, size_t cap)

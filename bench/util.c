@@ -291,16 +291,24 @@ bench_load bench_load_now(void)
     return l;
 }
 
+double bench_load_others(bench_load since)
+{
+    bench_load now = bench_load_now();
+    double wall = (now.wall_ns - since.wall_ns) * 1e-9;
+    if (wall <= 0 || now.busy_s == 0.0)
+        return -1.0;
+    double other = (now.busy_s - since.busy_s - (now.self_s - since.self_s)) / wall;
+    return other < 0 ? 0.0 : other; /* jiffy granularity */
+}
+
 void bench_load_report(FILE *f, bench_load since)
 {
     bench_load now = bench_load_now();
     double wall = (now.wall_ns - since.wall_ns) * 1e-9;
     if (wall <= 0 || now.busy_s == 0.0)
         return;
-    double other = (now.busy_s - since.busy_s - (now.self_s - since.self_s)) / wall;
+    double other = bench_load_others(since);
     double steal = (now.steal_s - since.steal_s) / wall;
-    if (other < 0)
-        other = 0; /* jiffy granularity */
     fprintf(f, "   other processes kept %.2f CPUs busy meanwhile, hypervisor steal %.2f CPUs%s\n",
             other, steal,
             other > 0.2 || steal > 0.1 ? "  <- machine not quiet: these figures are noisy" : "");
