@@ -148,11 +148,13 @@ check-errors-doc: $(BUILD)/tests/test_errors $(BUILD)/tests/test_errors_modes \
 
 # Each test binary runs under both kernel paths. AVX2 is skipped, loudly, only
 # on a machine that lacks it.
+# tests/run_tests.sh runs the binaries under both kernel tables, as many at
+# once as there are CPUs (TEST_JOBS=1: one at a time), each one's output
+# whole; the ones that use the thread team heavily run alone at the end.
+TEST_ALONE := test_threads test_par test_par_reduce test_interop
 test: check-api-doc check-errors-doc $(TEST_BIN)
-	@set -e; for isa in scalar avx2; do \
-	  if [ $$isa = avx2 ] && ! grep -q avx2 /proc/cpuinfo; then echo "== AVX2 not supported here: avx2 run skipped"; continue; fi; \
-	  for t in $(TEST_BIN); do echo "== DUET_ISA=$$isa $$t"; DUET_ISA=$$isa CK_FORK=no $(TEST_ENV) $(TEST_RUNNER) $$t; done; \
-	done
+	@TEST_ENV="$(TEST_ENV)" TEST_RUNNER="$(TEST_RUNNER)" TEST_ALONE="$(TEST_ALONE)" \
+	  sh tests/run_tests.sh $(TEST_BIN)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize:
@@ -211,8 +213,8 @@ test-noavx2: $(TEST_BIN)
 	    echo "duet: installing qemu-user for test-noavx2"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user >/dev/null || exit 1; \
 	  else echo "duet: test-noavx2 needs qemu-user (apt-get install qemu-user)"; exit 1; fi; }
-	@set -e; for t in $(TEST_BIN); do echo "== qemu -cpu Nehalem $$t"; \
-	  env -u DUET_ISA DUET_EXPECT_BEST=scalar CK_FORK=no qemu-x86_64 -cpu Nehalem $$t; done
+	@TEST_ISAS=auto TEST_ENV="DUET_EXPECT_BEST=scalar" TEST_RUNNER="qemu-x86_64 -cpu Nehalem" \
+	  TEST_ALONE="$(TEST_ALONE)" sh tests/run_tests.sh $(TEST_BIN)
 
 # ---- examples, demo, bench ----------------------------------------------------------------
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
