@@ -198,8 +198,8 @@ tsan:
 TEST_THREADS ?= 1 2 4
 test-threads: $(TEST_BIN)
 	@set -e; for n in $(TEST_THREADS); do \
-	  $(MAKE) --no-print-directory test TEST_ENV="DUET_NUM_THREADS=$$n DUET_PAR_MIN_WORK=64 $(TEST_ENV)" \
-	    | sed "s/^== /== threads $$n: /"; done
+	  TEST_ENV="DUET_NUM_THREADS=$$n DUET_PAR_MIN_WORK=64 $(TEST_ENV)" TEST_RUNNER="$(TEST_RUNNER)" \
+	    TEST_ALONE="$(TEST_ALONE)" TEST_LABEL="threads $$n" sh tests/run_tests.sh $(TEST_BIN); done
 
 valgrind:
 	$(MAKE) BUILD=build/vg test TEST_RUNNER="valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect"

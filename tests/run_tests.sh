@@ -15,6 +15,7 @@
 #   TEST_ENV     VAR=value words put in front of every run
 #   TEST_RUNNER  a command every binary runs under (valgrind, qemu)
 #   TEST_JOBS    how many at once (default: the CPUs this process may use)
+#   TEST_LABEL   put at the head of each run's first line
 #   TEST_ALONE   binary names that use the thread team heavily: they run
 #                one at a time after the rest, so that two of them never
 #                spin against each other for the same CPUs
@@ -22,6 +23,7 @@ set -u
 
 TEST_ENV=${TEST_ENV:-}
 TEST_RUNNER=${TEST_RUNNER:-}
+TEST_LABEL=${TEST_LABEL:-}
 
 # Runs one binary under one table ($0 --one isa binary, from xargs below);
 # prints its log under a lock when it ends.
@@ -29,10 +31,10 @@ if [ "${1:-}" = --one ]; then
   isa=$2 t=$3
   log="$out/$(echo "$isa $t" | tr '/ ' '__').log"
   if [ "$isa" = auto ]; then
-    head="== $TEST_RUNNER $t"
+    head="== ${TEST_LABEL:+$TEST_LABEL: }$TEST_RUNNER $t"
     set -- env -u DUET_ISA CK_FORK=no $TEST_ENV $TEST_RUNNER "$t"
   else
-    head="== DUET_ISA=$isa $t"
+    head="== ${TEST_LABEL:+$TEST_LABEL: }DUET_ISA=$isa $t"
     set -- env DUET_ISA="$isa" CK_FORK=no $TEST_ENV $TEST_RUNNER "$t"
   fi
   { echo "$head"; "$@"; } >"$log" 2>&1
@@ -62,7 +64,7 @@ for pass in shared alone; do
   done
 done
 
-export out TEST_ENV TEST_RUNNER
+export out TEST_ENV TEST_RUNNER TEST_LABEL
 run_list() { # file, parallelism
   [ -s "$1" ] || return 0
   xargs -P "$2" -L 1 sh "$0" --one <"$1"
