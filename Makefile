@@ -75,7 +75,7 @@ STATIC := $(BUILD)/libduet.a
 SHARED := $(BUILD)/libduet.so.$(VERSION)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: tsan test-threads check-api-doc check-errors-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
+.PHONY: soak tsan test-threads check-api-doc check-errors-doc breakdown breakdown-test test-noavx2 all deps demo test test-scalar test-avx2 sanitize valgrind bench install uninstall clean examples
 
 all: $(STATIC) $(SHARED)
 
@@ -215,6 +215,17 @@ test-noavx2: $(TEST_BIN)
 	  else echo "duet: test-noavx2 needs qemu-user (apt-get install qemu-user)"; exit 1; fi; }
 	@TEST_ISAS=auto TEST_ENV="DUET_EXPECT_BEST=scalar" TEST_RUNNER="qemu-x86_64 -cpu Nehalem" \
 	  TEST_ALONE="$(TEST_ALONE)" sh tests/run_tests.sh $(TEST_BIN)
+
+# Memory over long steady runs (tests/soak/soak.c: 10^7 eager ops, 10^6
+# replays, 10^4 traces): fails if resident memory grows by more than 1 %
+# after warm-up or the context's live tensors or bytes change.
+$(BUILD)/tests/soak/soak: tests/soak/soak.c $(STATIC)
+	@mkdir -p $(dir $@)
+	@echo "  CC $@"
+	$(Q)$(CC) $(CFLAGS_BASE) $(EXTRA_CFLAGS) $< -o $@ $(LINK_LIBS) $(EXTRA_LDFLAGS)
+
+soak: $(BUILD)/tests/soak/soak
+	$(BUILD)/tests/soak/soak $(SOAK_ARGS)
 
 # ---- examples, demo, bench ----------------------------------------------------------------
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)

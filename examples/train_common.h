@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -130,6 +131,20 @@ static int train_coin(uint64_t *state)
     *state ^= *state >> 7;
     *state ^= *state << 17;
     return (int)(*state >> 63);
+}
+
+/* The process's resident memory in MiB (Linux's /proc; 0 elsewhere): flat
+ * from the second epoch on, or something leaks. */
+static double train_rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, pages = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &pages) != 2)
+        pages = 0;
+    fclose(f);
+    return (double)pages * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
 }
 
 static void train_progress(int epoch, int epochs, int64_t step, int64_t steps, double loss)
@@ -250,9 +265,10 @@ static int train_loop(duet_ctx *ctx, const train_args *a, const train_data *tr,
         if (rc)
             break;
         double acc = train_accuracy(ctx, te, xshape, xndim, predict, user);
-        printf("%sepoch %d/%d: mean loss %.4f, test accuracy %.4f, %.2f s (%s, %.0f us per step)\n",
+        printf("%sepoch %d/%d: mean loss %.4f, test accuracy %.4f, %.2f s (%s, %.0f us per step), "
+               "resident %.1f MiB\n",
                a->quiet ? "" : "\r", e, a->epochs, sum / (double)steps, acc, dt,
-               a->graph ? "graph" : "eager", dt / (double)steps * 1e6);
+               a->graph ? "graph" : "eager", dt / (double)steps * 1e6, train_rss_mib());
         fflush(stdout); /* a log file sees each epoch as it ends */
         rc = acc < 0;
     }
