@@ -61,6 +61,57 @@ static inline int64_t duet_iter_numel(const duet_iter *it)
  * producer is evaluated piecewise. */
 int64_t duet_iter_box(const duet_iter *it, int64_t f, int64_t end, duet_iter *box, int64_t *off);
 
+/* The runs (innermost rows) of the flat range [b, e) of it's elements, in
+ * walk order, box by box: the walk of a thread's range for ops that call a
+ * kernel per row or per run, written once so each caller keeps only its
+ * per-run work, inline (no call per element). Use:
+ *     duet_runs r;
+ *     duet_runs_init(&r, it, b, e);
+ *     while (duet_runs_next(&r))
+ *         ... r.n elements, operand o's from r.off[o] at stride r.st[o] ... */
+typedef struct duet_runs {
+    const duet_iter *it;
+    int64_t next, end; /* the flat index after the current box; the range's end */
+    duet_iter box;
+    int64_t idx[DUET_MAX_DIMS];
+    bool in_box; /* the current run is one of box's */
+    /* The current run: its first element's flat index, its length, and
+     * per operand its first element's offset and its stride. */
+    int64_t f, n;
+    int64_t off[DUET_ITER_MAX_OPS], st[DUET_ITER_MAX_OPS];
+} duet_runs;
+
+static inline void duet_runs_init(duet_runs *r, const duet_iter *it, int64_t b, int64_t e)
+{
+    r->it = it;
+    r->next = b;
+    r->end = e;
+    r->in_box = false;
+    r->n = 0;
+}
+
+/* Moves to the next run; false when the range is done. */
+static inline bool duet_runs_next(duet_runs *r)
+{
+    if (r->in_box && duet_iter_next(&r->box, r->idx, r->off)) {
+        r->f += r->n;
+        return true;
+    }
+    r->in_box = false; /* (so a call after the end stays at the end) */
+    if (r->next >= r->end)
+        return false;
+    r->f = r->next;
+    r->next = duet_iter_box(r->it, r->next, r->end, &r->box, r->off);
+    int last = r->box.ndim - 1;
+    r->n = r->box.shape[last];
+    for (int o = 0; o < r->box.nops; o++)
+        r->st[o] = r->box.st[o][last];
+    for (int d = 0; d < last; d++)
+        r->idx[d] = 0;
+    r->in_box = true;
+    return true;
+}
+
 /* NumPy broadcasting of two shapes. On success fills the output shape and
  * each input's strides aligned to it (0 on broadcast dims). On failure sets
  * "op: shapes [..] and [..] cannot be broadcast" and returns the code. */

@@ -46,20 +46,11 @@ static void aflat_part(void *arg, int p)
     int64_t b, e;
     duet_part_range(j->n, 64, j->parts, p, &b, &e);
     amax best = {-1, 0.0f};
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e && best.v == best.v) {
-        int64_t next = duet_iter_box(j->it, b, e, &box, off);
-        int last = box.ndim - 1;
-        size_t n = (size_t)box.shape[last];
-        ptrdiff_t s = (ptrdiff_t)box.st[0][last];
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[1] = {off[0]}, f = b;
-        do {
-            size_t i = j->kt->argmax_row(n, j->x + o[0], s);
-            amax_take(&best, f + (int64_t)i, j->x[o[0] + (ptrdiff_t)i * s]);
-            f += (int64_t)n;
-        } while (best.v == best.v && duet_iter_next(&box, idx, o));
-        b = next;
+    duet_runs r;
+    duet_runs_init(&r, j->it, b, e);
+    while (best.v == best.v && duet_runs_next(&r)) { /* nothing replaces a NaN */
+        size_t i = j->kt->argmax_row((size_t)r.n, j->x + r.off[0], (ptrdiff_t)r.st[0]);
+        amax_take(&best, r.f + (int64_t)i, j->x[r.off[0] + (int64_t)i * r.st[0]]);
     }
     j->res[p] = best;
 }
@@ -106,19 +97,12 @@ static size_t arow_split(const duet_kernels *kt, int threads, size_t len, const 
 static void arows_range(void *arg, int64_t b, int64_t e)
 {
     const ajob *j = arg;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(j->it, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t w = box.shape[last], xw = box.st[0][last], yw = box.st[1][last];
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            for (int64_t i = 0; i < w; i++)
-                j->y[o[1] + i * yw] = (int32_t)j->kt->argmax_row(j->len, j->x + o[0] + i * xw, j->sa);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
+    duet_runs r;
+    duet_runs_init(&r, j->it, b, e);
+    while (duet_runs_next(&r))
+        for (int64_t i = 0; i < r.n; i++)
+            j->y[r.off[1] + i * r.st[1]] =
+                (int32_t)j->kt->argmax_row(j->len, j->x + r.off[0] + i * r.st[0], j->sa);
 }
 
 /* Columns [b, e) of an axis argmax read row by row: every row of x is read
@@ -128,35 +112,29 @@ static void acols_range(void *arg, int64_t b, int64_t e)
 {
     const ajob *j = arg;
     float best[DUET_SOFTMAX_CHUNK];
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(j->it, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t w = box.shape[last], xw = box.st[0][last];
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do {
-            for (int64_t c0 = 0; c0 < w; c0 += DUET_SOFTMAX_CHUNK) {
-                int64_t c = w - c0 < DUET_SOFTMAX_CHUNK ? w - c0 : DUET_SOFTMAX_CHUNK;
-                const float *xb = j->x + o[0] + c0 * xw;
-                int32_t *yb = j->y + o[1] + c0; /* y's inner stride is 1 */
+    duet_runs ru;
+    duet_runs_init(&ru, j->it, b, e);
+    while (duet_runs_next(&ru)) {
+        int64_t w = ru.n, xw = ru.st[0];
+        for (int64_t c0 = 0; c0 < w; c0 += DUET_SOFTMAX_CHUNK) {
+            int64_t c = w - c0 < DUET_SOFTMAX_CHUNK ? w - c0 : DUET_SOFTMAX_CHUNK;
+            const float *xb = j->x + ru.off[0] + c0 * xw;
+            int32_t *yb = j->y + ru.off[1] + c0; /* y's inner stride is 1 */
+            for (int64_t i = 0; i < c; i++) {
+                best[i] = xb[i * xw];
+                yb[i] = 0;
+            }
+            for (size_t r = 1; r < j->len; r++) {
+                const float *xr = xb + (ptrdiff_t)r * j->sa;
                 for (int64_t i = 0; i < c; i++) {
-                    best[i] = xb[i * xw];
-                    yb[i] = 0;
-                }
-                for (size_t r = 1; r < j->len; r++) {
-                    const float *xr = xb + (ptrdiff_t)r * j->sa;
-                    for (int64_t i = 0; i < c; i++) {
-                        float v = xr[i * xw], bv = best[i];
-                        if (bv == bv && (v > bv || v != v)) {
-                            best[i] = v;
-                            yb[i] = (int32_t)r;
-                        }
+                    float v = xr[i * xw], bv = best[i];
+                    if (bv == bv && (v > bv || v != v)) {
+                        best[i] = v;
+                        yb[i] = (int32_t)r;
                     }
                 }
             }
-        } while (duet_iter_next(&box, idx, o));
-        b = next;
+        }
     }
 }
 
@@ -209,17 +187,10 @@ void duet_exec_argmax(const duet_kernels *kt, int threads, int ndim, const int64
         return;
     }
     /* A few long rows: each cut across the team. */
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    for (int64_t b = 0; b < nout;) {
-        int64_t next = duet_iter_box(&it, b, nout, &box, off);
-        int last = box.ndim - 1;
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            for (int64_t i = 0; i < box.shape[last]; i++)
-                y[o[1] + i * box.st[1][last]] =
-                    (int32_t)arow_split(kt, threads, len, x + o[0] + i * box.st[0][last], sa);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
+    duet_runs r;
+    duet_runs_init(&r, &it, 0, nout);
+    while (duet_runs_next(&r))
+        for (int64_t i = 0; i < r.n; i++)
+            y[r.off[1] + i * r.st[1]] =
+                (int32_t)arow_split(kt, threads, len, x + r.off[0] + i * r.st[0], sa);
 }

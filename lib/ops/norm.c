@@ -57,19 +57,11 @@ typedef struct njob {
 static void each_row(const njob *j, int64_t b, int64_t e,
                      void (*row)(const njob *, const float *, float *))
 {
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(j->it, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t w = box.shape[last], xw = box.st[0][last], yw = box.st[1][last];
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            for (int64_t i = 0; i < w; i++)
-                row(j, j->x + o[0] + i * xw, j->y + o[1] + i * yw);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
+    duet_runs r;
+    duet_runs_init(&r, j->it, b, e);
+    while (duet_runs_next(&r))
+        for (int64_t i = 0; i < r.n; i++)
+            row(j, j->x + r.off[0] + i * r.st[0], j->y + r.off[1] + i * r.st[1]);
 }
 
 /* A row is contiguous in y; a strided row is first copied to its place in
@@ -147,17 +139,10 @@ static void softmax_cols(const njob *j, const float *x, ptrdiff_t xw, float *y, 
 static void softmax_cols_range(void *arg, int64_t b, int64_t e)
 {
     const njob *j = arg;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(j->it, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            softmax_cols(j, j->x + o[0], (ptrdiff_t)box.st[0][last], j->y + o[1], box.shape[last]);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
+    duet_runs r;
+    duet_runs_init(&r, j->it, b, e);
+    while (duet_runs_next(&r))
+        softmax_cols(j, j->x + r.off[0], (ptrdiff_t)r.st[0], j->y + r.off[1], r.n);
 }
 
 void duet_exec_softmax(const duet_kernels *kt, int threads, bool logp, int ndim, const int64_t *shape,

@@ -98,6 +98,23 @@ int duet_reduce_walk_plan(int ndim, const int64_t *shape, const int64_t *sx, uin
     return RP_WALK;
 }
 
+/* A run in memory, read in place by its leaves. */
+typedef struct x_reader {
+    const duet_kernels *kt;
+    const float *x;
+    ptrdiff_t s;
+} x_reader;
+
+static float x_leaf(void *arg, int64_t f, size_t n, float *lanes)
+{
+    const x_reader *r = arg;
+    const float *x = r->x + (ptrdiff_t)f * r->s;
+    if (!lanes)
+        return r->kt->max_row(n, x, r->s);
+    r->kt->sum_lanes(n, x, r->s, lanes);
+    return 0.0f;
+}
+
 float duet_reduce_row(const duet_kernels *kt, duet_reduce_kind kind, size_t n, const float *x,
                       ptrdiff_t s)
 {
@@ -105,12 +122,9 @@ float duet_reduce_row(const duet_kernels *kt, duet_reduce_kind kind, size_t n, c
         return kt->sum_row(n, x, s);
     if (n <= DUET_FUSED_SRC_CHUNK)
         return kt->max_row(n, x, s);
-    float m = -INFINITY;
-    for (size_t c0 = 0; c0 < n; c0 += DUET_FUSED_SRC_CHUNK) {
-        size_t len = n - c0 < DUET_FUSED_SRC_CHUNK ? n - c0 : DUET_FUSED_SRC_CHUNK;
-        m = duet_max_nan(m, kt->max_row(len, x + (ptrdiff_t)c0 * s, s));
-    }
-    return m;
+    x_reader r = {kt, x, s};
+    return duet_max_chunks(x_leaf, &r, n, 0,
+                           (int64_t)((n + DUET_FUSED_SRC_CHUNK - 1) / DUET_FUSED_SRC_CHUNK));
 }
 
 void duet_reduce_split_init(const rplan *w, duet_reduce_split *S)
@@ -245,6 +259,68 @@ float duet_sum_tree_join(size_t n, int depth, float (*lanes)[DUET_SUM_LANES])
     return duet_sf_fold32(acc);
 }
 
+/* ---- one long run cut across the team ---------------------------------------------- */
+
+float duet_max_chunks(duet_leaf_fn leaf, void *rd, size_t n, int64_t cb, int64_t ce)
+{
+    float m = -INFINITY;
+    for (int64_t c = cb; c < ce; c++) {
+        size_t c0 = (size_t)c * DUET_FUSED_SRC_CHUNK;
+        size_t len = n - c0 < DUET_FUSED_SRC_CHUNK ? n - c0 : DUET_FUSED_SRC_CHUNK;
+        m = duet_max_nan(m, leaf(rd, (int64_t)c0, len, NULL));
+    }
+    return m;
+}
+
+int duet_long_parts(const duet_kernels *kt, int threads, duet_reduce_kind kind, size_t n,
+                    int64_t prog8)
+{
+    bool mx = kind == DUET_REDUCE_MAX;
+    int64_t unit = mx ? DUET_FUSED_SRC_CHUNK : DUET_SUM_BLOCK;
+    int64_t units = (int64_t)((n + (size_t)unit - 1) / (size_t)unit);
+    int64_t w = duet_work(kt, mx ? DUET_WORK_MAX : DUET_WORK_SUM, unit) + unit * prog8 / 8;
+    int parts = duet_par_parts(threads, units, w);
+    return parts > DUET_TREE_MAX / 4 ? DUET_TREE_MAX / 4 : parts;
+}
+
+void duet_long_part(duet_long_run *r, int p, duet_leaf_fn leaf, void *rd)
+{
+    int64_t tb, te;
+    if (r->kind != DUET_REDUCE_MAX) {
+        duet_part_range(r->ntasks, 1, r->parts, p, &tb, &te);
+        for (int64_t t = tb; t < te; t++)
+            leaf(rd, r->first[t], r->len[t], r->lanes[t]);
+        return;
+    }
+    int64_t nch = (int64_t)((r->n + DUET_FUSED_SRC_CHUNK - 1) / DUET_FUSED_SRC_CHUNK);
+    duet_part_range(nch, 1, r->parts, p, &tb, &te);
+    r->pmax[p] = duet_max_chunks(leaf, rd, r->n, tb, te);
+}
+
+float duet_long_split(duet_long_run *r, duet_reduce_kind kind, size_t n, int parts,
+                      void (*part)(void *job, int p), void *job)
+{
+    float lanes[DUET_TREE_MAX][DUET_SUM_LANES];
+    bool mx = kind == DUET_REDUCE_MAX;
+    r->kind = kind;
+    r->n = n;
+    r->lanes = lanes;
+    if (!mx) {
+        r->depth = duet_sum_tree_depth(parts);
+        r->ntasks = duet_sum_tree_cut(n, r->depth, r->first, r->len);
+        if (parts > r->ntasks)
+            parts = r->ntasks;
+    }
+    r->parts = parts;
+    duet_par_slots(parts, part, job);
+    if (!mx)
+        return duet_sum_tree_join(n, r->depth, lanes);
+    float m = -INFINITY;
+    for (int p = 0; p < parts; p++)
+        m = duet_max_nan(m, r->pmax[p]);
+    return m;
+}
+
 /* ---- reductions ------------------------------------------------------------------ */
 
 /* One run of the walk folded into its output (y at the run's output). */
@@ -273,15 +349,9 @@ typedef struct rjob {
     /* one output's runs r0.. (its first element at x + xo) into res */
     int64_t xo, r0;
     float *res;
-    /* one long run: its parts' results */
-    size_t n;
-    ptrdiff_t s;
-    const float *xr;
-    int parts, ntasks, depth;
-    int64_t first[DUET_TREE_MAX];
-    size_t len[DUET_TREE_MAX];
-    float (*lanes)[DUET_SUM_LANES];
-    float pmax[DUET_TREE_MAX];
+    /* one long run */
+    x_reader xr;
+    duet_long_run lr;
 } rjob;
 
 /* The fold of one output's runs (x at the output's first element). */
@@ -300,21 +370,12 @@ static float out_value(const rjob *j, const float *x)
 static void rows_range(void *arg, int64_t b, int64_t e)
 {
     const rjob *j = arg;
-    const int64_t b0 = b;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(&j->S->kit, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t len = box.shape[last], ys = box.st[0][last], xs = box.st[1][last];
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            for (int64_t i = 0; i < len; i++)
-                j->y[o[0] + i * ys] = out_value(j, j->x + o[1] + i * xs);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
-    duet_reduce_mean(j->kind, j->w->nred, e - b0, j->y + b0);
+    duet_runs r;
+    duet_runs_init(&r, &j->S->kit, b, e);
+    while (duet_runs_next(&r))
+        for (int64_t i = 0; i < r.n; i++)
+            j->y[r.off[0] + i * r.st[0]] = out_value(j, j->x + r.off[1] + i * r.st[1]);
+    duet_reduce_mean(j->kind, j->w->nred, e - b, j->y + b);
 }
 
 /* Outputs [b, e) of a columns walk: each thread adds every reduced row into
@@ -322,28 +383,19 @@ static void rows_range(void *arg, int64_t b, int64_t e)
 static void cols_range(void *arg, int64_t b, int64_t e)
 {
     const rjob *j = arg;
-    const int64_t b0 = b;
     void (*acc)(size_t, const float *, ptrdiff_t, float *) =
         j->kind == DUET_REDUCE_MAX ? j->kt->acc_max : j->kt->acc_add;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(&j->S->kit, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t len = box.shape[last];
-        ptrdiff_t xs = (ptrdiff_t)box.st[1][last];
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do {
-            float *yr = j->y + o[0]; /* y's inner stride is 1 */
-            fill(len, yr, duet_reduce_init(j->kind));
-            int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
-            do
-                acc((size_t)len, j->x + o[1] + roff[0], xs, yr);
-            while (duet_iter_next(&j->S->rit, ridx, roff));
-        } while (duet_iter_next(&box, idx, o));
-        b = next;
+    duet_runs r;
+    duet_runs_init(&r, &j->S->kit, b, e);
+    while (duet_runs_next(&r)) {
+        float *yr = j->y + r.off[0]; /* y's inner stride is 1 */
+        fill(r.n, yr, duet_reduce_init(j->kind));
+        int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
+        do
+            acc((size_t)r.n, j->x + r.off[1] + roff[0], (ptrdiff_t)r.st[1], yr);
+        while (duet_iter_next(&j->S->rit, ridx, roff));
     }
-    duet_reduce_mean(j->kind, j->w->nred, e - b0, j->y + b0);
+    duet_reduce_mean(j->kind, j->w->nred, e - b, j->y + b);
 }
 
 /* Runs [r0 + b / n, r0 + e / n) of one output into res (b, e multiples of n). */
@@ -352,74 +404,26 @@ static void runs_range(void *arg, int64_t b, int64_t e)
     const rjob *j = arg;
     const int64_t n = (int64_t)j->w->n, base = j->r0 * n;
     int64_t k = b / n;
-    b += base;
-    e += base;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(&j->S->rit, b, e, &box, off);
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[1] = {off[0]};
-        do
-            j->res[k++] = duet_reduce_row(j->kt, j->kind, j->w->n, j->x + j->xo + o[0], j->w->s);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
+    duet_runs r; /* a run of rit is one run of the walk */
+    duet_runs_init(&r, &j->S->rit, base + b, base + e);
+    while (duet_runs_next(&r))
+        j->res[k++] = duet_reduce_row(j->kt, j->kind, j->w->n, j->x + j->xo + r.off[0], j->w->s);
 }
 
-/* Part p of one long run: whole subtrees' lanes (sum) or whole chunks (max). */
 static void long_part(void *arg, int p)
 {
     rjob *j = arg;
-    int64_t tb, te;
-    if (j->kind != DUET_REDUCE_MAX) {
-        duet_part_range(j->ntasks, 1, j->parts, p, &tb, &te);
-        for (int64_t t = tb; t < te; t++)
-            j->kt->sum_lanes(j->len[t], j->xr + (ptrdiff_t)j->first[t] * j->s, j->s, j->lanes[t]);
-        return;
-    }
-    int64_t nch = (int64_t)((j->n + DUET_FUSED_SRC_CHUNK - 1) / DUET_FUSED_SRC_CHUNK);
-    duet_part_range(nch, 1, j->parts, p, &tb, &te);
-    float m = -INFINITY;
-    for (int64_t c = tb; c < te; c++) {
-        size_t c0 = (size_t)c * DUET_FUSED_SRC_CHUNK;
-        size_t len = j->n - c0 < DUET_FUSED_SRC_CHUNK ? j->n - c0 : DUET_FUSED_SRC_CHUNK;
-        m = duet_max_nan(m, j->kt->max_row(len, j->xr + (ptrdiff_t)c0 * j->s, j->s));
-    }
-    j->pmax[p] = m;
+    duet_long_part(&j->lr, p, x_leaf, &j->xr);
 }
 
 /* duet_reduce_row of one run, cut across the team when long enough. */
 static float row_split(rjob *j, int threads, size_t n, const float *x, ptrdiff_t s)
 {
-    const duet_kernels *kt = j->kt;
-    bool mx = j->kind == DUET_REDUCE_MAX;
-    int64_t unit = mx ? DUET_FUSED_SRC_CHUNK : DUET_SUM_BLOCK;
-    int64_t units = (int64_t)((n + (size_t)unit - 1) / (size_t)unit);
-    int parts = duet_par_parts(threads, units,
-                               duet_work(kt, mx ? DUET_WORK_MAX : DUET_WORK_SUM, unit));
-    if (parts > DUET_TREE_MAX / 4)
-        parts = DUET_TREE_MAX / 4;
+    int parts = duet_long_parts(j->kt, threads, j->kind, n, 0);
     if (parts < 2)
-        return duet_reduce_row(kt, j->kind, n, x, s);
-    float lanes[DUET_TREE_MAX][DUET_SUM_LANES];
-    j->n = n;
-    j->xr = x;
-    j->s = s;
-    j->lanes = lanes;
-    if (!mx) {
-        j->depth = duet_sum_tree_depth(parts);
-        j->ntasks = duet_sum_tree_cut(n, j->depth, j->first, j->len);
-        if (parts > j->ntasks)
-            parts = j->ntasks;
-    }
-    j->parts = parts;
-    duet_par_slots(parts, long_part, j);
-    if (!mx)
-        return duet_sum_tree_join(n, j->depth, lanes);
-    float m = -INFINITY;
-    for (int p = 0; p < parts; p++)
-        m = duet_max_nan(m, j->pmax[p]);
-    return m;
+        return duet_reduce_row(j->kt, j->kind, n, x, s);
+    j->xr = (x_reader){j->kt, x, s};
+    return duet_long_split(&j->lr, j->kind, n, parts, long_part, j);
 }
 
 /* One output of a few: its many runs' values in parallel, folded in order
@@ -486,18 +490,11 @@ static bool reduce_par(const duet_kernels *kt, int threads, duet_reduce_kind kin
         duet_par_for(parts, w->nout, 1, rows_range, &j);
         return true;
     }
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    for (int64_t b = 0; b < w->nout;) {
-        int64_t next = duet_iter_box(&S.kit, b, w->nout, &box, off);
-        int last = box.ndim - 1;
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            for (int64_t i = 0; i < box.shape[last]; i++)
-                y[o[0] + i * box.st[0][last]] = out_split(&j, threads, x + o[1] + i * box.st[1][last]);
-        while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
+    duet_runs r;
+    duet_runs_init(&r, &S.kit, 0, w->nout);
+    while (duet_runs_next(&r))
+        for (int64_t i = 0; i < r.n; i++)
+            y[r.off[0] + i * r.st[0]] = out_split(&j, threads, x + r.off[1] + i * r.st[1]);
     duet_reduce_mean(kind, w->nred, w->nout, y);
     return true;
 }

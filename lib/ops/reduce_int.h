@@ -167,4 +167,40 @@ int duet_sum_tree_cut(size_t n, int depth, int64_t *first, size_t *len);
  * the tree adds them, then the fold. */
 float duet_sum_tree_join(size_t n, int depth, float (*lanes)[DUET_SUM_LANES]);
 
+/* ---- one long run cut across the team ---------------------------------------------- */
+
+/* How a caller reads a leaf of a run, elements [f, f + n) of it: with lanes,
+ * their sum_lanes into lanes (a whole subtree: n may be any length); without
+ * (NULL), their max_row (one chunk). The one thing that differs between a
+ * run in memory (reduce.c) and a run of a fused producer (reduce_src.c). */
+typedef float (*duet_leaf_fn)(void *rd, int64_t f, size_t n, float *lanes);
+
+/* The maxima of chunks [cb, ce) of a run of n elements, combined in order. */
+float duet_max_chunks(duet_leaf_fn leaf, void *rd, size_t n, int64_t cb, int64_t ce);
+
+/* A run of n elements cut for parts threads: sum: the subtrees of sum_row's
+ * block tree, a stretch of them per part, their lanes joined as the tree
+ * joins them; max: a stretch of chunks per part, the parts' maxima combined
+ * in order. Either way duet_reduce_row's bits. */
+typedef struct duet_long_run {
+    duet_reduce_kind kind;
+    size_t n;
+    int parts, ntasks, depth;
+    int64_t first[DUET_TREE_MAX];
+    size_t len[DUET_TREE_MAX];
+    float (*lanes)[DUET_SUM_LANES];
+    float pmax[DUET_TREE_MAX];
+} duet_long_run;
+
+/* Parts for a run of n (at most DUET_TREE_MAX / 4), each element also
+ * evaluating a fused producer of prog8 eighths of a unit (0: none). */
+int duet_long_parts(const duet_kernels *kt, int threads, duet_reduce_kind kind, size_t n,
+                    int64_t prog8);
+/* The run's value over parts >= 2 parts: part(job, p) runs on the team for
+ * each p and calls duet_long_part with its own reader. */
+float duet_long_split(duet_long_run *r, duet_reduce_kind kind, size_t n, int parts,
+                      void (*part)(void *job, int p), void *job);
+/* Part p's leaves, each read by leaf(rd, ...). */
+void duet_long_part(duet_long_run *r, int p, duet_leaf_fn leaf, void *rd);
+
 #endif

@@ -51,28 +51,41 @@ static void src_lanes(duet_fused_src *src, int64_t f, size_t n, float *buf, floa
         acc[j] += r[j];
 }
 
+/* A run [f, ...) of the producer, its leaves evaluated into buf. */
+typedef struct src_reader {
+    duet_fused_src *src;
+    float *buf;
+    int64_t f;
+} src_reader;
+
+static float src_leaf(void *arg, int64_t f, size_t n, float *lanes)
+{
+    const src_reader *r = arg;
+    if (lanes) {
+        src_lanes(r->src, r->f + f, n, r->buf, lanes);
+        return 0.0f;
+    }
+    duet_fused_src_eval(r->src, r->f + f, (int64_t)n, r->buf, NULL);
+    return r->src->kt->max_row(n, r->buf, 1);
+}
+
 /* duet_reduce_row of the producer's run [f, f + n): a run longer than the
  * buffer in chunks, sums through the block tree, max over the same chunks
  * eager's max takes. */
 static float src_row(duet_fused_src *src, duet_reduce_kind kind, int64_t f, size_t n, float *buf)
 {
-    const duet_kernels *kt = src->kt;
     if (n <= DUET_FUSED_SRC_CHUNK) {
         duet_fused_src_eval(src, f, (int64_t)n, buf, NULL);
-        return duet_reduce_row(kt, kind, n, buf, 1);
+        return duet_reduce_row(src->kt, kind, n, buf, 1);
     }
     if (kind != DUET_REDUCE_MAX) {
         float acc[DUET_SUM_LANES];
         src_lanes(src, f, n, buf, acc);
         return duet_sf_fold32(acc);
     }
-    float m = -INFINITY;
-    for (size_t c0 = 0; c0 < n; c0 += DUET_FUSED_SRC_CHUNK) {
-        size_t len = n - c0 < DUET_FUSED_SRC_CHUNK ? n - c0 : DUET_FUSED_SRC_CHUNK;
-        duet_fused_src_eval(src, f + (int64_t)c0, (int64_t)len, buf, NULL);
-        m = duet_max_nan(m, kt->max_row(len, buf, 1));
-    }
-    return m;
+    src_reader r = {src, buf, f};
+    return duet_max_chunks(src_leaf, &r, n, 0,
+                           (int64_t)((n + DUET_FUSED_SRC_CHUNK - 1) / DUET_FUSED_SRC_CHUNK));
 }
 
 /* The producer's [f, f + n) added (or max-ed) into the output row y, per
@@ -134,53 +147,18 @@ typedef struct sjob {
     int64_t slice;
     float *y;
     int parts;
-    /* one long run [f, f + n) */
+    /* one long run [f, ...) */
     int64_t f;
+    duet_long_run lr;
+    /* softmax, layer norm: rows of n */
     size_t n;
-    int depth, ntasks;
-    int64_t first[DUET_TREE_MAX];
-    size_t len[DUET_TREE_MAX];
-    float (*lanes)[DUET_SUM_LANES];
-    float pmax[DUET_TREE_MAX];
-    /* softmax, layer norm */
-    bool logp;
+    bool logp, lnorm;
     int64_t rows;
     const float *gamma, *beta;
     ptrdiff_t sg, sb;
     bool post;
     float eps;
 } sjob;
-
-/* Columns: part p's outputs, each thread adding every reduced row of the
- * producer into its own stretch of output rows. */
-static void cols_part(void *arg, int p)
-{
-    const sjob *j = arg;
-    duet_fused_src mine = *j->src;
-    float *buf = j->buf + p * j->slice;
-    int64_t b, e;
-    duet_part_range(j->P->nout, 16, j->parts, p, &b, &e);
-    const int64_t b0 = b;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(&j->S->kit, b, e, &box, off);
-        int last = box.ndim - 1;
-        size_t len = (size_t)box.shape[last]; /* unit stride in x and y */
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do {
-            float *yr = j->y + o[0];
-            for (size_t i = 0; i < len; i++)
-                yr[i] = duet_reduce_init(j->kind);
-            int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
-            do
-                src_acc(&mine, j->kind, o[1] + roff[0], len, buf, yr);
-            while (duet_iter_next(&j->S->rit, ridx, roff));
-        } while (duet_iter_next(&box, idx, o));
-        b = next;
-    }
-    duet_reduce_mean(j->kind, j->P->nred, e - b0, j->y + b0);
-}
 
 /* Rows whose walk visits each output's runs together: part p's outputs
  * are a stretch of consecutive runs (output t / rpo), evaluated a buffer
@@ -213,100 +191,64 @@ static void grouped_part(void *arg, int p)
     duet_reduce_mean(j->kind, j->P->nred, oe - ob, j->y + ob);
 }
 
-/* Rows in any other walk: part p's outputs one by one, each run evaluated
- * on its own (worth it for runs that are not short). */
+/* Part p's outputs walked by output (kit): columns add every reduced row
+ * of the producer into a stretch of output rows; rows in a walk that does
+ * not visit each output's runs together take the outputs one by one, each
+ * run evaluated on its own (worth it for runs that are not short). */
 static void outputs_part(void *arg, int p)
 {
     const sjob *j = arg;
+    const duet_reduce_split *S = j->S;
     duet_fused_src mine = *j->src;
     float *buf = j->buf + p * j->slice;
     int64_t b, e;
-    duet_part_range(j->P->nout, 1, j->parts, p, &b, &e);
-    const int64_t b0 = b;
-    duet_iter box;
-    int64_t off[DUET_ITER_MAX_OPS];
-    while (b < e) {
-        int64_t next = duet_iter_box(&j->S->kit, b, e, &box, off);
-        int last = box.ndim - 1;
-        int64_t idx[DUET_MAX_DIMS] = {0}, o[2] = {off[0], off[1]};
-        do
-            for (int64_t i = 0; i < box.shape[last]; i++) {
-                float acc = duet_reduce_init(j->kind);
-                int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
-                do
-                    acc = duet_reduce_fold(j->kind, acc,
-                                           src_row(&mine, j->kind, o[1] + i * box.st[1][last] + roff[0],
-                                                   j->P->n, buf));
-                while (duet_iter_next(&j->S->rit, ridx, roff));
-                j->y[o[0] + i * box.st[0][last]] = acc;
-            }
-        while (duet_iter_next(&box, idx, o));
-        b = next;
+    duet_part_range(j->P->nout, j->P->columns ? 16 : 1, j->parts, p, &b, &e);
+    duet_runs r;
+    duet_runs_init(&r, &S->kit, b, e);
+    while (duet_runs_next(&r)) {
+        if (j->P->columns) { /* unit stride in x and y */
+            float *yr = j->y + r.off[0];
+            fill(r.n, yr, duet_reduce_init(j->kind));
+            int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
+            do
+                src_acc(&mine, j->kind, r.off[1] + roff[0], (size_t)r.n, buf, yr);
+            while (duet_iter_next(&S->rit, ridx, roff));
+            continue;
+        }
+        for (int64_t i = 0; i < r.n; i++) {
+            float acc = duet_reduce_init(j->kind);
+            int64_t ridx[DUET_MAX_DIMS] = {0}, roff[1] = {0};
+            do
+                acc = duet_reduce_fold(
+                    j->kind, acc, src_row(&mine, j->kind, r.off[1] + i * r.st[1] + roff[0], j->P->n, buf));
+            while (duet_iter_next(&S->rit, ridx, roff));
+            j->y[r.off[0] + i * r.st[0]] = acc;
+        }
     }
-    duet_reduce_mean(j->kind, j->P->nred, e - b0, j->y + b0);
+    duet_reduce_mean(j->kind, j->P->nred, e - b, j->y + b);
 }
 
-/* Part p of one long run: whole subtrees' lanes (sum) or whole chunks (max). */
+/* Part p of one long run, with its own copy of the producer and its own buffer. */
 static void long_part(void *arg, int p)
 {
     sjob *j = arg;
     duet_fused_src mine = *j->src;
-    float *buf = j->buf + p * j->slice;
-    int64_t tb, te;
-    if (j->kind != DUET_REDUCE_MAX) {
-        duet_part_range(j->ntasks, 1, j->parts, p, &tb, &te);
-        for (int64_t t = tb; t < te; t++)
-            src_lanes(&mine, j->f + j->first[t], j->len[t], buf, j->lanes[t]);
-        return;
-    }
-    int64_t nch = (int64_t)((j->n + DUET_FUSED_SRC_CHUNK - 1) / DUET_FUSED_SRC_CHUNK);
-    duet_part_range(nch, 1, j->parts, p, &tb, &te);
-    float m = -INFINITY;
-    for (int64_t c = tb; c < te; c++) {
-        size_t c0 = (size_t)c * DUET_FUSED_SRC_CHUNK;
-        size_t len = j->n - c0 < DUET_FUSED_SRC_CHUNK ? j->n - c0 : DUET_FUSED_SRC_CHUNK;
-        duet_fused_src_eval(&mine, j->f + (int64_t)c0, (int64_t)len, buf, NULL);
-        m = duet_max_nan(m, mine.kt->max_row(len, buf, 1));
-    }
-    j->pmax[p] = m;
+    src_reader r = {&mine, j->buf + p * j->slice, j->f};
+    duet_long_part(&j->lr, p, src_leaf, &r);
 }
 
 /* src_row of one long run, cut across at most nbuf parts. */
 static float row_split(sjob *j, int threads, int nbuf, int64_t f, size_t n, float *buf0)
 {
-    const duet_kernels *kt = j->src->kt;
-    bool mx = j->kind == DUET_REDUCE_MAX;
-    int64_t unit = mx ? DUET_FUSED_SRC_CHUNK : DUET_SUM_BLOCK;
-    int64_t units = (int64_t)((n + (size_t)unit - 1) / (size_t)unit);
-    int64_t w = duet_work(kt, mx ? DUET_WORK_MAX : DUET_WORK_SUM, unit) +
-                unit * prog_work8(j->src) / 8;
-    int parts = duet_par_parts(threads, units, w);
+    int parts = duet_long_parts(j->src->kt, threads, j->kind, n, prog_work8(j->src));
     if (parts > nbuf)
         parts = nbuf;
-    if (parts > DUET_TREE_MAX / 4)
-        parts = DUET_TREE_MAX / 4;
     if (parts < 2) {
         duet_fused_src mine = *j->src;
         return src_row(&mine, j->kind, f, n, buf0);
     }
-    float lanes[DUET_TREE_MAX][DUET_SUM_LANES];
     j->f = f;
-    j->n = n;
-    j->lanes = lanes;
-    if (!mx) {
-        j->depth = duet_sum_tree_depth(parts);
-        j->ntasks = duet_sum_tree_cut(n, j->depth, j->first, j->len);
-        if (parts > j->ntasks)
-            parts = j->ntasks;
-    }
-    j->parts = parts;
-    duet_par_slots(parts, long_part, j);
-    if (!mx)
-        return duet_sum_tree_join(n, j->depth, lanes);
-    float m = -INFINITY;
-    for (int p = 0; p < parts; p++)
-        m = duet_max_nan(m, j->pmax[p]);
-    return m;
+    return duet_long_split(&j->lr, j->kind, n, parts, long_part, j);
 }
 
 /* The walk across the team; false when it is too small to split (or cut
@@ -325,7 +267,7 @@ static bool reduce_src_par(int threads, int nbuf, duet_reduce_kind kind, const d
         j.parts = parts < nbuf ? parts : nbuf;
         if (j.parts < 2)
             return false;
-        duet_par_slots(j.parts, cols_part, &j);
+        duet_par_slots(j.parts, outputs_part, &j);
         return true;
     }
     duet_work_kind wk = kind == DUET_REDUCE_MAX ? DUET_WORK_MAX : DUET_WORK_SUM;
@@ -380,44 +322,45 @@ void duet_exec_reduce_src(int threads, duet_reduce_kind kind, int ndim, const in
 
 /* ---- softmax and layer norm ------------------------------------------------------- */
 
-/* Rows [r0, r1) of len: blocks of rows evaluated into y, then the row
- * kernel in place on each, as eager does with a gathered row. */
-static void norm_rows(const sjob *j, duet_fused_src *src, size_t len, int64_t r0, int64_t r1,
-                      bool lnorm, float *y)
+/* Rows [r0, r1): blocks of rows evaluated into y, then the row kernel in
+ * place on each, as eager does with a gathered row. */
+static void norm_rows(const sjob *j, duet_fused_src *src, int64_t r0, int64_t r1)
 {
     const duet_kernels *kt = src->kt;
+    const size_t len = j->n;
     void (*row)(size_t, const float *, float *) = j->logp ? kt->log_softmax_row : kt->softmax_row;
     int64_t per = len < DUET_FUSED_SRC_CHUNK ? (int64_t)(DUET_FUSED_SRC_CHUNK / len) : 1;
     for (; r0 < r1; r0 += per) {
         int64_t c = r1 - r0 < per ? r1 - r0 : per;
-        float *yb = y + r0 * (int64_t)len;
+        float *yb = j->y + r0 * (int64_t)len;
         duet_fused_src_eval(src, r0 * (int64_t)len, c * (int64_t)len, yb, NULL);
         for (int64_t i = 0; i < c; i++, yb += len)
-            if (lnorm)
+            if (j->lnorm)
                 duet_lnorm_row(kt, len, yb, j->gamma, j->sg, j->beta, j->sb, j->post, j->eps, yb);
             else
                 row(len, yb, yb);
     }
 }
 
-static void softmax_part(void *arg, int p)
+/* Part p's rows, with its own copy of the producer. */
+static void norm_part(void *arg, int p)
 {
     const sjob *j = arg;
     duet_fused_src mine = *j->src;
     int64_t b, e;
     duet_part_range(j->rows, 1, j->parts, p, &b, &e);
-    norm_rows(j, &mine, j->n, b, e, false, j->y);
+    norm_rows(j, &mine, b, e);
 }
 
-static void lnorm_part(void *arg, int p)
+/* j's rows of n, across the team when worth it (family k's rule). */
+static void norm_run(sjob *j, int threads, duet_work_kind k, duet_fused_src *src)
 {
-    const sjob *j = arg;
-    duet_fused_src mine = *j->src;
-    int64_t b, e;
-    duet_part_range(j->rows, 1, j->parts, p, &b, &e);
-    norm_rows(j, &mine, j->n, b, e, true, j->y);
+    j->parts = duet_norm_parts(src->kt, threads, k, j->rows, (int64_t)j->n, prog_work8(src));
+    if (j->parts > 1)
+        duet_par_slots(j->parts, norm_part, j);
+    else
+        norm_rows(j, src, 0, j->rows);
 }
-
 
 void duet_exec_softmax_src(int threads, bool logp, int ndim, const int64_t *shape, int axis,
                            duet_fused_src *src, float *y)
@@ -427,11 +370,7 @@ void duet_exec_softmax_src(int threads, bool logp, int ndim, const int64_t *shap
         return;
     sjob j = {.src = src, .y = y, .logp = logp, .n = (size_t)shape[axis]};
     j.rows = total / shape[axis];
-    j.parts = duet_norm_parts(src->kt, threads, DUET_WORK_SOFTMAX, j.rows, shape[axis], prog_work8(src));
-    if (j.parts > 1)
-        duet_par_slots(j.parts, softmax_part, &j);
-    else
-        norm_rows(&j, src, j.n, 0, j.rows, false, y);
+    norm_run(&j, threads, DUET_WORK_SOFTMAX, src);
 }
 
 void duet_exec_layer_norm_src(int threads, int ndim, const int64_t *shape, duet_fused_src *src,
@@ -442,12 +381,8 @@ void duet_exec_layer_norm_src(int threads, int ndim, const int64_t *shape, duet_
     if (total == 0)
         return;
     size_t len = (size_t)shape[ndim - 1];
-    sjob j = {.src = src, .y = y, .n = len, .gamma = gamma, .beta = beta, .sg = sg, .sb = sb,
-              .post = duet_lnorm_post(len, gamma, sg, beta, sb), .eps = eps};
+    sjob j = {.src = src, .y = y, .n = len, .lnorm = true, .gamma = gamma, .beta = beta, .sg = sg,
+              .sb = sb, .post = duet_lnorm_post(len, gamma, sg, beta, sb), .eps = eps};
     j.rows = total / (int64_t)len;
-    j.parts = duet_norm_parts(src->kt, threads, DUET_WORK_LNORM, j.rows, (int64_t)len, prog_work8(src));
-    if (j.parts > 1)
-        duet_par_slots(j.parts, lnorm_part, &j);
-    else
-        norm_rows(&j, src, len, 0, j.rows, true, y);
+    norm_run(&j, threads, DUET_WORK_LNORM, src);
 }
