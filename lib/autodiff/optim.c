@@ -72,11 +72,11 @@ static optim *create(duet_ctx *ctx, const char *op, opt_kind kind, int n,
             return NULL;
         }
     }
-    optim *o = calloc(1, sizeof *o);
+    optim *o = duet_calloc(ctx, 1, sizeof *o);
     if (o) {
-        o->p = calloc((size_t)n + 1, sizeof *o->p);
-        o->s1 = calloc((size_t)n + 1, sizeof *o->s1);
-        o->s2 = calloc((size_t)n + 1, sizeof *o->s2);
+        o->p = duet_calloc(ctx, (size_t)n + 1, sizeof *o->p);
+        o->s1 = duet_calloc(ctx, (size_t)n + 1, sizeof *o->s1);
+        o->s2 = duet_calloc(ctx, (size_t)n + 1, sizeof *o->s2);
     }
     if (!o || !o->p || !o->s1 || !o->s2) {
         if (o) {
