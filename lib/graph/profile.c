@@ -232,7 +232,9 @@ duet_status duet_profile(duet_ctx *ctx, duet_graph *h, duet_model_fn fn, duet_te
         ctx->prof = NULL;
         duet_scope_end(ctx);
         if (ctx->err != DUET_OK) {
-            s = ctx->err;
+            /* The model's first failure, not the DUET_ERR_NULL of the op
+             * its NULL reached next (duet_trace reports the same). */
+            s = duet_chain_fail(ctx, op);
             goto done;
         }
         ctx->err = saved;
