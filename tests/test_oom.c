@@ -374,6 +374,20 @@ static duet_status reset_params(duet_ctx *ctx, st *S, const float *const *init, 
     return s;
 }
 
+/* A failed optimiser step must have written nothing (errors.md): the
+ * parameters still hold the values the run started from. */
+static void check_unchanged(duet_ctx *ctx, st *S, const float *const *init, int n)
+{
+    static float buf[NDATA];
+    for (int i = 0; i < n && !live_msg[0]; i++) {
+        int64_t k = duet_numel(ctx, S->p[i]);
+        if (duet_read(ctx, S->p[i], buf, (size_t)k * 4) != DUET_OK ||
+            memcmp(buf, init[i], (size_t)k * 4) != 0)
+            snprintf(live_msg, sizeof live_msg,
+                     "the failed optimiser step changed parameter %d", i);
+    }
+}
+
 static const float *const train_init[4] = {data_b, data_b + 500, data_b + 900, data_b + 1200};
 
 typedef struct train_user {
@@ -423,8 +437,8 @@ static duet_status run_train_eager(duet_ctx *ctx, st *S, outbuf *o)
         duet_tape_end(ctx, tape);
     if (s == DUET_OK && (s = duet_tape_gradient(ctx, tape, loss, 4, S->p, g)) == DUET_OK)
         made += 4;
-    if (s == DUET_OK)
-        s = duet_optimizer_step(ctx, u.opt, g);
+    if (s == DUET_OK && (s = duet_optimizer_step(ctx, u.opt, g)) != DUET_OK)
+        check_unchanged(ctx, S, train_init, 4);
     duet_tape_free(ctx, tape);
     if (s == DUET_OK)
         s = take(ctx, o, loss);
@@ -502,8 +516,8 @@ static duet_status run_cnn_eager(duet_ctx *ctx, st *S, outbuf *o)
         duet_tape_end(ctx, tape);
     if (s == DUET_OK && (s = duet_tape_gradient(ctx, tape, loss, 3, S->p, g)) == DUET_OK)
         made += 3;
-    if (s == DUET_OK)
-        s = duet_optimizer_step(ctx, opt, g);
+    if (s == DUET_OK && (s = duet_optimizer_step(ctx, opt, g)) != DUET_OK)
+        check_unchanged(ctx, S, cnn_init, 3);
     if (s == DUET_OK)
         s = take(ctx, o, loss);
     live_check(ctx, base, made, "CNN training step, eager");
