@@ -836,10 +836,11 @@ DUET_API duet_optimizer *duet_sgd_create(duet_ctx *ctx, int n, duet_tensor *cons
 DUET_API duet_optimizer *duet_adam_create(duet_ctx *ctx, int n, duet_tensor *const *params,
                                           const duet_adam_options *opts);
 /** One update with grads[i] the gradient of params[i] (same shape). Eagerly
- *  the parameters and state change now; while tracing, the update is
+ *  the parameters and state change now, all after every new value is
+ *  computed (a failed step changed nothing); while tracing, the update is
  *  recorded and each replay applies it. Errors: DUET_ERR_NULL,
- *  DUET_ERR_HANDLE, DUET_ERR_SHAPE (a gradient's shape), and those of the
- *  ops and of duet_assign. */
+ *  DUET_ERR_HANDLE, DUET_ERR_SHAPE (a gradient's shape), DUET_ERR_NOMEM,
+ *  and those of the ops and of duet_assign. */
 DUET_API duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *opt,
                                          duet_tensor *const *grads);
 /** Free opt and its state tensors (not the parameters). NULL is a no-op;

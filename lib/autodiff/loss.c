@@ -22,7 +22,7 @@ static duet_tensor *one_hot_i32(duet_ctx *ctx, const duet_tensor_impl *l, int cl
     int64_t total;
     if (duet_check_shape(ctx, "duet_one_hot", l->ndim + 1, shape, &total) != DUET_OK)
         return NULL;
-    int32_t *lab = malloc((size_t)(n ? n : 1) * sizeof *lab);
+    int32_t *lab = duet_malloc(ctx, (size_t)(n ? n : 1) * sizeof *lab);
     if (!lab) {
         duet_fail(ctx, DUET_ERR_NOMEM, "duet_one_hot: out of memory");
         return NULL;

@@ -72,11 +72,11 @@ static optim *create(duet_ctx *ctx, const char *op, opt_kind kind, int n,
             return NULL;
         }
     }
-    optim *o = calloc(1, sizeof *o);
+    optim *o = duet_calloc(ctx, 1, sizeof *o);
     if (o) {
-        o->p = calloc((size_t)n + 1, sizeof *o->p);
-        o->s1 = calloc((size_t)n + 1, sizeof *o->s1);
-        o->s2 = calloc((size_t)n + 1, sizeof *o->s2);
+        o->p = duet_calloc(ctx, (size_t)n + 1, sizeof *o->p);
+        o->s1 = duet_calloc(ctx, (size_t)n + 1, sizeof *o->s1);
+        o->s2 = duet_calloc(ctx, (size_t)n + 1, sizeof *o->s2);
     }
     if (!o || !o->p || !o->s1 || !o->s2) {
         if (o) {
@@ -224,8 +224,27 @@ void duet_optimizers_destroy(duet_ctx *ctx)
     }
 }
 
+/* A step's writes into parameters and state: made at once, or held back
+ * (w non-NULL) and made after every new value has been computed. */
+typedef struct writes {
+    duet_tensor *(*w)[2]; /* (dst, src) pairs */
+    int n;
+} writes;
+
+static duet_status write_to(duet_ctx *ctx, writes *q, duet_tensor *dst, duet_tensor *src)
+{
+    if (!src)
+        return ctx->err;
+    if (!q->w)
+        return duet_assign(ctx, dst, src);
+    q->w[q->n][0] = dst;
+    q->w[q->n][1] = src;
+    q->n++;
+    return DUET_OK;
+}
+
 /* p, v updated by SGD: v = momentum v + g (g plus weight decay), p -= lr v. */
-static duet_status sgd_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g)
+static duet_status sgd_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g, writes *q)
 {
     const duet_sgd_options *s = &o->sgd;
     duet_tensor *p = o->p[i];
@@ -236,18 +255,17 @@ static duet_status sgd_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g)
         if (!g)
             return ctx->err;
         duet_tensor *np = duet_sub(ctx, p, duet_mul_scalar(ctx, g, s->lr));
-        if (!np || duet_assign(ctx, o->s1[i], g) != DUET_OK)
+        if (!np || write_to(ctx, q, o->s1[i], g) != DUET_OK)
             return ctx->err;
-        return duet_assign(ctx, p, np);
+        return write_to(ctx, q, p, np);
     }
-    duet_tensor *np = duet_sub(ctx, p, duet_mul_scalar(ctx, g, s->lr));
-    return np ? duet_assign(ctx, p, np) : ctx->err;
+    return write_to(ctx, q, p, duet_sub(ctx, p, duet_mul_scalar(ctx, g, s->lr)));
 }
 
 /* Adam with bias correction from the running powers: with c1 = 1 - b1p',
  * c2 = 1 - b2p' (b1p' = b1p beta1), p -= lr (m / c1) / (sqrt(v / c2) + eps). */
 static duet_status adam_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g,
-                            duet_tensor *c1, duet_tensor *c2)
+                            duet_tensor *c1, duet_tensor *c2, writes *q)
 {
     const duet_adam_options *a = &o->adam;
     duet_tensor *p = o->p[i];
@@ -261,9 +279,9 @@ static duet_status adam_one(duet_ctx *ctx, const optim *o, int i, duet_tensor *g
     duet_tensor *np = duet_sub(ctx, p, duet_mul_scalar(ctx, duet_div(ctx, duet_div(ctx, m, c1), den), a->lr));
     if (!np)
         return ctx->err;
-    if (duet_assign(ctx, o->s1[i], m) != DUET_OK || duet_assign(ctx, o->s2[i], v) != DUET_OK)
+    if (write_to(ctx, q, o->s1[i], m) != DUET_OK || write_to(ctx, q, o->s2[i], v) != DUET_OK)
         return ctx->err;
-    return duet_assign(ctx, p, np);
+    return write_to(ctx, q, p, np);
 }
 
 duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *h, duet_tensor *const *grads)
@@ -293,10 +311,20 @@ duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *h, duet_tensor *c
                              duet_fmt_shape(b, sizeof b, p->ndim, p->shape));
         }
     }
+    /* Eagerly, nothing is written until every new value exists: a failure
+     * (out of memory) leaves parameters and state as they were, so the step
+     * can be retried. While tracing nothing is written before a replay
+     * anyway; there each write stays next to its reads, so the planner can
+     * reuse one parameter's temporaries for the next. */
+    writes q = {NULL, 0};
+    if (!ctx->trace && !(q.w = duet_malloc(ctx, ((size_t)o->n * 3 + 2) * sizeof *q.w)))
+        return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory", op);
     /* The step's temporaries die here; the updates live in the tensors. */
     duet_status s = duet_scope_begin(ctx);
-    if (s != DUET_OK)
+    if (s != DUET_OK) {
+        free(q.w);
         return s;
+    }
     duet_tensor *b1 = NULL, *b2 = NULL, *c1 = NULL, *c2 = NULL;
     if (o->kind == OPT_ADAM) {
         b1 = duet_mul_scalar(ctx, o->b1p, o->adam.beta1);
@@ -307,10 +335,15 @@ duet_status duet_optimizer_step(duet_ctx *ctx, duet_optimizer *h, duet_tensor *c
             s = ctx->err;
     }
     for (int i = 0; i < o->n && s == DUET_OK; i++)
-        s = o->kind == OPT_SGD ? sgd_one(ctx, o, i, grads[i]) : adam_one(ctx, o, i, grads[i], c1, c2);
+        s = o->kind == OPT_SGD ? sgd_one(ctx, o, i, grads[i], &q)
+                               : adam_one(ctx, o, i, grads[i], c1, c2, &q);
     if (s == DUET_OK && o->kind == OPT_ADAM &&
-        (duet_assign(ctx, o->b1p, b1) != DUET_OK || duet_assign(ctx, o->b2p, b2) != DUET_OK))
+        (write_to(ctx, &q, o->b1p, b1) != DUET_OK || write_to(ctx, &q, o->b2p, b2) != DUET_OK))
         s = ctx->err;
+    /* Same shapes, fresh sources: these writes cannot fail. */
+    for (int k = 0; k < q.n && s == DUET_OK; k++)
+        s = duet_assign(ctx, q.w[k][0], q.w[k][1]);
+    free(q.w);
     duet_status e = duet_scope_end(ctx);
     return s != DUET_OK ? duet_chain_fail(ctx, op) : e;
 }

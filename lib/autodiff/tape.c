@@ -85,7 +85,7 @@ duet_tape *duet_tape_begin(duet_ctx *ctx)
                   "duet_tape_begin: a tape is already recording on this context (end it first)");
         return NULL;
     }
-    duet_tape_impl *t = calloc(1, sizeof *t);
+    duet_tape_impl *t = duet_calloc(ctx, 1, sizeof *t);
     if (!t) {
         duet_fail(ctx, DUET_ERR_NOMEM, "duet_tape_begin: out of memory");
         return NULL;
@@ -184,8 +184,10 @@ void duet_tape_note(duet_ctx *ctx, duet_tape_kind kind, const duet_tape_attr *a,
     duet_tape_impl *t = ctx->tape;
     if (t->oom)
         return;
-    if (!duet_grow_array((void **)&t->notes, &t->capnotes, t->nnotes + 1, sizeof *t->notes) ||
-        !duet_grow_array((void **)&t->vals, &t->capvals, t->nvals + nin + 1, sizeof *t->vals)) {
+    if (!duet_grow_array(ctx, (void **)&t->notes, &t->capnotes, t->nnotes + 1,
+                         sizeof *t->notes) ||
+        !duet_grow_array(ctx, (void **)&t->vals, &t->capvals, t->nvals + nin + 1,
+                         sizeof *t->vals)) {
         t->oom = true;
         return;
     }
@@ -356,8 +358,10 @@ duet_status duet_tape_gradient(duet_ctx *ctx, duet_tape *h, duet_tensor *target,
     size_t cap = 16;
     while (cap < 2 * (size_t)(tape->nvals + n + 1))
         cap *= 2;
-    gmap m = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(duet_tensor *)), cap - 1};
-    gmap need = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(duet_tensor *)), cap - 1};
+    gmap m = {duet_calloc(ctx, cap, sizeof(uint64_t)), duet_calloc(ctx, cap, sizeof(duet_tensor *)),
+              cap - 1};
+    gmap need = {duet_calloc(ctx, cap, sizeof(uint64_t)),
+                 duet_calloc(ctx, cap, sizeof(duet_tensor *)), cap - 1};
     if (!m.key || !m.g || !need.key || !need.g) {
         free(m.key);
         free(m.g);

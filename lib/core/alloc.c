@@ -1,4 +1,9 @@
 /*
+ * duet's system allocation: every byte duet asks the system for goes
+ * through duet_malloc/calloc/realloc or the pool's slow path below, each
+ * with the context it is for, so that a test can make the N-th of them fail
+ * (ctx->fault, core.h) with no global state and no special build.
+ *
  * The caching pool behind eager tensors. Freed blocks are kept on per-class
  * free lists (four classes per power of two, so at most 25 % is wasted) and
  * handed out again, so a steady-state loop of eager ops makes no calls to
@@ -17,11 +22,42 @@
 #define HUGE_BLOCK ((size_t)4 << 20)
 #define HUGE_ALIGN ((size_t)2 << 20)
 
+/* Whether this allocation is one the armed injection fails. Counted only
+ * while armed, so an ordinary run pays one predictable branch per system
+ * allocation (never per op: the pool's free-list pops do not come here,
+ * and a pop cannot fail for real either). */
+static bool injected(duet_ctx *ctx)
+{
+    duet_fault *f = &ctx->fault;
+    if (DUET_LIKELY(f->at == 0))
+        return false;
+    uint64_t k = ++f->calls;
+    if (k < f->at || (k > f->at && !f->sticky))
+        return false;
+    f->hits++;
+    return true;
+}
+
+void *duet_malloc(duet_ctx *ctx, size_t bytes)
+{
+    return injected(ctx) ? NULL : malloc(bytes);
+}
+
+void *duet_calloc(duet_ctx *ctx, size_t n, size_t size)
+{
+    return injected(ctx) ? NULL : calloc(n, size);
+}
+
+void *duet_realloc(duet_ctx *ctx, void *p, size_t bytes)
+{
+    return injected(ctx) ? NULL : realloc(p, bytes);
+}
+
 duet_block *duet_pool_get_slow(duet_ctx *ctx, size_t cap, uint32_t cls)
 {
     size_t align = cap >= HUGE_BLOCK ? HUGE_ALIGN : DUET_ALIGN;
     size_t total = (DUET_ALIGN + cap + align - 1) & ~(align - 1);
-    duet_block *b = aligned_alloc(align, total);
+    duet_block *b = injected(ctx) ? NULL : aligned_alloc(align, total);
     if (!b)
         return NULL;
 #ifdef MADV_HUGEPAGE
@@ -62,7 +98,7 @@ void duet_pool_trim(duet_ctx *ctx)
 
 void duet_pool_destroy(duet_ctx *ctx) { duet_pool_trim(ctx); }
 
-bool duet_grow_array(void **p, int *cap, int need, size_t elem)
+bool duet_grow_array(duet_ctx *ctx, void **p, int *cap, int need, size_t elem)
 {
     if (need <= *cap)
         return true;
@@ -72,7 +108,7 @@ bool duet_grow_array(void **p, int *cap, int need, size_t elem)
             return false;
         c *= 2;
     }
-    void *q = realloc(*p, (size_t)c * elem);
+    void *q = duet_realloc(ctx, *p, (size_t)c * elem);
     if (!q)
         return false;
     *p = q;

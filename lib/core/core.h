@@ -83,6 +83,20 @@ typedef struct duet_tensor_impl {
 #define DUET_SLOT_CHUNK (1u << DUET_SLOT_CHUNK_BITS)
 #define DUET_MAX_SLOTS (1u << 24)
 
+/* ---- allocation-failure injection -------------------------------------------- */
+
+/* Tests only (tests/test_oom.c sets it through this header): with at > 0,
+ * the at-th system allocation made for the context after arming fails, as
+ * if the system had no memory; with sticky, every one from the at-th on.
+ * In the context, not a global, so contexts on other threads are untouched;
+ * off (at == 0) it costs one branch per system allocation. */
+typedef struct duet_fault {
+    uint64_t at;    /* 1-based; 0: off */
+    uint64_t calls; /* system allocations counted since arming */
+    uint64_t hits;  /* of them, failed by the injection */
+    bool sticky;
+} duet_fault;
+
 /* ---- the context ----------------------------------------------------------- */
 
 struct duet_ctx {
@@ -125,6 +139,8 @@ struct duet_ctx {
      * first conv/pool/batch-norm op; prim_cap bounds the cache (0: off). */
     struct duet_dnn *dnn;
     int prim_cap;
+
+    duet_fault fault;
 
     duet_status err;
     char msg[512];
@@ -227,7 +243,20 @@ duet_tensor *duet_tensor_alloc(duet_ctx *ctx, const char *op, duet_dtype dtype, 
 /* Make room for need elements of elem bytes in the array *p of capacity
  * *cap (doubling from 32); false when out of memory or past 2^28 elements,
  * the array then unchanged. For the growable lists of the IR and the tape. */
-bool duet_grow_array(void **p, int *cap, int need, size_t elem);
+bool duet_grow_array(duet_ctx *ctx, void **p, int *cap, int need, size_t elem);
+
+/* The system allocator, for ctx: every allocation duet makes for itself
+ * (free with free()). NULL when out of memory, or when ctx->fault says so. */
+void *duet_malloc(duet_ctx *ctx, size_t bytes);
+void *duet_calloc(duet_ctx *ctx, size_t n, size_t size);
+void *duet_realloc(duet_ctx *ctx, void *p, size_t bytes);
+
+/* Arm the injection (tests): fail the at-th system allocation from now on
+ * (every one from it on when sticky); at 0 disarms. */
+static inline void duet_fault_arm(duet_ctx *ctx, uint64_t at, bool sticky)
+{
+    ctx->fault = (duet_fault){at, 0, 0, sticky};
+}
 
 /* ---- blocks and pool ------------------------------------------------------- */
 

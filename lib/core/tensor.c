@@ -108,11 +108,11 @@ static bool grow_slots(duet_ctx *ctx)
     if (ctx->nslots >= DUET_MAX_SLOTS - 1)
         return false;
     if (ctx->nslots == ctx->nchunks * DUET_SLOT_CHUNK) {
-        duet_tensor_impl **c = realloc(ctx->chunks, (ctx->nchunks + 1) * sizeof *c);
+        duet_tensor_impl **c = duet_realloc(ctx, ctx->chunks, (ctx->nchunks + 1) * sizeof *c);
         if (!c)
             return false;
         ctx->chunks = c;
-        c[ctx->nchunks] = calloc(DUET_SLOT_CHUNK, sizeof(duet_tensor_impl));
+        c[ctx->nchunks] = duet_calloc(ctx, DUET_SLOT_CHUNK, sizeof(duet_tensor_impl));
         if (!c[ctx->nchunks])
             return false;
         ctx->nchunks++;
@@ -175,7 +175,7 @@ static bool reserve_slow(duet_ctx *ctx, const char *op)
         compact_scoped(ctx);
     if (ctx->depth > 0 && ctx->nscoped >= ctx->capscoped / 2 + ctx->capscoped / 4) {
         size_t cap = ctx->capscoped ? ctx->capscoped * 2 : 256;
-        duet_tensor **sc = realloc(ctx->scoped, cap * sizeof *sc);
+        duet_tensor **sc = duet_realloc(ctx, ctx->scoped, cap * sizeof *sc);
         if (!sc) {
             duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for the scope list", op);
             return false;

@@ -306,7 +306,7 @@ static void convert(int type, const unsigned char *p, int64_t k, duet_dtype dtyp
 static duet_status idx_read(duet_ctx *ctx, idx_file *f, int64_t items, duet_dtype dtype,
                             double scale, void *out)
 {
-    unsigned char *buf = malloc(IDX_CHUNK);
+    unsigned char *buf = duet_malloc(ctx, IDX_CHUNK);
     if (!buf)
         return idx_fail(ctx, f, DUET_ERR_NOMEM, "out of memory for a read buffer");
     int64_t n = items * (f->numel / f->dims[0]), done = 0;

@@ -71,7 +71,7 @@ static bool rehash(duet_dnn *d, int cap)
         nb *= 2;
     if (nb == d->nbuckets)
         return true;
-    duet_dnn_prim **b = calloc(nb, sizeof *b);
+    duet_dnn_prim **b = duet_calloc(d->ctx, nb, sizeof *b);
     if (!b)
         return false;
     for (duet_dnn_prim *p = d->lru_head; p; p = p->lru_next) {

@@ -111,6 +111,7 @@ typedef struct duet_dnn_prim {
 
 /* A context's oneDNN state, made at its first conv/pool/batch-norm op. */
 typedef struct duet_dnn {
+    duet_ctx *ctx; /* its owner, whose allocator (and failure injection) it uses */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     const char *isa_name; /* what oneDNN runs at */

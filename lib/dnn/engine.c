@@ -71,7 +71,7 @@ duet_dnn *duet_dnn_get(duet_ctx *ctx, const char *op)
     if (DUET_LIKELY(ctx->dnn != NULL))
         return ctx->dnn;
     isa_cap_once(ctx->isa);
-    duet_dnn *d = calloc(1, sizeof *d);
+    duet_dnn *d = duet_calloc(ctx, 1, sizeof *d);
     if (!d) {
         duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory for the oneDNN state", op);
         return NULL;
@@ -88,6 +88,7 @@ duet_dnn *duet_dnn_get(duet_ctx *ctx, const char *op)
         return NULL;
     }
     d->isa_name = isa_name(dnnl_get_effective_cpu_isa());
+    d->ctx = ctx;
     ctx->dnn = d;
     return d;
 }
@@ -362,7 +363,7 @@ dnnl_status_t duet_dnn_make(duet_dnn *d, const duet_dnn_key *key, const duet_dnn
                             duet_dnn_prim **out)
 {
     *out = NULL;
-    duet_dnn_prim *p = calloc(1, sizeof *p);
+    duet_dnn_prim *p = duet_calloc(d->ctx, 1, sizeof *p);
     if (!p)
         return dnnl_out_of_memory;
     p->key = *key;

@@ -58,7 +58,7 @@ duet_status duet_assign(duet_ctx *ctx, duet_tensor *hdst, duet_tensor *hsrc)
         const uint32_t *s = (const uint32_t *)DUET_BLOCK_DATA(src->blk) + src->offset;
         uint32_t *y = (uint32_t *)DUET_BLOCK_DATA(dst->blk) + dst->offset;
         if (src->blk == dst->blk) { /* a view of dst: read it all before writing */
-            uint32_t *tmp = malloc((size_t)n * sizeof *tmp);
+            uint32_t *tmp = duet_malloc(ctx, (size_t)n * sizeof *tmp);
             if (!tmp)
                 return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory", op);
             duet_gather32(dst->ndim, dst->shape, s, ss, tmp);

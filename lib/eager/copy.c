@@ -48,7 +48,7 @@ static duet_tensor *contiguous(duet_ctx *ctx, duet_tensor *h)
 static duet_tensor *record_concat(duet_ctx *ctx, int n, duet_tensor *const *ts, int axis,
                                   duet_dtype dtype, int ndim, const int64_t *shape)
 {
-    duet_rec_in *in = malloc((size_t)n * sizeof *in);
+    duet_rec_in *in = duet_malloc(ctx, (size_t)n * sizeof *in);
     if (!in) {
         duet_fail(ctx, DUET_ERR_NOMEM, "duet_concat: out of memory while tracing");
         return NULL;

@@ -60,9 +60,9 @@ static duet_status place_outputs(lower *L)
         c.in0 = ir->nrefs;
         c.nin = 1;
         c.repl = c.group = c.fused_into = c.fsrc = -1;
-        if (duet_gir_add_ref(ir, r) < 0)
+        if (duet_gir_add_ref(L->ctx, ir, r) < 0)
             return DUET_ERR_NOMEM;
-        int id = duet_gir_add_node(ir, &c);
+        int id = duet_gir_add_node(L->ctx, ir, &c);
         if (id < 0)
             return DUET_ERR_NOMEM;
         /* The per-node arrays were sized with room for one copy per output. */
@@ -113,7 +113,7 @@ static void liveness(lower *L)
 
 /* ---- the memory plan ------------------------------------------------------------ */
 
-static void *plan_alloc(void *user, size_t bytes) { (void)user; return malloc(bytes); }
+static void *plan_alloc(void *user, size_t bytes) { return duet_malloc(user, bytes); }
 static void plan_free(void *user, void *p) { (void)user; free(p); }
 
 /* The matmul node v as planned (it was validated when recorded). */
@@ -160,15 +160,15 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
     duet_gir *ir = L->ir;
     duet_graph_impl *g = L->g;
     int nv = 0;
-    duet_plan_value *pv = malloc(((size_t)ir->nnodes * 2 + 1) * sizeof *pv);
-    size_t *off = malloc(((size_t)ir->nnodes * 2 + 1) * sizeof *off);
+    duet_plan_value *pv = duet_malloc(L->ctx, ((size_t)ir->nnodes * 2 + 1) * sizeof *pv);
+    size_t *off = duet_malloc(L->ctx, ((size_t)ir->nnodes * 2 + 1) * sizeof *off);
     if (!pv || !off) {
         free(pv);
         free(off);
         return DUET_ERR_NOMEM;
     }
     bool reuse = !(g->disable & DUET_PASS_REUSE), inplace = !(g->disable & DUET_PASS_INPLACE);
-    int *claimed = calloc((size_t)ir->nnodes + 1, sizeof *claimed);
+    int *claimed = duet_calloc(L->ctx, (size_t)ir->nnodes + 1, sizeof *claimed);
     if (!claimed) {
         free(pv);
         free(off);
@@ -234,7 +234,7 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
             pv[nv++] = sv;
         }
     }
-    duet_plan_allocator al = {plan_alloc, plan_free, NULL};
+    duet_plan_allocator al = {plan_alloc, plan_free, L->ctx};
     duet_plan_stats ps;
     duet_status s = duet_plan_memory(pv, (size_t)nv, off, &ps, &al);
     free(pv);
@@ -657,8 +657,9 @@ static duet_status plan_waves(lower *L, const resolve *R, const size_t *scratch_
     const duet_gir *ir = L->ir;
     duet_graph_impl *g = L->g;
     size_t nn = (size_t)ir->nnodes + 1;
-    char **base = malloc(nn * sizeof *base), **scr = malloc(nn * sizeof *scr);
-    size_t *sbytes = malloc(nn * sizeof *sbytes);
+    char **base = duet_malloc(L->ctx, nn * sizeof *base);
+    char **scr = duet_malloc(L->ctx, nn * sizeof *scr);
+    size_t *sbytes = duet_malloc(L->ctx, nn * sizeof *sbytes);
     duet_status s = DUET_ERR_NOMEM;
     if (base && scr && sbytes) {
         for (int v = 0; v < ir->nnodes; v++) {
@@ -675,7 +676,7 @@ static duet_status plan_waves(lower *L, const resolve *R, const size_t *scratch_
             }
         }
         duet_wave_mem m = {L->root, base, scr, sbytes};
-        s = duet_graph_plan_waves(g, &m);
+        s = duet_graph_plan_waves(L->ctx, g, &m);
     }
     free(base);
     free(scr);
@@ -689,15 +690,15 @@ static duet_status run_passes(duet_ctx *ctx, duet_graph_impl *g)
 {
     duet_gir *ir = &g->ir;
     duet_graph_stats *st = &g->st;
-    if (!(g->disable & DUET_PASS_CSE) && duet_pass_cse(ir, &st->removed_cse) != DUET_OK)
+    if (!(g->disable & DUET_PASS_CSE) && duet_pass_cse(ctx, ir, &st->removed_cse) != DUET_OK)
         return DUET_ERR_NOMEM;
     if (!(g->disable & DUET_PASS_FOLD)) {
         duet_status s = duet_pass_fold(ctx, ir, &st->folded);
         if (s != DUET_OK)
             return s;
     }
-    if (!(g->disable & DUET_PASS_DCE))
-        duet_pass_dce(ir, &st->removed_dce);
+    if (!(g->disable & DUET_PASS_DCE) && duet_pass_dce(ctx, ir, &st->removed_dce) != DUET_OK)
+        return DUET_ERR_NOMEM;
     /* Before elementwise fusion: a conv's activation and residual add are
      * worth more inside oneDNN's primitive than in a tiled group. */
     if (!(g->disable & DUET_PASS_FUSE_DNN)) {
@@ -705,14 +706,17 @@ static duet_status run_passes(duet_ctx *ctx, duet_graph_impl *g)
         if (s != DUET_OK)
             return s;
     }
-    if (!(g->disable & DUET_PASS_FUSE))
-        duet_pass_fuse(ir, &st->fused_groups, &st->fused_nodes);
+    if (!(g->disable & DUET_PASS_FUSE) &&
+        duet_pass_fuse(ctx, ir, &st->fused_groups, &st->fused_nodes) != DUET_OK)
+        return DUET_ERR_NOMEM;
     /* Reductions first: a group read by both would rather not be
      * materialised than let its matmul skip a pass. */
-    if (!(g->disable & DUET_PASS_FUSE_REDUCE))
-        duet_pass_fuse_reduce(ir, &st->fused_reductions);
-    if (!(g->disable & DUET_PASS_FUSE_MATMUL))
-        duet_pass_fuse_matmul(ir, &st->fused_epilogues);
+    if (!(g->disable & DUET_PASS_FUSE_REDUCE) &&
+        duet_pass_fuse_reduce(ctx, ir, &st->fused_reductions) != DUET_OK)
+        return DUET_ERR_NOMEM;
+    if (!(g->disable & DUET_PASS_FUSE_MATMUL) &&
+        duet_pass_fuse_matmul(ctx, ir, &st->fused_epilogues) != DUET_OK)
+        return DUET_ERR_NOMEM;
     return DUET_OK;
 }
 
@@ -722,7 +726,7 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     g->kt = ctx->kt;
     g->threads = ctx->threads;
     g->st.nodes_recorded = g->rec.nnodes;
-    if (duet_gir_clone(&g->rec, &g->ir) != DUET_OK)
+    if (duet_gir_clone(ctx, &g->rec, &g->ir) != DUET_OK)
         return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory compiling the graph", op);
     for (int v = 0; v < g->ir.nnodes; v++)
         g->ir.nodes[v].fused_into = g->ir.nodes[v].fsrc = -1;
@@ -734,8 +738,8 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
     duet_gir *ir = &g->ir;
     size_t cap = (size_t)ir->nnodes + (size_t)ir->nout; /* room for the output copies */
     lower L = {ctx, g, ir, NULL, NULL, NULL, NULL, NULL, 0};
-    int *mem = malloc(cap * 6 * sizeof *mem);
-    size_t *scratch_off = malloc(cap * sizeof *scratch_off);
+    int *mem = duet_malloc(ctx, cap * 6 * sizeof *mem);
+    size_t *scratch_off = duet_malloc(ctx, cap * sizeof *scratch_off);
     size_t *voff = NULL;
     s = DUET_ERR_NOMEM;
     if (!mem || !scratch_off)
@@ -796,11 +800,11 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
             nsteps += steps_of(&ir->nodes[v]);
         }
     naux = nsteps; /* at most one each; the contiguous kinds leave theirs unused */
-    g->steps = calloc((size_t)nsteps + 1, sizeof *g->steps);
-    g->aux = calloc((size_t)naux + 1, sizeof *g->aux);
-    g->fix = calloc((size_t)ir->nrefs + 1, sizeof *g->fix);
-    g->offset = malloc(((size_t)ir->nnodes + 1) * sizeof *g->offset);
-    g->step_of = malloc(((size_t)ir->nnodes + 1) * sizeof *g->step_of);
+    g->steps = duet_calloc(ctx, (size_t)nsteps + 1, sizeof *g->steps);
+    g->aux = duet_calloc(ctx, (size_t)naux + 1, sizeof *g->aux);
+    g->fix = duet_calloc(ctx, (size_t)ir->nrefs + 1, sizeof *g->fix);
+    g->offset = duet_malloc(ctx, ((size_t)ir->nnodes + 1) * sizeof *g->offset);
+    g->step_of = duet_malloc(ctx, ((size_t)ir->nnodes + 1) * sizeof *g->step_of);
     if (!g->steps || !g->aux || !g->fix || !g->offset || !g->step_of)
         goto done;
     resolve R = {&L, val, voff};

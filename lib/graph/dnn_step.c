@@ -29,11 +29,11 @@ static const float **operand_slot(duet_dnn_step *d, const duet_gnode *n, int k)
 }
 
 /* A step for node v with its operands' strides, and its key (no post-ops). */
-duet_dnn_step *duet_dnn_step_new(const duet_ctx *ctx, const duet_gir *ir, int v)
+duet_dnn_step *duet_dnn_step_new(duet_ctx *ctx, const duet_gir *ir, int v)
 {
     duet_dnn_key *key;
     const duet_gnode *n = &ir->nodes[v];
-    duet_dnn_step *d = calloc(1, sizeof *d);
+    duet_dnn_step *d = duet_calloc(ctx, 1, sizeof *d);
     if (!d)
         return NULL;
     key = &d->key;
@@ -77,10 +77,10 @@ duet_dnn_step *duet_dnn_step_new(const duet_ctx *ctx, const duet_gir *ir, int v)
     return d;
 }
 
-bool duet_dnn_step_table(duet_graph_impl *g)
+bool duet_dnn_step_table(duet_ctx *ctx, duet_graph_impl *g)
 {
     if (!g->dnn) {
-        if (!(g->dnn = calloc((size_t)g->ir.nnodes, sizeof *g->dnn)))
+        if (!(g->dnn = duet_calloc(ctx, (size_t)g->ir.nnodes, sizeof *g->dnn)))
             return false;
         g->ndnn = g->ir.nnodes;
     }
@@ -129,7 +129,7 @@ duet_status duet_graph_dnn_prepare(duet_ctx *ctx, duet_graph_impl *g, const bool
     for (int v = 0; v < ir->nnodes; v++) {
         if (!need[v] || (v < g->ndnn && g->dnn[v]))
             continue; /* fused ones were made by the post-op fusion pass */
-        if (!duet_dnn_step_table(g) || !(g->dnn[v] = duet_dnn_step_new(ctx, ir, v)))
+        if (!duet_dnn_step_table(ctx, g) || !(g->dnn[v] = duet_dnn_step_new(ctx, ir, v)))
             return duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: out of memory for a oneDNN step");
     }
     bool blocked = !(g->disable & DUET_PASS_DNN_LAYOUT);
@@ -149,8 +149,8 @@ duet_status duet_graph_dnn_prepare(duet_ctx *ctx, duet_graph_impl *g, const bool
             continue; /* the fusion pass's primitive is the one */
         duet_dnn_prim *p = NULL;
         dnnl_status_t s = duet_dnn_make(d->d, &d->key, &lay, &p);
-        if (s != dnnl_success && lay.keep_y) {
-            lay.keep_y = false; /* oneDNN may still take the plain y */
+        if (s != dnnl_success && s != dnnl_out_of_memory && lay.keep_y) {
+            lay.keep_y = false; /* oneDNN may still take the plain y (not more memory) */
             s = duet_dnn_make(d->d, &d->key, &lay, &p);
         }
         if (s != dnnl_success)

@@ -31,8 +31,8 @@ typedef struct duet_dnn_step {
 
 /* A step for oneDNN node v: its operands' strides and its key (no post-ops,
  * no primitive yet). NULL when out of memory. */
-duet_dnn_step *duet_dnn_step_new(const duet_ctx *ctx, const duet_gir *ir, int v);
+duet_dnn_step *duet_dnn_step_new(duet_ctx *ctx, const duet_gir *ir, int v);
 /* g->dnn allocated (one slot per node); false when out of memory. */
-bool duet_dnn_step_table(duet_graph_impl *g);
+bool duet_dnn_step_table(duet_ctx *ctx, duet_graph_impl *g);
 
 #endif

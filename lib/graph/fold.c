@@ -94,7 +94,7 @@ duet_status duet_pass_fold(duet_ctx *ctx, duet_gir *ir, int *folded)
         if (!all_const)
             continue;
         int nin = n->nin;
-        duet_tensor **t = calloc((size_t)nin + 1, sizeof *t);
+        duet_tensor **t = duet_calloc(ctx, (size_t)nin + 1, sizeof *t);
         if (!t)
             return duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: out of memory folding constants");
         duet_status s = DUET_OK;

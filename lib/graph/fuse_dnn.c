@@ -56,9 +56,9 @@ static bool binary_of(const duet_gnode *u, int mine, duet_dnn_post *p)
 }
 
 /* Readers of every value: refs from live nodes, plus one per output. */
-static int *count_readers(const duet_gir *ir)
+static int *count_readers(duet_ctx *ctx, const duet_gir *ir)
 {
-    int *n = calloc((size_t)ir->nnodes + 1, sizeof *n);
+    int *n = duet_calloc(ctx, (size_t)ir->nnodes + 1, sizeof *n);
     if (!n)
         return NULL;
     for (int v = 0; v < ir->nnodes; v++) {
@@ -142,10 +142,10 @@ duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count)
         if (cn->op != DUET_GOP_DNN || cn->dnn.kind != DUET_DNN_CONV || cn->dead ||
             cn->repl >= 0 || cn->numel == 0)
             continue;
-        if (!readers && !(readers = count_readers(ir)))
+        if (!readers && !(readers = count_readers(ctx, ir)))
             return duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: out of memory fusing post-ops");
         duet_dnn_step *d = duet_dnn_step_new(ctx, ir, c);
-        if (!d || !duet_dnn_step_table(g)) {
+        if (!d || !duet_dnn_step_table(ctx, g)) {
             free(d);
             free(readers);
             return duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: out of memory for a oneDNN step");
@@ -164,13 +164,21 @@ duet_status duet_pass_fuse_dnn(duet_ctx *ctx, duet_graph_impl *g, int *count)
                 full = full && d->key.bin_shape[b][k] == cn->shape[k];
             d->key.bin_blocked |= full ? 1 << b : 0;
         }
-        if (dn && d->key.bin_blocked && duet_dnn_make(dn, &d->key, NULL, &d->prim) != dnnl_success)
+        /* Out of memory is no refusal: the compile fails rather than give
+         * a graph less fused (other bits) for a moment's shortage. */
+        dnnl_status_t ms = dnnl_success;
+        if (dn && d->key.bin_blocked &&
+            (ms = duet_dnn_make(dn, &d->key, NULL, &d->prim)) != dnnl_success &&
+            ms != dnnl_out_of_memory)
             d->key.bin_blocked = 0;
-        if (!dn || (!d->prim && duet_dnn_make(dn, &d->key, NULL, &d->prim) != dnnl_success)) {
+        if (dn && !d->prim && ms != dnnl_out_of_memory)
+            ms = duet_dnn_make(dn, &d->key, NULL, &d->prim);
+        if (!dn || !d->prim) {
             free(d);
-            if (n > 0 && !dn) {
+            if ((n > 0 && !dn) || ms == dnnl_out_of_memory) {
                 free(readers);
-                return ctx->err;
+                return dn ? duet_dnn_fail(ctx, cn->name, "primitive creation (post-op fusion)", ms)
+                          : ctx->err;
             }
             continue;
         }

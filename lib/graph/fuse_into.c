@@ -25,14 +25,13 @@ typedef struct fctx {
     int next_group;
 } fctx;
 
-/* NULL arrays when out of memory: the passes then fuse nothing, which is
- * still correct. */
-static bool fctx_init(fctx *F, duet_gir *ir)
+/* False when out of memory (nothing to free). */
+static bool fctx_init(duet_ctx *ctx, fctx *F, duet_gir *ir)
 {
     F->ir = ir;
     F->next_group = 0;
-    F->nusers = calloc((size_t)ir->nnodes + 1, sizeof *F->nusers);
-    F->root = malloc(((size_t)ir->nnodes + 1) * sizeof *F->root);
+    F->nusers = duet_calloc(ctx, (size_t)ir->nnodes + 1, sizeof *F->nusers);
+    F->root = duet_malloc(ctx, ((size_t)ir->nnodes + 1) * sizeof *F->root);
     if (!F->nusers || !F->root) {
         free(F->nusers);
         free(F->root);
@@ -89,11 +88,11 @@ static bool last_axis(const duet_gref *r, int axis)
     return true;
 }
 
-void duet_pass_fuse_reduce(duet_gir *ir, int *count)
+duet_status duet_pass_fuse_reduce(duet_ctx *ctx, duet_gir *ir, int *count)
 {
     fctx F;
-    if (!fctx_init(&F, ir))
-        return;
+    if (!fctx_init(ctx, &F, ir))
+        return DUET_ERR_NOMEM;
     for (int v = 0; v < ir->nnodes; v++) {
         duet_gnode *n = &ir->nodes[v];
         if (!live(n) || n->fsrc >= 0 || n->fused_into >= 0 || n->nin < 1)
@@ -110,6 +109,7 @@ void duet_pass_fuse_reduce(duet_gir *ir, int *count)
         (*count)++;
     }
     fctx_free(&F);
+    return DUET_OK;
 }
 
 /* The matmul a group (root e) may absorb: read from outside the group, only
@@ -149,11 +149,11 @@ static int epilogue_matmul(const duet_gir *ir, const int *nusers, int e)
     return -1;
 }
 
-void duet_pass_fuse_matmul(duet_gir *ir, int *count)
+duet_status duet_pass_fuse_matmul(duet_ctx *ctx, duet_gir *ir, int *count)
 {
     fctx F;
-    if (!fctx_init(&F, ir))
-        return;
+    if (!fctx_init(ctx, &F, ir))
+        return DUET_ERR_NOMEM;
     for (int e = 0; e < ir->nnodes; e++) {
         if (!absorbable(&F, e))
             continue;
@@ -167,6 +167,7 @@ void duet_pass_fuse_matmul(duet_gir *ir, int *count)
         (*count)++;
     }
     fctx_free(&F);
+    return DUET_OK;
 }
 
 /* ---- replay ----------------------------------------------------------------------- */

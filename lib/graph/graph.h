@@ -138,10 +138,10 @@ duet_status duet_trace_record_assign(duet_ctx *ctx, const duet_rec_in *src,
 
 /* ---- IR helpers (ir.c) ---------------------------------------------------- */
 
-int duet_gir_add_node(duet_gir *ir, const duet_gnode *n);          /* -1 on OOM */
-int duet_gir_add_ref(duet_gir *ir, const duet_gref *r);            /* -1 on OOM */
+int duet_gir_add_node(duet_ctx *ctx, duet_gir *ir, const duet_gnode *n);          /* -1 on OOM */
+int duet_gir_add_ref(duet_ctx *ctx, duet_gir *ir, const duet_gref *r);            /* -1 on OOM */
 /* A deep copy; every leaf block gains a reference. DUET_ERR_NOMEM. */
-duet_status duet_gir_clone(const duet_gir *src, duet_gir *dst);
+duet_status duet_gir_clone(duet_ctx *ctx, const duet_gir *src, duet_gir *dst);
 /* Free ir's arrays and drop its leaf blocks' references into ctx's pool. */
 void duet_gir_free(duet_gir *ir, duet_ctx *ctx);
 bool duet_gop_is_elementwise(int op);
@@ -294,19 +294,24 @@ duet_status duet_graph_dump_impl(duet_ctx *ctx, const duet_graph_impl *g, duet_d
                                  duet_dump_format format, char *buf, size_t cap, size_t *len);
 
 /* Passes (passes.c): each marks nodes dead or replaced; none allocates
- * beyond its scratch. Counts go to the stats. */
-void duet_pass_dce(duet_gir *ir, int *removed);
-duet_status duet_pass_cse(duet_gir *ir, int *removed);
+ * beyond its scratch. Counts go to the stats. Without memory for its
+ * scratch a pass changes nothing and returns DUET_ERR_NOMEM, which fails
+ * the compile: a graph must not come out less optimised (other stats,
+ * other arena, for a fused conv other bits) because memory was short for
+ * a moment; the scratch is a few ints per node, less than the compile
+ * allocates next anyway. */
+duet_status duet_pass_dce(duet_ctx *ctx, duet_gir *ir, int *removed);
+duet_status duet_pass_cse(duet_ctx *ctx, duet_gir *ir, int *removed);
 duet_status duet_pass_fold(duet_ctx *ctx, duet_gir *ir, int *folded);
-void duet_pass_fuse(duet_gir *ir, int *groups, int *members);
+duet_status duet_pass_fuse(duet_ctx *ctx, duet_gir *ir, int *groups, int *members);
 /* After duet_pass_fuse (fuse_into.c): an elementwise producer (group or
  * single node) read whole and only by a sum/mean/max, a last-axis softmax
  * or log_softmax, or layer norm's x is computed inside that op's step; a
  * matmul read whole and only by one elementwise group (or node) is computed
  * inside that group's step, panel by panel. Both set fused_into/fsrc and
- * may give a lone node a group id of its own; they never allocate. */
-void duet_pass_fuse_reduce(duet_gir *ir, int *count);
-void duet_pass_fuse_matmul(duet_gir *ir, int *count);
+ * may give a lone node a group id of its own; they allocate only scratch. */
+duet_status duet_pass_fuse_reduce(duet_ctx *ctx, duet_gir *ir, int *count);
+duet_status duet_pass_fuse_matmul(duet_ctx *ctx, duet_gir *ir, int *count);
 /* oneDNN steps (dnn_step.c). Before the plan: make the primitive of every
  * node in need[] (a live oneDNN node), error recorded in ctx. Their scratch
  * bytes; the operand pointers (x, w, the vectors, y) the lowering binds; a
@@ -346,7 +351,7 @@ typedef struct duet_wave_mem {
 } duet_wave_mem;
 /* Group consecutive steps into waves (g->waves, stats) when g->threads >= 2.
  * DUET_OK, or DUET_ERR_NOMEM with no waves made (the compile then fails). */
-duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m);
+duet_status duet_graph_plan_waves(duet_ctx *ctx, duet_graph_impl *g, const duet_wave_mem *m);
 /* Whether step s may run inside a wave (on one thread, touching no shared
  * state but its operands), and its estimated work in units of
  * duet_par_min_work (one streaming element). */

@@ -4,31 +4,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-int duet_gir_add_node(duet_gir *ir, const duet_gnode *n)
+int duet_gir_add_node(duet_ctx *ctx, duet_gir *ir, const duet_gnode *n)
 {
-    if (!duet_grow_array((void **)&ir->nodes, &ir->capnodes, ir->nnodes + 1, sizeof *ir->nodes))
+    if (!duet_grow_array(ctx, (void **)&ir->nodes, &ir->capnodes, ir->nnodes + 1,
+                         sizeof *ir->nodes))
         return -1;
     ir->nodes[ir->nnodes] = *n;
     return ir->nnodes++;
 }
 
-int duet_gir_add_ref(duet_gir *ir, const duet_gref *r)
+int duet_gir_add_ref(duet_ctx *ctx, duet_gir *ir, const duet_gref *r)
 {
-    if (!duet_grow_array((void **)&ir->refs, &ir->caprefs, ir->nrefs + 1, sizeof *ir->refs))
+    if (!duet_grow_array(ctx, (void **)&ir->refs, &ir->caprefs, ir->nrefs + 1, sizeof *ir->refs))
         return -1;
     ir->refs[ir->nrefs] = *r;
     return ir->nrefs++;
 }
 
-duet_status duet_gir_clone(const duet_gir *src, duet_gir *dst)
+duet_status duet_gir_clone(duet_ctx *ctx, const duet_gir *src, duet_gir *dst)
 {
     *dst = *src;
     dst->nodes = NULL;
     dst->refs = NULL;
     dst->capnodes = dst->caprefs = 0;
     dst->nnodes = dst->nrefs = 0;
-    if (!duet_grow_array((void **)&dst->nodes, &dst->capnodes, src->nnodes, sizeof *dst->nodes) ||
-        !duet_grow_array((void **)&dst->refs, &dst->caprefs, src->nrefs, sizeof *dst->refs)) {
+    if (!duet_grow_array(ctx, (void **)&dst->nodes, &dst->capnodes, src->nnodes,
+                         sizeof *dst->nodes) ||
+        !duet_grow_array(ctx, (void **)&dst->refs, &dst->caprefs, src->nrefs, sizeof *dst->refs)) {
         free(dst->nodes);
         free(dst->refs);
         dst->nodes = NULL;

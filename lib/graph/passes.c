@@ -27,11 +27,11 @@ static void redirect(duet_gir *ir)
 
 /* ---- dead code -------------------------------------------------------------- */
 
-void duet_pass_dce(duet_gir *ir, int *removed)
+duet_status duet_pass_dce(duet_ctx *ctx, duet_gir *ir, int *removed)
 {
-    bool *live = calloc((size_t)ir->nnodes + 1, 1);
+    bool *live = duet_calloc(ctx, (size_t)ir->nnodes + 1, 1);
     if (!live)
-        return; /* nothing removed: still a correct graph */
+        return DUET_ERR_NOMEM;
     for (int i = 0; i < ir->nout; i++)
         live[ir->out[i].node] = true;
     for (int v = 0; v < ir->nnodes; v++) /* writes are wanted for their effect */
@@ -53,6 +53,7 @@ void duet_pass_dce(duet_gir *ir, int *removed)
             (*removed)++;
     }
     free(live);
+    return DUET_OK;
 }
 
 /* ---- common subexpressions ----------------------------------------------------- */
@@ -98,12 +99,12 @@ static bool same_node(const duet_gir *ir, const duet_gnode *a, const duet_gnode 
     return true;
 }
 
-duet_status duet_pass_cse(duet_gir *ir, int *removed)
+duet_status duet_pass_cse(duet_ctx *ctx, duet_gir *ir, int *removed)
 {
     size_t cap = 16;
     while (cap < (size_t)ir->nnodes * 2)
         cap *= 2;
-    int *table = malloc(cap * sizeof *table);
+    int *table = duet_malloc(ctx, cap * sizeof *table);
     if (!table)
         return DUET_ERR_NOMEM;
     memset(table, 0xff, cap * sizeof *table); /* -1: empty */
@@ -214,15 +215,15 @@ static bool can_join(const fuse_ctx *F, int *mem, int nm, int u)
     return count_inputs(F, mem, nm + 1) <= DUET_FUSED_MAX_INPUTS;
 }
 
-void duet_pass_fuse(duet_gir *ir, int *groups, int *members)
+duet_status duet_pass_fuse(duet_ctx *ctx, duet_gir *ir, int *groups, int *members)
 {
     int n = ir->nnodes;
-    int *nusers = calloc((size_t)n + 1, sizeof *nusers);
-    bool *is_out = calloc((size_t)n + 1, 1);
+    int *nusers = duet_calloc(ctx, (size_t)n + 1, sizeof *nusers);
+    bool *is_out = duet_calloc(ctx, (size_t)n + 1, 1);
     if (!nusers || !is_out) {
         free(nusers);
         free(is_out);
-        return; /* unfused: still correct */
+        return DUET_ERR_NOMEM;
     }
     for (int v = 0; v < n; v++) {
         const duet_gnode *x = &ir->nodes[v];
@@ -268,4 +269,5 @@ void duet_pass_fuse(duet_gir *ir, int *groups, int *members)
     *groups = gid;
     free(nusers);
     free(is_out);
+    return DUET_OK;
 }

@@ -40,6 +40,8 @@ typedef struct event {
     int add;
 } event;
 
+/* For a caller without a context (tests/test_plan.c); the compiler passes
+ * its context's allocator, which failure injection reaches. */
 static void *sys_alloc(void *user, size_t bytes)
 {
     (void)user;

@@ -191,13 +191,14 @@ duet_status duet_profile(duet_ctx *ctx, duet_graph *h, duet_model_fn fn, duet_te
 
     int nn = g->ir.nnodes, ns = g->nsteps, maxrows = nn + 4;
     int nmarks = 4 * g->rec.nnodes + 64;
-    prow *rows = calloc((size_t)maxrows, sizeof *rows);
-    double *vals = calloc((size_t)maxrows * 2 * (size_t)reps + (size_t)6 * reps, sizeof *vals);
-    int *row_of_node = malloc((size_t)(nn + 1) * sizeof *row_of_node);
-    int *row_of_step = malloc((size_t)(ns + 1) * sizeof *row_of_step);
-    double *tstep = malloc((size_t)(ns + 1) * sizeof *tstep);
-    duet_prof_marks m = {malloc((size_t)nmarks * sizeof(char *)),
-                         malloc((size_t)nmarks * sizeof(double)), 0, nmarks, false};
+    prow *rows = duet_calloc(ctx, (size_t)maxrows, sizeof *rows);
+    double *vals =
+        duet_calloc(ctx, (size_t)maxrows * 2 * (size_t)reps + (size_t)6 * reps, sizeof *vals);
+    int *row_of_node = duet_malloc(ctx, (size_t)(nn + 1) * sizeof *row_of_node);
+    int *row_of_step = duet_malloc(ctx, (size_t)(ns + 1) * sizeof *row_of_step);
+    double *tstep = duet_malloc(ctx, (size_t)(ns + 1) * sizeof *tstep);
+    duet_prof_marks m = {duet_malloc(ctx, (size_t)nmarks * sizeof(char *)),
+                         duet_malloc(ctx, (size_t)nmarks * sizeof(double)), 0, nmarks, false};
     duet_status s = DUET_OK;
     if (!rows || !vals || !row_of_node || !row_of_step || !tstep || !m.name || !m.t) {
         s = duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory", op);
@@ -231,7 +232,9 @@ duet_status duet_profile(duet_ctx *ctx, duet_graph *h, duet_model_fn fn, duet_te
         ctx->prof = NULL;
         duet_scope_end(ctx);
         if (ctx->err != DUET_OK) {
-            s = ctx->err;
+            /* The model's first failure, not the DUET_ERR_NULL of the op
+             * its NULL reached next (duet_trace reports the same). */
+            s = duet_chain_fail(ctx, op);
             goto done;
         }
         ctx->err = saved;
@@ -273,7 +276,7 @@ duet_status duet_profile(duet_ctx *ctx, duet_graph *h, duet_model_fn fn, duet_te
         }
         rows[r_overhead].graph[rep] = graph_total[rep] > sum ? graph_total[rep] - sum : 0;
     }
-    duet_profile_row *res = malloc((size_t)n * sizeof *res);
+    duet_profile_row *res = duet_malloc(ctx, (size_t)n * sizeof *res);
     if (!res) {
         s = duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory", op);
         goto done;

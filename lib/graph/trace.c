@@ -27,7 +27,7 @@ static bool track_sym(duet_ctx *ctx, duet_tensor *h)
     duet_trace_state *st = ctx->trace;
     if (st->nsym == st->capsym) {
         size_t cap = st->capsym ? st->capsym * 2 : 64;
-        duet_tensor **p = realloc(st->sym, cap * sizeof *p);
+        duet_tensor **p = duet_realloc(ctx, st->sym, cap * sizeof *p);
         if (!p)
             return false;
         st->sym = p;
@@ -83,7 +83,7 @@ static int leaf_for(duet_ctx *ctx, const duet_tensor_impl *t)
     n.shape[0] = n.numel = (int64_t)(t->blk->cap / 4);
     n.blk = t->blk;
     n.group = n.repl = -1;
-    int id = duet_gir_add_node(ir, &n);
+    int id = duet_gir_add_node(ctx, ir, &n);
     if (id >= 0)
         t->blk->refs++;
     return id;
@@ -151,13 +151,13 @@ duet_tensor *duet_trace_record(duet_ctx *ctx, const duet_gnode *proto, int nin,
     n.nin = nin;
     for (int i = 0; i < nin; i++) {
         duet_gref r;
-        if (!ref_of(ctx, &in[i], &r) || duet_gir_add_ref(ir, &r) < 0) {
+        if (!ref_of(ctx, &in[i], &r) || duet_gir_add_ref(ctx, ir, &r) < 0) {
             ir->nrefs = n.in0;
             duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory while tracing", proto->name);
             return NULL;
         }
     }
-    int id = duet_gir_add_node(ir, &n);
+    int id = duet_gir_add_node(ctx, ir, &n);
     if (id < 0) {
         ir->nrefs = n.in0;
         duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory while tracing", proto->name);
@@ -183,7 +183,7 @@ duet_status duet_trace_record_assign(duet_ctx *ctx, const duet_rec_in *src,
         return refuse_assigned(ctx, op);
     if (st->nassigned == st->capassigned) {
         int cap = st->capassigned ? 2 * st->capassigned : 16;
-        duet_block **p = realloc(st->assigned, (size_t)cap * sizeof *p);
+        duet_block **p = duet_realloc(ctx, st->assigned, (size_t)cap * sizeof *p);
         if (!p)
             return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory while tracing", op);
         st->assigned = p;
@@ -203,8 +203,9 @@ duet_status duet_trace_record_assign(duet_ctx *ctx, const duet_rec_in *src,
     n.nin = 2;
     duet_rec_in d = {dst, 0, NULL, NULL};
     duet_gref r[2];
-    if (!ref_of(ctx, src, &r[0]) || !ref_of(ctx, &d, &r[1]) || duet_gir_add_ref(ir, &r[0]) < 0 ||
-        duet_gir_add_ref(ir, &r[1]) < 0 || duet_gir_add_node(ir, &n) < 0) {
+    if (!ref_of(ctx, src, &r[0]) || !ref_of(ctx, &d, &r[1]) ||
+        duet_gir_add_ref(ctx, ir, &r[0]) < 0 || duet_gir_add_ref(ctx, ir, &r[1]) < 0 ||
+        duet_gir_add_node(ctx, ir, &n) < 0) {
         ir->nrefs = n.in0;
         return duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory while tracing", op);
     }
@@ -260,7 +261,7 @@ static duet_graph *graph_register(duet_ctx *ctx, duet_graph_impl *g)
                 duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: too many graphs");
                 return NULL;
             }
-            duet_graph_slot *p = realloc(ctx->graphs, cap * sizeof *p);
+            duet_graph_slot *p = duet_realloc(ctx, ctx->graphs, cap * sizeof *p);
             if (!p) {
                 duet_fail(ctx, DUET_ERR_NOMEM, "duet_trace: out of memory for the graph table");
                 return NULL;
@@ -306,8 +307,8 @@ static duet_graph *trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_t
     if (check_specs(ctx, n_in, in) != DUET_OK)
         return NULL;
 
-    duet_trace_state *st = calloc(1, sizeof *st);
-    duet_graph_impl *g = calloc(1, sizeof *g);
+    duet_trace_state *st = duet_calloc(ctx, 1, sizeof *st);
+    duet_graph_impl *g = duet_calloc(ctx, 1, sizeof *g);
     if (!st || !g) {
         free(st);
         free(g);
@@ -341,7 +342,7 @@ static duet_graph *trace(duet_ctx *ctx, duet_model_fn fn, int n_in, const duet_t
             n.numel *= n.shape[d] = in[i].shape[d];
         n.leaf_index = i;
         n.group = n.repl = -1;
-        int id = duet_gir_add_node(&st->ir, &n);
+        int id = duet_gir_add_node(ctx, &st->ir, &n);
         if (id < 0) {
             duet_fail(ctx, DUET_ERR_NOMEM, "%s: out of memory", op);
             ok = false;

@@ -359,7 +359,7 @@ static void external_writes(duet_graph_impl *g, const wctx *W)
             }
 }
 
-duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m)
+duet_status duet_graph_plan_waves(duet_ctx *ctx, duet_graph_impl *g, const duet_wave_mem *m)
 {
     const duet_gir *ir = &g->ir;
     int ns = g->nsteps, nn = ir->nnodes;
@@ -374,19 +374,19 @@ duet_status duet_graph_plan_waves(duet_graph_impl *g, const duet_wave_mem *m)
     bool *ok = NULL;
     /* Accesses: at most one per ref, plus a value and a scratch per step. */
     W.cap = ir->nrefs + 2 * ns;
-    W.a = malloc(((size_t)W.cap + 1) * sizeof *W.a);
-    W.first = malloc(((size_t)ns + 1) * sizeof *W.first);
-    members = malloc(((size_t)nn + 1) * sizeof *members);
-    mfirst = calloc((size_t)nn + 2, sizeof *mfirst);
-    cur = malloc((size_t)WAVE_MAX_STEPS * sizeof *cur);
-    scratch = malloc(2 * (size_t)WAVE_MAX_STEPS * sizeof *scratch);
-    work = malloc(((size_t)ns + 1) * sizeof *work);
-    load = malloc(((size_t)g->threads + 1) * sizeof *load);
-    ok = malloc(((size_t)ns + 1) * sizeof *ok);
-    g->waves = malloc(((size_t)ns / 2 + 1) * sizeof *g->waves);
-    g->wave_order = malloc(((size_t)ns + 1) * sizeof *g->wave_order);
-    g->wave_bound = malloc(((size_t)ns + (size_t)ns / 2 + 1) * sizeof *g->wave_bound);
-    g->wave_ext = malloc(((size_t)W.cap + 1) * sizeof *g->wave_ext);
+    W.a = duet_malloc(ctx, ((size_t)W.cap + 1) * sizeof *W.a);
+    W.first = duet_malloc(ctx, ((size_t)ns + 1) * sizeof *W.first);
+    members = duet_malloc(ctx, ((size_t)nn + 1) * sizeof *members);
+    mfirst = duet_calloc(ctx, (size_t)nn + 2, sizeof *mfirst);
+    cur = duet_malloc(ctx, (size_t)WAVE_MAX_STEPS * sizeof *cur);
+    scratch = duet_malloc(ctx, 2 * (size_t)WAVE_MAX_STEPS * sizeof *scratch);
+    work = duet_malloc(ctx, ((size_t)ns + 1) * sizeof *work);
+    load = duet_malloc(ctx, ((size_t)g->threads + 1) * sizeof *load);
+    ok = duet_malloc(ctx, ((size_t)ns + 1) * sizeof *ok);
+    g->waves = duet_malloc(ctx, ((size_t)ns / 2 + 1) * sizeof *g->waves);
+    g->wave_order = duet_malloc(ctx, ((size_t)ns + 1) * sizeof *g->wave_order);
+    g->wave_bound = duet_malloc(ctx, ((size_t)ns + (size_t)ns / 2 + 1) * sizeof *g->wave_bound);
+    g->wave_ext = duet_malloc(ctx, ((size_t)W.cap + 1) * sizeof *g->wave_ext);
     if (!W.a || !W.first || !members || !mfirst || !cur || !scratch || !work || !load || !ok ||
         !g->waves || !g->wave_order || !g->wave_bound || !g->wave_ext)
         goto done;
