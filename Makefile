@@ -260,12 +260,16 @@ fuzz-build: $(FUZZ_STAMP)
 	  EXTRA_LDFLAGS="$(FUZZ_SAN)" $(FUZZ_BUILD)/fuzz_diff
 
 # libFuzzer's closing statistics give the programs run and their rate;
-# its exit status (a crash, a leak, a mismatch) is make's.
+# its exit status (a crash, a leak, a mismatch) is make's. -len_control=0:
+# inputs of any length up to -max_len from the start, instead of growing
+# the cap slowly; a short input is a short program, so in 60 s from an
+# empty corpus the default reached 3514 coverage points (inputs capped at
+# 21 bytes) and this 5615, near the 5869 of a 30-minute run.
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_BUILD)/corpus
 	@echo "== make fuzz: $(FUZZ_TIME) s (log: $(FUZZ_BUILD)/fuzz.log)"
 	@{ $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_diff -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-	    -max_len=4096 -timeout=60 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_ARGS) \
+	    -max_len=4096 -len_control=0 -timeout=60 -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_ARGS) \
 	    $(FUZZ_BUILD)/corpus tests/fuzz/corpus; echo $$? > $(FUZZ_BUILD)/fuzz.rc; } 2>&1 \
 	  | tee $(FUZZ_BUILD)/fuzz.log | grep -v '^#[0-9]*.*\(NEW\|REDUCE\)\|NEW_FUNC\|^"\|^###### ' || true
 	@rc=$$(cat $(FUZZ_BUILD)/fuzz.rc); \
