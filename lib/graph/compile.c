@@ -168,7 +168,9 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
         return DUET_ERR_NOMEM;
     }
     bool reuse = !(g->disable & DUET_PASS_REUSE), inplace = !(g->disable & DUET_PASS_INPLACE);
-    int *claimed = calloc((size_t)ir->nnodes + 1, sizeof *claimed);
+    /* Indexed by value index (val[]), which counts the matmul scratch
+     * values too: up to 2 * nnodes, as pv. */
+    int *claimed = calloc((size_t)ir->nnodes * 2 + 1, sizeof *claimed);
     if (!claimed) {
         free(pv);
         free(off);
