@@ -168,7 +168,9 @@ static duet_status plan(lower *L, int *val, size_t **offsets_out, size_t *scratc
         return DUET_ERR_NOMEM;
     }
     bool reuse = !(g->disable & DUET_PASS_REUSE), inplace = !(g->disable & DUET_PASS_INPLACE);
-    int *claimed = duet_calloc(L->ctx, (size_t)ir->nnodes + 1, sizeof *claimed);
+    /* Indexed by value index (val[]), which counts the matmul scratch
+     * values too: up to 2 * nnodes, as pv. */
+    int *claimed = duet_calloc(L->ctx, (size_t)ir->nnodes * 2 + 1, sizeof *claimed);
     if (!claimed) {
         free(pv);
         free(off);
@@ -780,7 +782,14 @@ duet_status duet_graph_compile(duet_ctx *ctx, duet_graph_impl *g)
 
     /* Memory: the arena and one block per output, all from ctx's pool. */
     s = DUET_ERR_NOMEM;
-    if (g->st.arena_bytes > 0 && !(g->arena = duet_pool_get(ctx, g->st.arena_bytes)))
+    /* An arena, of 0 bytes if need be, whenever a value lives in it: the
+     * steps' pointers into it (all to empty values then) take part in
+     * pointer arithmetic, and one into no arena would be NULL + 64
+     * (DUET_BLOCK_DATA), undefined. The fuzzer found it (UBSan). */
+    bool in_arena = g->st.arena_bytes > 0;
+    for (int v = 0; v < ir->nnodes && !in_arena; v++)
+        in_arena = val[v] >= 0 && L.outidx[v] < 0;
+    if (in_arena && !(g->arena = duet_pool_get(ctx, g->st.arena_bytes)))
         goto done;
     for (int v = 0; v < ir->nnodes; v++) {
         int o = L.outidx[v];

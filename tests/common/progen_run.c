@@ -102,7 +102,11 @@ static duet_tensor *make_input(duet_ctx *ctx, const duet_tensor_spec *sp, uint64
     pg_fill(seed, buf, total, -2.0f, 2.0f, (how & PROGEN_IN_SPECIALS) != 0);
     if (sp->dtype == DUET_I32)
         for (int64_t j = 0; j < total; j++) {
-            int32_t x = (int32_t)(buf[j] * 1000.0f);
+            /* Specials (infinities, NaN, 1e30) have no int32 value: the
+             * extremes and 0 stand for them, as a cast of them is undefined. */
+            float f = buf[j] * 1000.0f;
+            int32_t x = isnan(f) ? 0 : f >= 2147483520.0f ? INT32_MAX
+                        : f <= -2147483648.0f ? INT32_MIN : (int32_t)f;
             memcpy(&buf[j], &x, sizeof x);
         }
     duet_tensor *t = duet_from_data(ctx, sp->dtype, sp->ndim, shape, buf);
