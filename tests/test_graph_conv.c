@@ -66,7 +66,7 @@ static void m_views(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void
 }
 
 /* Post-ops beyond relu: a per-channel bias added as a broadcast tensor,
- * tanh, a scalar scale; silu after a strided conv. */
+ * tanh, a scalar scale; silu, a shift and neg after a strided conv. */
 static void m_post(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void *u)
 {
     params *p = u;
@@ -75,7 +75,18 @@ static void m_post(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void 
     duet_tensor *y = duet_add(c, duet_conv2d(c, in[0], p->w1, &o), duet_reshape(c, p->b1, 4, bs));
     out[0] = duet_mul_scalar(c, duet_tanh(c, y), 0.5f);
     duet_conv2d_options o2 = {.stride = {2, 2}};
-    out[1] = duet_silu(c, duet_conv2d(c, in[0], p->w1, &o2));
+    /* Two `linear` post-ops (a shift, then neg): oneDNN 2.6 keeps one
+     * injector per algorithm and applied the shift twice, so the chain
+     * must stop before the second (found by the fuzzer). */
+    out[1] = duet_neg(c, duet_add_scalar(c, duet_silu(c, duet_conv2d(c, in[0], p->w1, &o2)), 0.25f));
+    /* A per-channel divisor read through a step-2 view: oneDNN's binary
+     * post-op reads a broadcast operand as dense, so this must stay unfused
+     * (the fuzzer found it fused, reading every element instead of every
+     * other one). */
+    duet_tensor *bb[2] = {p->b1, p->b2};
+    duet_tensor *d = duet_slice(c, duet_reshape(c, duet_concat(c, 2, bb, 0), 4, bs), 1, 0, 10, 2);
+    duet_conv2d_options o3 = {.padding = {1, 1}, .bias = p->b2};
+    out[2] = duet_div(c, duet_conv2d(c, in[0], p->w1, &o3), d);
 }
 
 typedef struct gcase {
@@ -91,7 +102,7 @@ static const gcase cases[] = {
     {"cnn", m_cnn, 2, {2, 3, 12, 10}, {8, 3, 3, 3}, {4, 4, 3, 2}, {1, 1}, 8},
     {"block", m_block, 2, {2, 6, 7, 7}, {6, 6, 3, 3}, {1, 1, 1, 1}, {294, 5}, 6},
     {"views", m_views, 3, {1, 8, 9, 7}, {1, 1, 1, 1}, {4, 1, 3, 3}, {1, 1}, 8},
-    {"post", m_post, 2, {2, 4, 6, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}, {1, 1}, 4},
+    {"post", m_post, 3, {2, 4, 6, 6}, {5, 4, 3, 3}, {1, 1, 1, 1}, {1, 1}, 4},
 };
 
 static duet_tensor *rnd(duet_ctx *ctx, int nd, const int64_t *shape, uint64_t seed, float a,
@@ -203,8 +214,9 @@ START_TEST(t_models_match_eager)
             duet_graph_stats st;
             ck_assert_int_eq(duet_graph_get_stats(ctx, g, &st), DUET_OK);
             /* cnn: relu; block: relu, then add + relu; views: nothing to fuse;
-             * post: add, tanh, scale, then silu */
-            static const int fusable_of[] = {1, 3, 0, 4};
+             * post: add, tanh, scale, then silu and the shift (not neg, a second
+             * linear); the strided divisor stays out */
+            static const int fusable_of[] = {1, 3, 0, 5};
             int fusable = fusable_of[ci];
             ck_assert_int_eq(st.fused_postops, (to.disable & DUET_PASS_FUSE_DNN) ? 0 : fusable);
             /* Values passed from one oneDNN step to others only. cnn: conv(+relu)

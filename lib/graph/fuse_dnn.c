@@ -39,6 +39,33 @@ static bool eltwise_of(const duet_gnode *u, duet_dnn_post *p)
     }
 }
 
+/* Whether eltwise post-op p repeats an algorithm already in the chain with
+ * other parameters. oneDNN 2.6's JIT kernels keep one eltwise injector per
+ * algorithm, so the second one's alpha and beta are lost: add_scalar(0.25)
+ * then neg, two `linear` post-ops, came out as x + 0.5 (the differential
+ * fuzzer found it). Such a chain stops before the repeat. */
+static bool clashes(const duet_dnn_key *key, const duet_dnn_post *p)
+{
+    for (int i = 0; i < key->npost; i++) {
+        const duet_dnn_post *q = &key->post[i];
+        if (q->bin < 0 && q->alg == p->alg && (q->a != p->a || q->b != p->b))
+            return true;
+    }
+    return false;
+}
+
+/* Whether strides are a contiguous tensor's over the dims longer than 1. */
+static bool dense(const int64_t *shape, const int64_t *strides)
+{
+    int64_t k = 1;
+    for (int d = 3; d >= 0; d--) {
+        if (shape[d] > 1 && strides[d] != k)
+            return false;
+        k *= shape[d];
+    }
+    return true;
+}
+
 /* The oneDNN binary form of binary node u reading the chain's value through
  * ref index `mine` (the other operand is the post-op's second source). */
 static bool binary_of(const duet_gnode *u, int mine, duet_dnn_post *p)
@@ -120,10 +147,16 @@ static int grow_chain(const duet_gir *ir, const int *readers, int c, duet_dnn_ke
                 key->bin_shape[key->nbin][d] = b ? 1 : r->shape[d];
                 key->bin_strides[key->nbin][d] = b ? 0 : r->strides[d];
             }
+            /* oneDNN 2.6's binary post-op takes the operand's dims from its
+             * descriptor but reads a broadcast operand as if it were dense
+             * (a [1,C,1,1] slice with channel stride 2 came back read at
+             * stride 1): only dense operands ride along. */
+            if (!dense(key->bin_shape[key->nbin], key->bin_strides[key->nbin]))
+                break;
             p.bin = key->nbin;
             p.a = p.b = 0.0f;
             bin_ref[key->nbin++] = other;
-        } else if (!eltwise_of(un, &p)) {
+        } else if (!eltwise_of(un, &p) || clashes(key, &p)) {
             break;
         }
         key->post[key->npost++] = p;
