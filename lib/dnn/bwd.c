@@ -282,28 +282,29 @@ dnnl_status_t duet_dnn_exec_bwd(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_ar
     dnnl_status_t s = duet_dnn_set(p->m_src, a->x);
     if (s == dnnl_success && p->re_src) {
         src = p->m_src_b;
-        if ((s = duet_dnn_set(src, sc + p->off_src_b)) == dnnl_success)
+        if ((s = duet_dnn_set(src, duet_dnn_at(sc, p->off_src_b))) == dnnl_success)
             s = duet_dnn_reorder(d, p->re_src, p->m_src, src);
     }
     if (s == dnnl_success && (s = duet_dnn_set(p->m_wei, a->w)) == dnnl_success && p->re_wei) {
         wei = p->m_wei_b;
         if (a->w_ready)
             s = duet_dnn_set(wei, a->w_ready);
-        else if ((s = duet_dnn_set(wei, sc + p->off_wei_b)) == dnnl_success)
+        else if ((s = duet_dnn_set(wei, duet_dnn_at(sc, p->off_wei_b))) == dnnl_success)
             s = duet_dnn_reorder(d, p->re_wei, p->m_wei, wei);
     }
     if (s == dnnl_success && (s = duet_dnn_set(p->m_dst, a->y)) == dnnl_success && p->re_dst) {
         dst = p->m_dst_b;
-        s = duet_dnn_set(dst, sc + p->off_dst_b);
+        s = duet_dnn_set(dst, duet_dnn_at(sc, p->off_dst_b));
     }
     const bool bn = k->kind == DUET_DNN_BNORM_BWD;
     const int64_t n = bn ? numel4(k->x_shape) : 0, c = k->x_shape[1];
-    if (s == dnnl_success && (s = duet_dnn_set(p->m_pad, sc + p->off_pad)) == dnnl_success &&
-        (s = duet_dnn_set(p->m_pad_fwd, sc + p->off_pad_fwd)) == dnnl_success &&
-        (s = duet_dnn_set(p->m_fdst, sc + p->off_fdst)) == dnnl_success &&
-        (s = duet_dnn_set(p->m_ws, sc + p->off_ws)) == dnnl_success &&
-        (s = duet_dnn_set(p->m_mean, sc + p->off_mean)) == dnnl_success &&
-        (s = duet_dnn_set(p->m_var, sc + p->off_var)) == dnnl_success &&
+    if (s == dnnl_success &&
+        (s = duet_dnn_set(p->m_pad, duet_dnn_at(sc, p->off_pad))) == dnnl_success &&
+        (s = duet_dnn_set(p->m_pad_fwd, duet_dnn_at(sc, p->off_pad_fwd))) == dnnl_success &&
+        (s = duet_dnn_set(p->m_fdst, duet_dnn_at(sc, p->off_fdst))) == dnnl_success &&
+        (s = duet_dnn_set(p->m_ws, duet_dnn_at(sc, p->off_ws))) == dnnl_success &&
+        (s = duet_dnn_set(p->m_mean, duet_dnn_at(sc, p->off_mean))) == dnnl_success &&
+        (s = duet_dnn_set(p->m_var, duet_dnn_at(sc, p->off_var))) == dnnl_success &&
         (s = duet_dnn_set(p->m_scale, a->gamma)) == dnnl_success &&
         (s = duet_dnn_set(p->m_dscale, bn ? a->y + n : NULL)) == dnnl_success)
         s = duet_dnn_set(p->m_dshift, bn ? a->y + n + c : NULL);

@@ -198,6 +198,13 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
 dnnl_status_t duet_dnn_exec_bwd(duet_dnn *d, duet_dnn_prim *p, const duet_dnn_args *a);
 /* Helpers duet_dnn_exec shares with bwd.c. */
 dnnl_status_t duet_dnn_set(dnnl_memory_t m, const void *ptr);
+/* A place in a step's scratch. A primitive that needs none may be given
+ * NULL, which C does not let us offset, even by 0 (clang's UBSan, under
+ * make fuzz, reports it). */
+static inline void *duet_dnn_at(char *scratch, size_t off)
+{
+    return scratch ? scratch + off : NULL;
+}
 dnnl_status_t duet_dnn_reorder(duet_dnn *d, dnnl_primitive_t re, dnnl_memory_t from,
                                dnnl_memory_t to);
 /* A scratch memory for md at *total (64-byte aligned), its offset in *off. */

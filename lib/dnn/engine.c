@@ -298,7 +298,7 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     dnnl_memory_t src = p->m_src, wei = p->m_wei, dst = p->m_dst;
     if (s == dnnl_success && p->re_src) {
         src = p->m_src_b;
-        if ((s = set(src, scratch + p->off_src_b)) == dnnl_success)
+        if ((s = set(src, duet_dnn_at(scratch, p->off_src_b))) == dnnl_success)
             s = reorder(d, p->re_src, p->m_src, src);
     }
     if (s == dnnl_success && p->m_wei && (s = set(p->m_wei, a->w)) == dnnl_success &&
@@ -306,19 +306,20 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
         wei = p->m_wei_b;
         if (a->w_ready)
             s = set(wei, a->w_ready);
-        else if ((s = set(wei, scratch + p->off_wei_b)) == dnnl_success)
+        else if ((s = set(wei, duet_dnn_at(scratch, p->off_wei_b))) == dnnl_success)
             s = reorder(d, p->re_wei, p->m_wei, wei);
     }
     if (s == dnnl_success && (s = set(p->m_dst, a->y)) == dnnl_success && p->re_dst) {
         dst = p->m_dst_b;
-        s = set(dst, scratch + p->off_dst_b);
+        s = set(dst, duet_dnn_at(scratch, p->off_dst_b));
     }
-    if (s == dnnl_success && (s = set(p->m_pad, scratch + p->off_pad)) == dnnl_success &&
+    if (s == dnnl_success &&
+        (s = set(p->m_pad, duet_dnn_at(scratch, p->off_pad))) == dnnl_success &&
         (s = set(p->m_bias, a->bias)) == dnnl_success &&
-        (s = set(p->m_mean, p->stats_in_scratch ? scratch + p->off_mean : (const void *)a->mean)) ==
-            dnnl_success &&
-        (s = set(p->m_var, p->stats_in_scratch ? scratch + p->off_var : (const void *)a->var)) ==
-            dnnl_success &&
+        (s = set(p->m_mean, p->stats_in_scratch ? duet_dnn_at(scratch, p->off_mean)
+                                                : (const void *)a->mean)) == dnnl_success &&
+        (s = set(p->m_var, p->stats_in_scratch ? duet_dnn_at(scratch, p->off_var)
+                                               : (const void *)a->var)) == dnnl_success &&
         (s = set(p->m_scale, a->gamma)) == dnnl_success)
         s = set(p->m_shift, a->beta);
     if (s != dnnl_success)
@@ -342,7 +343,7 @@ dnnl_status_t duet_dnn_exec(duet_dnn *d, int threads, duet_dnn_prim *p, const du
     for (int i = 0; i < p->key.nbin; i++) {
         if (p->re_bin[i]) {
             if ((s = set(p->m_bin_u[i], a->bin[i])) != dnnl_success ||
-                (s = set(p->m_bin[i], scratch + p->off_bin[i])) != dnnl_success ||
+                (s = set(p->m_bin[i], duet_dnn_at(scratch, p->off_bin[i]))) != dnnl_success ||
                 (s = reorder(d, p->re_bin[i], p->m_bin_u[i], p->m_bin[i])) != dnnl_success)
                 return s;
         } else if ((s = set(p->m_bin[i], a->bin[i])) != dnnl_success) {

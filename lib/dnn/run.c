@@ -95,6 +95,8 @@ dnnl_status_t duet_dnn_run(duet_dnn *d, int threads, duet_dnn_prim *p, const due
     a.beta = v[DUET_DNN_V_BETA];
     for (int i = 0; i < DUET_DNN_MAX_BIN; i++)
         a.bin[i] = io->bin[i];
-    a.scratch = (char *)scratch + io->gather_bytes;
+    /* A step with no scratch at all has none planned: NULL, which may not
+     * be offset even by 0. */
+    a.scratch = io->gather_bytes ? (char *)scratch + io->gather_bytes : scratch;
     return duet_dnn_exec(d, threads, p, &a);
 }
