@@ -956,6 +956,10 @@ DUET_API duet_graph *duet_trace(duet_ctx *ctx, duet_model_fn fn, int n_in,
  * DUET_ERR_LAYOUT. A freed graph fails with DUET_ERR_HANDLE. A oneDNN step
  * that fails is reported after the steps, as DUET_ERR_BACKEND (out[] then
  * not written). Parameters are read where they live at the time of the run.
+ * One tensor may be bound to several inputs; they remain separate inputs of
+ * the graph, so a gradient the model takes inside the trace with respect to
+ * one of them does not count the paths through the others (the model run
+ * eagerly on the same tensors sees one tensor and sums them all).
  */
 DUET_API duet_status duet_graph_run(duet_ctx *ctx, duet_graph *g, duet_tensor *const *in,
                                     duet_tensor **out);

@@ -4,8 +4,10 @@
  * pass combinations chosen so that the run covers all 256 combinations of
  * the 8 pass bits, replayed on two input sets (the second with zeros,
  * infinities and NaNs), and every output compared with eager's. A second
- * test plants one invalid call per program and checks that the trace fails
- * with eager's code and message and leaks nothing.
+ * test plants one invalid call per program (a third of them among convs,
+ * pools and batch norms) and checks that the trace fails with eager's code
+ * and message and leaks nothing. Two more run programs with oneDNN's ops
+ * (PROGEN_DNN) and training steps (PROGEN_GRAD).
  *
  * Environment:
  *   DUET_PROGEN_N      programs (default 300); the invalid test runs as many
@@ -13,6 +15,8 @@
  *                      seed SEED + i, so a failing seed S is replayed alone,
  *                      under all 256 pass combinations, with
  *                      DUET_PROGEN_SEED=S DUET_PROGEN_N=1
+ *   DUET_PROGEN_DNN_N, DUET_PROGEN_GRAD_N   programs of those tests (120 each);
+ *                      a failing one prints its own replay line
  *   DUET_PROGEN_KEEPGOING=1  report every failing seed, not just the first
  *   DUET_PROGEN_VERBOSE=1    print each program before running it
  *   DUET_PROGEN_NAN=bits     compare NaNs bit for bit too (the default
@@ -26,8 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define NCOMBOS 256 /* every subset of the 8 DUET_PASS_* bits these programs exercise
-                     * (DUET_PASS_FUSE_DNN concerns convs, which progen does not make) */
+#define NCOMBOS 256 /* every subset of the 8 DUET_PASS_* bits programs without oneDNN
+                     * ops exercise (FUSE_DNN and DNN_LAYOUT concern convs, pools
+                     * and batch norms: t_progen_dnn) */
 
 static uint64_t env_u64(const char *name, uint64_t def)
 {
@@ -38,14 +43,14 @@ static uint64_t env_u64(const char *name, uint64_t def)
 }
 
 /* Program seed with the given pass combinations (progen_check.h). */
-static bool check_program(uint64_t seed, const unsigned *combos, int ncombos, bool verbose,
-                          bool nan_any, duet_graph_stats *acc)
+static bool check_program(uint64_t seed, unsigned flags, const unsigned *combos, int ncombos,
+                          bool verbose, bool nan_any, duet_graph_stats *acc)
 {
     progen_prog *p = malloc(sizeof *p);
     ck_assert_ptr_nonnull(p);
     progen_src src;
     progen_src_seed(&src, seed);
-    progen_generate(p, &src, 0);
+    progen_generate(p, &src, flags);
     progen_check c = {p, seed, NULL, combos, ncombos, nan_any, verbose, acc};
     duet_ctx *ctx = tu_ctx();
     bool ok = progen_check_valid(ctx, &c);
@@ -87,7 +92,7 @@ START_TEST(t_progen_valid)
         int nc = combos_for(i, n, combos);
         for (int c = 0; c < nc; c++) /* DUET_PASS_ALL's other bits do nothing here */
             covered[combos[c] & (NCOMBOS - 1)] = true;
-        if (!check_program(base + (uint64_t)i, combos, nc, verbose, nan_any, &acc)) {
+        if (!check_program(base + (uint64_t)i, 0, combos, nc, verbose, nan_any, &acc)) {
             nfail++;
             if (!keep)
                 break;
@@ -160,9 +165,97 @@ START_TEST(t_progen_regress)
     for (int c = 0; c < NCOMBOS; c++)
         all[c] = (unsigned)c;
     for (size_t i = 0; i < sizeof regress / sizeof regress[0]; i++)
-        ck_assert_msg(check_program(regress[i].seed, all, NCOMBOS, false, regress[i].nan_any, NULL),
+        ck_assert_msg(check_program(regress[i].seed, 0, all, NCOMBOS, false, regress[i].nan_any, NULL),
                       "regression seed %llu (%s) failed", (unsigned long long)regress[i].seed,
                       regress[i].why);
+}
+END_TEST
+
+/* Programs with convs, pools and batch norms (PROGEN_DNN), under all passes
+ * on and off, the two oneDNN passes off alone and together, and one more
+ * set per program. Outputs downstream of a conv are compared within the
+ * fused conv's tolerance when post-op fusion is on (progen_check.c). */
+START_TEST(t_progen_dnn)
+{
+    int n = (int)env_u64("DUET_PROGEN_DNN_N", 120);
+    uint64_t base = env_u64("DUET_PROGEN_SEED", 1);
+    bool keep = env_u64("DUET_PROGEN_KEEPGOING", 0) != 0;
+    bool verbose = env_u64("DUET_PROGEN_VERBOSE", 0) != 0;
+    int kinds[PG_KINDS] = {0}, nfail = 0, ndnn = 0;
+    duet_graph_stats acc;
+    memset(&acc, 0, sizeof acc);
+    for (int i = 0; i < n; i++) {
+        uint64_t seed = base + (uint64_t)i;
+        unsigned combos[6] = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN, DUET_PASS_DNN_LAYOUT,
+                              DUET_PASS_FUSE_DNN | DUET_PASS_DNN_LAYOUT,
+                              (unsigned)(seed * 2654435761u >> 7) & DUET_PASS_ALL};
+        if (!check_program(seed, PROGEN_DNN, combos, 6, verbose, true, &acc)) {
+            fprintf(stderr, "(replay: DUET_PROGEN_SEED=%llu DUET_PROGEN_DNN_N=1)\n",
+                    (unsigned long long)seed);
+            nfail++;
+            if (!keep)
+                break;
+        }
+        progen_prog *p = malloc(sizeof *p);
+        ck_assert_ptr_nonnull(p);
+        progen_src src;
+        progen_src_seed(&src, seed);
+        progen_generate(p, &src, PROGEN_DNN);
+        progen_count_kinds(p, kinds);
+        ndnn += progen_has_dnn(p);
+        free(p);
+    }
+    printf("progen dnn: %d programs from seed %llu (%d with a oneDNN op), %d failed; conv %d, "
+           "pool %d, batch norm %d; all passes on: %d post-ops fused, %d blocked values\n", n,
+           (unsigned long long)base, ndnn, nfail, kinds[PG_CONV], kinds[PG_POOL],
+           kinds[PG_BNORM], acc.fused_postops, acc.blocked_values);
+    ck_assert_msg(nfail == 0, "%d program(s) failed: see the seeds printed above", nfail);
+    if (n >= 50) { /* the generator must reach what it is for */
+        ck_assert_int_ge(ndnn, n / 2);
+        ck_assert_int_gt(acc.fused_postops, 0);
+        ck_assert_int_gt(acc.blocked_values, 0);
+    }
+}
+END_TEST
+
+/* Training steps (PROGEN_GRAD): the program's calls recorded on a tape,
+ * then gradients of its values; a third of them with oneDNN's ops too.
+ * The backward pass, traced, must agree with eager's as the forward does. */
+START_TEST(t_progen_grad)
+{
+    int n = (int)env_u64("DUET_PROGEN_GRAD_N", 120);
+    uint64_t base = env_u64("DUET_PROGEN_SEED", 1);
+    bool keep = env_u64("DUET_PROGEN_KEEPGOING", 0) != 0;
+    bool verbose = env_u64("DUET_PROGEN_VERBOSE", 0) != 0;
+    int nfail = 0, ngrad = 0, nprog = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t seed = base + (uint64_t)i;
+        unsigned flags = PROGEN_GRAD | (seed % 3 == 0 ? PROGEN_DNN : 0);
+        unsigned combos[4] = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN,
+                              (unsigned)(seed * 2654435761u >> 9) & DUET_PASS_ALL};
+        if (!check_program(seed, flags, combos, 4, verbose, true, NULL)) {
+            fprintf(stderr, "(replay: DUET_PROGEN_SEED=%llu DUET_PROGEN_GRAD_N=1)\n",
+                    (unsigned long long)seed);
+            nfail++;
+            if (!keep)
+                break;
+        }
+        progen_prog *p = malloc(sizeof *p);
+        ck_assert_ptr_nonnull(p);
+        progen_src src;
+        progen_src_seed(&src, seed);
+        progen_generate(p, &src, flags);
+        int kinds[PG_KINDS] = {0};
+        progen_count_kinds(p, kinds);
+        ngrad += kinds[PG_GRAD];
+        nprog += p->grad;
+        free(p);
+    }
+    printf("progen grad: %d programs from seed %llu (%d training steps, %d gradients), %d failed\n",
+           n, (unsigned long long)base, nprog, ngrad, nfail);
+    ck_assert_msg(nfail == 0, "%d program(s) failed: see the seeds printed above", nfail);
+    if (n >= 50)
+        ck_assert_int_ge(nprog, n / 2);
 }
 END_TEST
 
@@ -177,7 +270,7 @@ START_TEST(t_progen_invalid)
         progen_prog *p = malloc(sizeof *p);
         progen_src src;
         progen_src_seed(&src, seed);
-        progen_generate(p, &src, PROGEN_INVALID);
+        progen_generate(p, &src, PROGEN_INVALID | (seed % 3 == 0 ? PROGEN_DNN : 0));
         ck_assert_int_ge(p->bad_at, 0);
         const progen_instr *bad = &p->code[p->bad_at];
         codes[bad->expect]++;
@@ -239,6 +332,8 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, t_progen_regress);
     tcase_add_test(tc, t_progen_valid);
+    tcase_add_test(tc, t_progen_dnn);
+    tcase_add_test(tc, t_progen_grad);
     tcase_add_test(tc, t_progen_invalid);
     tcase_add_test(tc, t_progen_bytes);
     suite_add_tcase(s, tc);

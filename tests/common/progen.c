@@ -207,18 +207,48 @@ int pg_rshape(pg_gen *g, int64_t *s, int64_t max)
     return nd;
 }
 
+/* Whether a conv result read by this call keeps a difference from the eager
+ * one (a fused conv's rounding, oneDNN's own activation functions) that
+ * progen_bounds (progen_bound.c) can bound: views and copies, pools, the
+ * activations oneDNN fuses, scalar ops, and sums, products, maxima and
+ * minima with any tensor, or a quotient by one that is exact. Not sqrt,
+ * log, 1/x or comparisons, where a tiny difference may become any. */
+static bool tame(const progen_prog *p, const progen_instr *in)
+{
+    switch (in->kind) {
+    case PG_UNARY: /* all but sqrt and log */
+        return in->sub != 2 && in->sub != 4;
+    case PG_SCALAR: /* add sub mul div maximum minimum; not gt ge */
+        return in->sub <= 5;
+    case PG_BINARY: /* add sub mul maximum minimum; div by an exact tensor */
+        return in->sub <= 5 && (in->sub != 3 || !p->val[in->src[1]].fuzzy);
+    case PG_RESHAPE: case PG_PERMUTE: case PG_TRANSPOSE: case PG_SLICE: case PG_NARROW:
+    case PG_EXPAND: case PG_UNSQUEEZE: case PG_SQUEEZE: case PG_CONTIG: case PG_COPY:
+    case PG_CONCAT: case PG_POOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Append an instruction and its value; the value id, or -1 when full. */
 int pg_emit(pg_gen *g, const progen_instr *ins, progen_val res)
 {
     progen_prog *p = g->p;
     if (p->ninstr >= PG_MAX_INSTR)
         return -1;
+    bool fuzzy = false, wild = false;
     for (int i = 0; i < ins->nsrc; i++)
         if (ins->src[i] >= 0) {
-            res.bad |= p->val[ins->src[i]].bad;
-            res.approx |= p->val[ins->src[i]].approx;
+            const progen_val *s = &p->val[ins->src[i]];
+            res.bad |= s->bad;
+            res.approx |= s->approx;
+            fuzzy |= s->fuzzy;
+            wild |= s->wild;
         }
     res.bad |= ins->expect != DUET_OK;
+    res.wild |= wild || (fuzzy && !tame(p, ins));
+    res.fuzzy |= fuzzy;
     p->code[p->ninstr] = *ins;
     p->val[PG_VID_INSTR(p->ninstr)] = res;
     return PG_VID_INSTR(p->ninstr++);
@@ -232,7 +262,8 @@ progen_instr pg_instr(int kind, int nsrc, int a, int b)
     in.nsrc = (int8_t)nsrc;
     in.src[0] = (int16_t)a;
     in.src[1] = (int16_t)b;
-    in.src[2] = in.src[3] = -1;
+    for (int i = 2; i < PG_MAX_SRC; i++)
+        in.src[i] = -1;
     return in;
 }
 
@@ -346,7 +377,7 @@ int pg_make_leaf(pg_gen *g, int dtype, int nd, const int64_t *shape)
 }
 
 /* An existing f32 value of exactly this shape, or a new leaf. */
-static int value_of_shape(pg_gen *g, int nd, const int64_t *shape)
+int pg_value_of_shape(pg_gen *g, int nd, const int64_t *shape)
 {
     if (pg_chance(g, 50)) {
         int cand[PG_MAX_VALS], n = 0;
@@ -490,7 +521,7 @@ static int gen_binary(pg_gen *g)
     if (b < 0) {
         int64_t s[DUET_MAX_DIMS];
         int nd = partner_shape(g, pg_V(g, a), s);
-        b = value_of_shape(g, nd, s);
+        b = pg_value_of_shape(g, nd, s);
         if (b < 0)
             return -1;
     }
@@ -597,7 +628,7 @@ static int gen_softmax(pg_gen *g)
     return pg_emit(g, &in, r);
 }
 
-static int affine_operand(pg_gen *g, int64_t n)
+int pg_affine_operand(pg_gen *g, int64_t n)
 {
     uint32_t r = pg_pick(g, 10);
     if (r < 4)
@@ -640,8 +671,8 @@ static int gen_lnorm(pg_gen *g)
         return -1;
     const progen_val *X = pg_V(g, x);
     progen_instr in = pg_instr(PG_LNORM, 3, x, -1);
-    in.src[1] = (int16_t)affine_operand(g, X->shape[X->ndim - 1]);
-    in.src[2] = (int16_t)affine_operand(g, X->shape[X->ndim - 1]);
+    in.src[1] = (int16_t)pg_affine_operand(g, X->shape[X->ndim - 1]);
+    in.src[2] = (int16_t)pg_affine_operand(g, X->shape[X->ndim - 1]);
     in.s = eps[pg_pick(g, 6)];
     if (in.src[1] < 0 && in.src[2] < 0 && in.s == 0.0f && pg_chance(g, 50))
         in.sub = 1; /* opts NULL */
@@ -789,7 +820,14 @@ static int gen_kind(pg_gen *g, int k)
         int nd = pg_rshape(g, s, 256);
         return pg_make_leaf(g, pg_chance(g, 15) ? DUET_I32 : DUET_F32, nd, s);
     }
+    case PG_CONV:
+        return pg_gen_conv(g);
+    case PG_POOL:
+        return pg_gen_pool(g);
+    case PG_BNORM:
+        return pg_gen_bnorm(g);
     case PG_STALE:
+    case PG_GRAD:
         return -1;
     case PG_KINDS:
         return gen_dup(g);
@@ -805,11 +843,14 @@ static int gen_op(pg_gen *g)
     /* Weights per kind (index = pg_kind), then duplicates and variants; an
      * elementwise-heavy program makes big fused DAGs, up to the fusion
      * limits (8 inputs, 32 ops). */
-    static const int mixed[PG_KINDS + 2] = {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3,
-                                            4,  3,  3, 3, 2, 5, 2, 1, 1, 0, 0, 4, 6};
-    static const int ewise[PG_KINDS + 2] = {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1,
-                                            2,  1,  1, 1, 1, 1, 4, 3, 2, 1, 0, 2, 3};
-    const int *weight = g->ewise ? ewise : mixed;
+    static const int mixed[2][PG_KINDS + 2] = {
+        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 0, 0, 0, 0, 4, 6},
+        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 14, 8, 6, 0, 4, 6}};
+    static const int ewise[2][PG_KINDS + 2] = {
+        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 0, 0, 0, 0, 2, 3},
+        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 6, 3, 2, 0, 2, 3}};
+    int dnn = (g->flags & PROGEN_DNN) != 0;
+    const int *weight = g->ewise ? ewise[dnn] : mixed[dnn];
     int total = 0;
     for (int k = 0; k < PG_KINDS + 2; k++)
         total += weight[k];
@@ -841,6 +882,8 @@ void progen_generate(progen_prog *p, progen_src *src, unsigned flags)
     for (int i = 0; i < p->nin; i++) {
         p->in[i].dtype = pg_chance(g, 8) ? DUET_I32 : DUET_F32; /* labels: views and copies only */
         p->in[i].ndim = pg_rshape(g, p->in[i].shape, 1024);
+        if ((flags & PROGEN_DNN) && p->in[i].dtype == DUET_F32 && pg_chance(g, 60))
+            p->in[i].ndim = pg_nchw(g, p->in[i].shape, 1024); /* an image batch */
         p->val[i] = pg_result(p->in[i].dtype, p->in[i].ndim, p->in[i].shape);
         p->val[i].is_op = false;
     }
@@ -855,6 +898,8 @@ void progen_generate(progen_prog *p, progen_src *src, unsigned flags)
                 pg_gen_bad(g);
         gen_op(g);
     }
+    if ((flags & PROGEN_GRAD) && bad < 0)
+        pg_gen_grads(g);
     if (bad >= 0 && p->bad_at < 0) { /* none fitted: an i32 constant of NaN */
         progen_instr in = pg_instr(PG_FULL, 0, -1, -1);
         in.sub = DUET_I32;

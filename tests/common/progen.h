@@ -34,6 +34,7 @@
 #define PG_MAX_INSTR 48
 #define PG_MAX_OUT 8
 #define PG_MAX_CAT 4       /* operands of a concat */
+#define PG_MAX_SRC 5       /* operands of any call (batch norm's x, mean, var, gamma, beta) */
 #define PG_MAX_NUMEL 2048  /* elements of any value: keeps hundreds of programs fast */
 #define PG_MAX_RANK 6
 
@@ -44,7 +45,13 @@
 #define PG_VID_INSTR(k) (PG_MAX_IN + PG_MAX_PARAM + (k))
 #define PG_MAX_VALS (PG_MAX_IN + PG_MAX_PARAM + PG_MAX_INSTR)
 
-enum { PROGEN_INVALID = 1 }; /* progen_generate flags */
+/* progen_generate flags. PROGEN_DNN adds conv, pooling and batch norm
+ * (oneDNN's ops); PROGEN_GRAD makes a valid program a training step's
+ * forward and backward: a tape records from the model's start and the
+ * program ends with gradients of some of its values with respect to
+ * parameters, inputs or intermediates. Without them a byte string decodes
+ * as it always has, so the fuzzer's regression corpus keeps its meaning. */
+enum { PROGEN_INVALID = 1, PROGEN_DNN = 2, PROGEN_GRAD = 4 };
 
 typedef enum pg_kind {
     PG_UNARY,     /* sub: neg, abs, sqrt, exp, log, tanh, sigmoid, relu, gelu, silu */
@@ -72,6 +79,13 @@ typedef enum pg_kind {
     PG_RAND,      /* constant: sub 0 uniform [-1,1), 1 normal; seed */
     PG_ARANGE,    /* constant: duet_arange(start / 8, stop / 8, step / 8) */
     PG_STALE,     /* invalid only: release src[0], then duet_neg it */
+    PG_CONV,      /* src x, w, bias (-1: none); v[0..1] stride, v[2..3] padding,
+                   * v[4..5] dilation, axis groups; sub 1: opts NULL */
+    PG_POOL,      /* sub 0 max, 1 avg; v[0..1] kernel, v[2..3] stride, v[4..5] padding;
+                   * keepdims: count_pad */
+    PG_BNORM,     /* src x, mean, var, gamma, beta (-1: none); s eps; sub 1: training */
+    PG_GRAD,      /* duet_tape_gradient of src[0] w.r.t. src[1]; only at the end of a
+                   * program whose tape records from its start (PROGEN_GRAD) */
     PG_KINDS
 } pg_kind;
 
@@ -79,7 +93,7 @@ typedef struct progen_instr {
     uint8_t kind, sub;
     bool keepdims;
     int8_t nsrc;
-    int16_t src[PG_MAX_CAT];
+    int16_t src[PG_MAX_SRC];
     int8_t n;
     int64_t v[DUET_MAX_DIMS];
     int axis, axis2;
@@ -96,6 +110,14 @@ typedef struct progen_val {
     bool approx; /* a reduction, softmax, layer norm or matmul is upstream */
     bool is_op;  /* computed by a recorded op (not a view, leaf or constant) */
     bool bad;    /* the invalid call or downstream of it: NULL at run time */
+    /* A conv is upstream: with DUET_PASS_FUSE_DNN on, the graph may run it
+     * with post-ops fused, which is not bitwise (docs/design.md), so such
+     * outputs are compared within a tolerance ... */
+    bool fuzzy;
+    /* ... unless an op after the conv can amplify the difference (exp,
+     * log, division by a tensor, reductions, another conv...): then only
+     * the shape is compared while fusion is on. */
+    bool wild;
     int64_t shape[DUET_MAX_DIMS];
     int64_t strides[DUET_MAX_DIMS];
 } progen_val;
@@ -121,6 +143,7 @@ typedef struct progen_prog {
     int nout;
     int out[PG_MAX_OUT];
     bool release_temps; /* the model releases its non-output temporaries before returning */
+    bool grad;          /* a tape records from the start; PG_GRAD calls end the program */
     int bad_at;         /* index of the planted invalid call, -1 */
     progen_val val[PG_MAX_VALS];
 } progen_prog;
@@ -148,7 +171,8 @@ duet_status progen_make_params(duet_ctx *ctx, const progen_prog *p, duet_tensor 
 enum {
     PROGEN_IN_SPECIALS = 1, /* some zeros, infinities and NaNs among the values */
     PROGEN_IN_OFFSET = 2,   /* some inputs contiguous at an offset inside a taller block */
-    PROGEN_IN_ALIAS = 4     /* some inputs of equal spec are the same tensor */
+    PROGEN_IN_ALIAS = 4     /* some inputs of equal spec are the same tensor (not in a
+                             * PROGEN_GRAD program: see duet_graph_run) */
 };
 /* Graph inputs in[0..p->nin-1] (contiguous, as duet_graph_run needs), with
  * values drawn from seed, mostly in [-2, 2]. Release them with
@@ -170,6 +194,17 @@ typedef struct progen_run {
 /* The interpreter: a duet_model_fn; user is a progen_run. */
 void progen_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void *user);
 
+/* Bounds on how far a graph that fuses post-ops into convs may be from
+ * eager mode: runs p eagerly on in, as progen_model does, and sets
+ * bound[i] for each output i that is fuzzy and not wild (NULL for the
+ * others, which must match bitwise or are not compared) to a tensor of its
+ * shape, and poison[i] to one that is > 0 where there is no bound (a
+ * non-finite value upstream). Elsewhere, where eager gives e and such a
+ * graph g, |g - e| <= bound up to a few ulps of e. The tensors are made in
+ * the current scope; DUET_OK or the library's error. */
+duet_status progen_bounds(duet_ctx *ctx, const progen_prog *p, duet_tensor *const *params,
+                          duet_tensor *const *in, duet_tensor **bound, duet_tensor **poison);
+
 /* A readable listing of the program, one instruction per line. */
 void progen_print(const progen_prog *p, FILE *f);
 /* Value id as written in the listing ("in0", "p2", "v7"), into buf. */
@@ -177,6 +212,8 @@ const char *progen_vname(int id, char *buf, size_t cap);
 /* Whether output i has a reduction, softmax, layer norm or matmul upstream
  * (where fused code may one day be allowed a tolerance). */
 bool progen_out_approx(const progen_prog *p, int i);
+/* Whether program p calls a conv, pool or batch norm. */
+bool progen_has_dnn(const progen_prog *p);
 /* What duet_graph_stats.value_bytes must be: the bytes of every op result
  * the model computes (eagerly, per call). */
 size_t progen_value_bytes(const progen_prog *p);

@@ -13,6 +13,11 @@ void progen_fuzz_decode(const uint8_t *data, size_t len, progen_fuzz_cfg *cfg)
     cfg->invalid = h[0] & 1;
     cfg->isa = (h[0] & 2) && duet_isa_best() == DUET_ISA_AVX2 ? DUET_ISA_AVX2 : DUET_ISA_SCALAR;
     cfg->threads = h[0] & 4 ? 2 : 1;
+    /* Bits above the pass masks: clear in the corpus files made before
+     * they meant anything, so those still decode to the programs that
+     * found their bugs. */
+    cfg->grad = (h[2] & 0x08) != 0;
+    cfg->dnn = (h[2] & 0x10) != 0;
     cfg->disable[0] = (unsigned)(h[1] | h[2] << 8) & DUET_PASS_ALL;
     cfg->disable[1] = (unsigned)(h[3] | h[4] << 8) & DUET_PASS_ALL;
     /* FNV-1a: every byte moves the input values, so the fuzzer reaches
@@ -38,11 +43,14 @@ bool progen_fuzz_one(const uint8_t *data, size_t len, duet_isa isa, const char *
     progen_src src;
     size_t head = len < PROGEN_FUZZ_HEAD ? len : PROGEN_FUZZ_HEAD;
     progen_src_bytes(&src, data + head, len - head);
-    progen_generate(p, &src, cfg.invalid ? PROGEN_INVALID : 0);
+    progen_generate(p, &src, (cfg.invalid ? PROGEN_INVALID : 0) | (cfg.dnn ? PROGEN_DNN : 0) |
+                                 (cfg.grad ? PROGEN_GRAD : 0));
 
     char what[320], pn[2][160];
-    snprintf(what, sizeof what, "%s (%s program, ISA %s, %d thread(s), passes disabled %s, then %s)",
-             origin, cfg.invalid ? "invalid" : "valid", duet_isa_name(cfg.isa), cfg.threads,
+    snprintf(what, sizeof what, "%s (%s program%s%s, ISA %s, %d thread(s), passes disabled %s, then %s)",
+             origin, cfg.invalid ? "invalid" : "valid", cfg.dnn ? " with oneDNN ops" : "",
+             cfg.grad && !cfg.invalid ? ", a training step" : "",
+             duet_isa_name(cfg.isa), cfg.threads,
              progen_pass_names(cfg.disable[0], pn[0], sizeof pn[0]),
              progen_pass_names(cfg.disable[1], pn[1], sizeof pn[1]));
     if (verbose)

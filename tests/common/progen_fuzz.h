@@ -11,7 +11,10 @@
  *              bit 1: the AVX2 kernels (scalar when the machine lacks AVX2)
  *              bit 2: a context of 2 threads (else 1)
  *   bytes 1-2  DUET_PASS_* bits to disable for the first graph (little endian,
- *              masked with DUET_PASS_ALL); the invalid call is traced with it
+ *              masked with DUET_PASS_ALL); the invalid call is traced with it;
+ *              above them, in byte 2: bit 3 a training step (PROGEN_GRAD,
+ *              valid programs), bit 4 conv, pooling and batch norm among the
+ *              ops (PROGEN_DNN)
  *   bytes 3-4  the same for a second graph, traced and replayed while the
  *              first is alive
  *
@@ -28,6 +31,8 @@ typedef struct progen_fuzz_cfg {
     bool invalid;
     duet_isa isa;       /* DUET_ISA_SCALAR or DUET_ISA_AVX2 */
     int threads;        /* 1 or 2 */
+    bool dnn;           /* PROGEN_DNN */
+    bool grad;          /* PROGEN_GRAD */
     unsigned disable[2];
     uint64_t seed;      /* the inputs' values */
 } progen_fuzz_cfg;

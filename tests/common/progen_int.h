@@ -53,6 +53,22 @@ progen_instr pg_instr(int kind, int nsrc, int a, int b);
 int pg_emit(pg_gen *g, const progen_instr *ins, progen_val res);
 bool pg_room(const pg_gen *g, int n); /* n more instructions fit */
 
+/* An existing f32 value of exactly this shape, or a new leaf. */
+int pg_value_of_shape(pg_gen *g, int nd, const int64_t *shape);
+/* A gamma / beta / bias of length n: none (-1), an existing vector, a new
+ * leaf, or a strided or broadcast view of one. */
+int pg_affine_operand(pg_gen *g, int64_t n);
+
+/* oneDNN's ops (progen_dnn.c, PROGEN_DNN): the value id, or -1. */
+int pg_nchw(pg_gen *g, int64_t *s, int64_t max); /* a random [N,C,H,W]; returns 4 */
+int pg_gen_conv(pg_gen *g);
+int pg_gen_pool(pg_gen *g);
+int pg_gen_bnorm(pg_gen *g);
+int pg_gen_bad_dnn(pg_gen *g); /* an invalid conv, pool or batch norm */
+
+/* The gradients that end a PROGEN_GRAD program (progen_grad.c). */
+void pg_gen_grads(pg_gen *g);
+
 /* Views and copies (progen_views.c): the value id, or -1 if none fits. */
 int pg_gen_reshape(pg_gen *g);
 int pg_gen_view(pg_gen *g, int kind);
@@ -60,6 +76,10 @@ int pg_gen_concat(pg_gen *g);
 
 /* Plant one invalid call; its value id, or -1 if this try did not fit. */
 int pg_gen_bad(pg_gen *g);
+
+/* One instruction's call on the values v[] (progen_run.c): its result, or
+ * NULL with the library's error. */
+duet_tensor *pg_exec(duet_ctx *ctx, const progen_instr *in, duet_tensor *const *v);
 
 /* n values in [lo, hi) from seed; with specials, some zeros, infinities, NaNs. */
 void pg_fill(uint64_t seed, float *x, int64_t n, float lo, float hi, bool specials);

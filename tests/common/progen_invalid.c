@@ -18,6 +18,8 @@ int pg_gen_bad(pg_gen *g)
     progen_instr in;
     progen_val v;
     int64_t s[DUET_MAX_DIMS];
+    if ((g->flags & PROGEN_DNN) && pg_chance(g, 25))
+        return pg_gen_bad_dnn(g);
     switch (pg_pick(g, 18)) {
     case 0: { /* shapes that do not broadcast */
         if ((x = pg_pick_val(g, &f1, NULL, NULL)) < 0)

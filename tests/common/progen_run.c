@@ -124,7 +124,11 @@ duet_status progen_make_inputs(duet_ctx *ctx, const progen_prog *p, uint64_t see
     for (int i = 0; i < p->nin; i++) {
         uint64_t s = seed * 31 + (uint64_t)i;
         in[i] = NULL;
-        if (how & PROGEN_IN_ALIAS) /* the same tensor for two inputs of one spec */
+        /* The same tensor for two inputs of one spec; not in a training
+         * step, whose gradient with respect to an aliased input differs by
+         * design (eager sees one tensor, the graph two inputs: duet.h,
+         * duet_graph_run). */
+        if ((how & PROGEN_IN_ALIAS) && !p->grad)
             for (int j = 0; j < i && !in[i]; j++)
                 if ((s >> 3) % 3 == 0 && memcmp(&p->in[i], &p->in[j], sizeof p->in[i]) == 0)
                     in[i] = in[j];
@@ -153,7 +157,7 @@ void progen_release_inputs(duet_ctx *ctx, const progen_prog *p, duet_tensor **in
 
 /* ---- the interpreter ---------------------------------------------------------------- */
 
-static duet_tensor *exec(duet_ctx *ctx, const progen_instr *in, duet_tensor **v)
+duet_tensor *pg_exec(duet_ctx *ctx, const progen_instr *in, duet_tensor *const *v)
 {
     duet_tensor *a = in->nsrc > 0 && in->src[0] >= 0 ? v[in->src[0]] : NULL;
     duet_tensor *b = in->nsrc > 1 && in->src[1] >= 0 ? v[in->src[1]] : NULL;
@@ -240,6 +244,28 @@ static duet_tensor *exec(duet_ctx *ctx, const progen_instr *in, duet_tensor **v)
     case PG_STALE:
         duet_release(ctx, a);
         return duet_neg(ctx, a);
+    case PG_CONV: {
+        duet_conv2d_options o = {in->src[2] >= 0 ? v[in->src[2]] : NULL,
+                                 {(int)in->v[0], (int)in->v[1]},
+                                 {(int)in->v[2], (int)in->v[3]},
+                                 {(int)in->v[4], (int)in->v[5]},
+                                 in->axis};
+        return duet_conv2d(ctx, a, b, in->sub ? NULL : &o);
+    }
+    case PG_POOL: {
+        duet_pool2d_options o = {{(int)in->v[0], (int)in->v[1]},
+                                 {(int)in->v[2], (int)in->v[3]},
+                                 {(int)in->v[4], (int)in->v[5]},
+                                 in->keepdims};
+        return in->sub ? duet_avg_pool2d(ctx, a, &o) : duet_max_pool2d(ctx, a, &o);
+    }
+    case PG_BNORM: {
+        duet_tensor *opt[4];
+        for (int i = 0; i < 4; i++)
+            opt[i] = in->src[1 + i] >= 0 ? v[in->src[1 + i]] : NULL;
+        duet_batch_norm_options o = {opt[0], opt[1], opt[2], opt[3], in->s, in->sub};
+        return duet_batch_norm(ctx, a, &o);
+    }
     default:
         return NULL;
     }
@@ -259,9 +285,26 @@ void progen_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void
     r->fail_at = -1;
     r->err = DUET_OK;
     r->msg[0] = '\0';
+    /* A training step records its forward pass; the gradients end it. */
+    duet_tape *tape = p->grad ? duet_tape_begin(ctx) : NULL;
+    bool recording = tape != NULL;
+    if (p->grad && !tape) {
+        r->fail_at = 0;
+        r->err = duet_last_error(ctx);
+        snprintf(r->msg, sizeof r->msg, "%s", duet_error_message(ctx));
+    }
     for (int k = 0; k < p->ninstr; k++) {
         const progen_instr *ins = &p->code[k];
-        duet_tensor *y = exec(ctx, ins, v);
+        duet_tensor *y = NULL;
+        if (ins->kind != PG_GRAD) {
+            y = pg_exec(ctx, ins, v);
+        } else {
+            if (recording && duet_tape_end(ctx, tape) == DUET_OK)
+                recording = false;
+            duet_tensor *src = v[ins->src[1]];
+            if (duet_tape_gradient(ctx, tape, v[ins->src[0]], 1, &src, &y) != DUET_OK)
+                y = NULL;
+        }
         if (ins->kind == PG_STALE)
             stale[ins->src[0]] = true;
         v[PG_VID_INSTR(k)] = y;
@@ -271,6 +314,7 @@ void progen_model(duet_ctx *ctx, duet_tensor *const *in, duet_tensor **out, void
             snprintf(r->msg, sizeof r->msg, "%s", duet_error_message(ctx));
         }
     }
+    duet_tape_free(ctx, tape);
     for (int i = 0; i < p->nout; i++)
         out[i] = v[p->out[i]];
     if (!p->release_temps)
@@ -304,7 +348,9 @@ const char *progen_vname(int id, char *buf, size_t cap)
 static const char *const kind_names[] = {
     "unary", "binary", "scalar", "reduce", "argmax", "softmax", "layer_norm", "matmul",
     "reshape", "permute", "transpose", "slice", "narrow", "expand", "unsqueeze", "squeeze",
-    "contiguous", "copy", "concat", "full", "from_data", "rand", "arange", "stale-use"};
+    "contiguous", "copy", "concat", "full", "from_data", "rand", "arange", "stale-use",
+    "conv2d", "pool2d", "batch_norm", "gradient"};
+_Static_assert(sizeof kind_names / sizeof kind_names[0] == PG_KINDS, "one name per kind");
 
 const char *progen_kind_name(int kind)
 {
@@ -427,6 +473,33 @@ static void print_instr(FILE *f, const progen_prog *p, int k)
     case PG_STALE:
         fprintf(f, "duet_release(%s); duet_neg(%s)", a, a);
         break;
+    case PG_CONV:
+        fprintf(f, "duet_conv2d(%s, %s, ", a, b);
+        if (in->sub)
+            fprintf(f, "NULL)");
+        else
+            fprintf(f, "bias %s, stride {%lld,%lld}, padding {%lld,%lld}, dilation {%lld,%lld}, "
+                    "groups %d)", progen_vname(in->src[2], c, sizeof c), (long long)in->v[0],
+                    (long long)in->v[1], (long long)in->v[2], (long long)in->v[3],
+                    (long long)in->v[4], (long long)in->v[5], in->axis);
+        break;
+    case PG_POOL:
+        fprintf(f, "duet_%s_pool2d(%s, kernel {%lld,%lld}, stride {%lld,%lld}, padding "
+                "{%lld,%lld}%s)", in->sub ? "avg" : "max", a, (long long)in->v[0],
+                (long long)in->v[1], (long long)in->v[2], (long long)in->v[3],
+                (long long)in->v[4], (long long)in->v[5], in->keepdims ? ", count_pad" : "");
+        break;
+    case PG_GRAD:
+        fprintf(f, "gradient of %s with respect to %s", a, b);
+        break;
+    case PG_BNORM: {
+        char d[16], e[16];
+        fprintf(f, "duet_batch_norm(%s, mean %s, var %s, gamma %s, beta %s, eps %g%s)", a,
+                progen_vname(in->src[1], b, sizeof b), progen_vname(in->src[2], c, sizeof c),
+                progen_vname(in->src[3], d, sizeof d), progen_vname(in->src[4], e, sizeof e),
+                (double)in->s, in->sub ? ", training" : "");
+        break;
+    }
     default:
         fprintf(f, "?");
     }
@@ -443,8 +516,9 @@ void progen_print(const progen_prog *p, FILE *f)
 {
     static const char *const layouts[] = {"", " (transposed view)", " (step-2 slice view)",
                                           " (offset narrow view)"};
-    fprintf(f, "program: %d inputs, %d params, %d instructions, %d outputs%s\n", p->nin,
-            p->nparam, p->ninstr, p->nout, p->release_temps ? ", temporaries released" : "");
+    fprintf(f, "program: %d inputs, %d params, %d instructions, %d outputs%s%s\n", p->nin,
+            p->nparam, p->ninstr, p->nout, p->release_temps ? ", temporaries released" : "",
+            p->grad ? ", a tape recording from the start" : "");
     for (int i = 0; i < p->nin; i++) {
         fprintf(f, "  in%d: ", i);
         print_shape(f, &p->val[PG_VID_IN(i)]);
@@ -466,6 +540,14 @@ void progen_print(const progen_prog *p, FILE *f)
 }
 
 bool progen_out_approx(const progen_prog *p, int i) { return p->val[p->out[i]].approx; }
+
+bool progen_has_dnn(const progen_prog *p)
+{
+    for (int k = 0; k < p->ninstr; k++)
+        if (p->code[k].kind >= PG_CONV && p->code[k].kind <= PG_BNORM)
+            return true;
+    return false;
+}
 
 size_t progen_value_bytes(const progen_prog *p)
 {
