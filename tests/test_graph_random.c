@@ -171,28 +171,33 @@ START_TEST(t_progen_regress)
 }
 END_TEST
 
-/* Programs with convs, pools and batch norms (PROGEN_DNN), under all passes
- * on and off, the two oneDNN passes off alone and together, and one more
- * set per program. Outputs downstream of a conv are compared within the
- * fused conv's tolerance when post-op fusion is on (progen_check.c). */
-START_TEST(t_progen_dnn)
+/* A run of generated programs with progen flags (the DNN and training
+ * tests): program i has seed SEED + i and flags (plus flags3 when the seed
+ * is a multiple of 3), checked under combos, whose last entry each program
+ * replaces with a set drawn from its seed. Counts what ran. */
+typedef struct flagged {
+    const char *n_env;        /* the variable that sets the count (default 120) */
+    unsigned flags, flags3;
+    unsigned combos[8];
+    int ncombos;
+    int n, nfail, ndnn, ngrad_prog, kinds[PG_KINDS];
+    duet_graph_stats acc;
+} flagged;
+
+static void run_flagged(flagged *f)
 {
-    int n = (int)env_u64("DUET_PROGEN_DNN_N", 120);
+    f->n = (int)env_u64(f->n_env, 120);
     uint64_t base = env_u64("DUET_PROGEN_SEED", 1);
     bool keep = env_u64("DUET_PROGEN_KEEPGOING", 0) != 0;
     bool verbose = env_u64("DUET_PROGEN_VERBOSE", 0) != 0;
-    int kinds[PG_KINDS] = {0}, nfail = 0, ndnn = 0;
-    duet_graph_stats acc;
-    memset(&acc, 0, sizeof acc);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < f->n; i++) {
         uint64_t seed = base + (uint64_t)i;
-        unsigned combos[6] = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN, DUET_PASS_DNN_LAYOUT,
-                              DUET_PASS_FUSE_DNN | DUET_PASS_DNN_LAYOUT,
-                              (unsigned)(seed * 2654435761u >> 7) & DUET_PASS_ALL};
-        if (!check_program(seed, PROGEN_DNN, combos, 6, verbose, true, &acc)) {
-            fprintf(stderr, "(replay: DUET_PROGEN_SEED=%llu DUET_PROGEN_DNN_N=1)\n",
-                    (unsigned long long)seed);
-            nfail++;
+        unsigned flags = f->flags | (seed % 3 == 0 ? f->flags3 : 0);
+        f->combos[f->ncombos - 1] = (unsigned)(seed * 2654435761u >> 7) & DUET_PASS_ALL;
+        if (!check_program(seed, flags, f->combos, f->ncombos, verbose, true, &f->acc)) {
+            fprintf(stderr, "(replay: DUET_PROGEN_SEED=%llu %s=1)\n", (unsigned long long)seed,
+                    f->n_env);
+            f->nfail++;
             if (!keep)
                 break;
         }
@@ -200,20 +205,33 @@ START_TEST(t_progen_dnn)
         ck_assert_ptr_nonnull(p);
         progen_src src;
         progen_src_seed(&src, seed);
-        progen_generate(p, &src, PROGEN_DNN);
-        progen_count_kinds(p, kinds);
-        ndnn += progen_has_dnn(p);
+        progen_generate(p, &src, flags);
+        progen_count_kinds(p, f->kinds);
+        f->ndnn += progen_has_dnn(p);
+        f->ngrad_prog += p->grad;
         free(p);
     }
-    printf("progen dnn: %d programs from seed %llu (%d with a oneDNN op), %d failed; conv %d, "
-           "pool %d, batch norm %d; all passes on: %d post-ops fused, %d blocked values\n", n,
-           (unsigned long long)base, ndnn, nfail, kinds[PG_CONV], kinds[PG_POOL],
-           kinds[PG_BNORM], acc.fused_postops, acc.blocked_values);
-    ck_assert_msg(nfail == 0, "%d program(s) failed: see the seeds printed above", nfail);
-    if (n >= 50) { /* the generator must reach what it is for */
-        ck_assert_int_ge(ndnn, n / 2);
-        ck_assert_int_gt(acc.fused_postops, 0);
-        ck_assert_int_gt(acc.blocked_values, 0);
+}
+
+/* Programs with convs, pools and batch norms (PROGEN_DNN), under all passes
+ * on and off, the two oneDNN passes off alone and together, and one more
+ * set per program. Outputs downstream of a conv are compared within the
+ * fused conv's bound when post-op fusion is on (progen_check.c). */
+START_TEST(t_progen_dnn)
+{
+    flagged f = {.n_env = "DUET_PROGEN_DNN_N", .flags = PROGEN_DNN, .ncombos = 6,
+                 .combos = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN, DUET_PASS_DNN_LAYOUT,
+                            DUET_PASS_FUSE_DNN | DUET_PASS_DNN_LAYOUT}};
+    run_flagged(&f);
+    printf("progen dnn: %d programs (%d with a oneDNN op), %d failed; conv %d, pool %d, batch "
+           "norm %d; all passes on: %d post-ops fused, %d blocked values\n", f.n, f.ndnn, f.nfail,
+           f.kinds[PG_CONV], f.kinds[PG_POOL], f.kinds[PG_BNORM], f.acc.fused_postops,
+           f.acc.blocked_values);
+    ck_assert_msg(f.nfail == 0, "%d program(s) failed: see the seeds printed above", f.nfail);
+    if (f.n >= 50) { /* the generator must reach what it is for */
+        ck_assert_int_ge(f.ndnn, f.n / 2);
+        ck_assert_int_gt(f.acc.fused_postops, 0);
+        ck_assert_int_gt(f.acc.blocked_values, 0);
     }
 }
 END_TEST
@@ -223,39 +241,14 @@ END_TEST
  * The backward pass, traced, must agree with eager's as the forward does. */
 START_TEST(t_progen_grad)
 {
-    int n = (int)env_u64("DUET_PROGEN_GRAD_N", 120);
-    uint64_t base = env_u64("DUET_PROGEN_SEED", 1);
-    bool keep = env_u64("DUET_PROGEN_KEEPGOING", 0) != 0;
-    bool verbose = env_u64("DUET_PROGEN_VERBOSE", 0) != 0;
-    int nfail = 0, ngrad = 0, nprog = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t seed = base + (uint64_t)i;
-        unsigned flags = PROGEN_GRAD | (seed % 3 == 0 ? PROGEN_DNN : 0);
-        unsigned combos[4] = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN,
-                              (unsigned)(seed * 2654435761u >> 9) & DUET_PASS_ALL};
-        if (!check_program(seed, flags, combos, 4, verbose, true, NULL)) {
-            fprintf(stderr, "(replay: DUET_PROGEN_SEED=%llu DUET_PROGEN_GRAD_N=1)\n",
-                    (unsigned long long)seed);
-            nfail++;
-            if (!keep)
-                break;
-        }
-        progen_prog *p = malloc(sizeof *p);
-        ck_assert_ptr_nonnull(p);
-        progen_src src;
-        progen_src_seed(&src, seed);
-        progen_generate(p, &src, flags);
-        int kinds[PG_KINDS] = {0};
-        progen_count_kinds(p, kinds);
-        ngrad += kinds[PG_GRAD];
-        nprog += p->grad;
-        free(p);
-    }
-    printf("progen grad: %d programs from seed %llu (%d training steps, %d gradients), %d failed\n",
-           n, (unsigned long long)base, nprog, ngrad, nfail);
-    ck_assert_msg(nfail == 0, "%d program(s) failed: see the seeds printed above", nfail);
-    if (n >= 50)
-        ck_assert_int_ge(nprog, n / 2);
+    flagged f = {.n_env = "DUET_PROGEN_GRAD_N", .flags = PROGEN_GRAD, .flags3 = PROGEN_DNN,
+                 .ncombos = 4, .combos = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN}};
+    run_flagged(&f);
+    printf("progen grad: %d programs (%d training steps, %d gradients, %d with a oneDNN op), "
+           "%d failed\n", f.n, f.ngrad_prog, f.kinds[PG_GRAD], f.ndnn, f.nfail);
+    ck_assert_msg(f.nfail == 0, "%d program(s) failed: see the seeds printed above", f.nfail);
+    if (f.n >= 50)
+        ck_assert_int_ge(f.ngrad_prog, f.n / 2);
 }
 END_TEST
 

@@ -43,6 +43,35 @@ static duet_tensor *sum_or(duet_ctx *ctx, duet_tensor *da, duet_tensor *db)
     return !da ? db : !db ? da : duet_add(ctx, da, db);
 }
 
+/* x + y (either may be NULL: 0) for the result of a binary op on a and b:
+ * broadcast to its shape. NULL if both are. */
+static duet_tensor *sum_bcast(duet_ctx *ctx, duet_tensor *x, duet_tensor *y, duet_tensor *a,
+                              duet_tensor *b)
+{
+    if (x && y)
+        return duet_add(ctx, x, y);
+    duet_tensor *t = x ? x : y;
+    return t ? duet_add(ctx, t, zeros_like(ctx, x ? b : a)) : NULL;
+}
+
+/* A view, copy, concat or pool's call made on the per-value tensors d[]
+ * (a bound or a poison; NULL: zeros of the value's shape) instead of the
+ * values: a pool becomes a max pool, as a window's difference is at most
+ * its largest. */
+static duet_tensor *carried(duet_ctx *ctx, const progen_instr *in, duet_tensor *const *v,
+                            duet_tensor *const *d)
+{
+    progen_instr c = *in;
+    if (c.kind == PG_POOL)
+        c.sub = 0;
+    duet_tensor *dv[PG_MAX_VALS];
+    memcpy(dv, d, sizeof dv);
+    for (int i = 0; i < in->nsrc; i++)
+        if (in->src[i] >= 0 && !dv[in->src[i]])
+            dv[in->src[i]] = zeros_like(ctx, v[in->src[i]]);
+    return pg_exec(ctx, &c, dv);
+}
+
 /* The bound of instruction k's value, from its operands' values v[] and
  * bounds d[] (NULL: exact). */
 static duet_tensor *bound_of(duet_ctx *ctx, const progen_instr *in, duet_tensor *const *v,
@@ -89,24 +118,11 @@ static duet_tensor *bound_of(duet_ctx *ctx, const progen_instr *in, duet_tensor 
         }
         case 3: /* b is exact */
             return duet_div(ctx, da, duet_abs(ctx, b));
-        default: { /* add sub maximum minimum; broadcast to the result's shape */
-            duet_tensor *t = sum_or(ctx, da, db);
-            return t && !(da && db) ? duet_add(ctx, t, zeros_like(ctx, da ? b : a)) : t;
+        default: /* add sub maximum minimum */
+            return sum_bcast(ctx, da, db, a, b);
         }
-        }
-    case PG_POOL: { /* a window's error is at most its largest: max-pool the bound */
-        progen_instr mx = *in;
-        mx.sub = 0;
-        return pg_exec(ctx, &mx, d);
-    }
-    default: { /* views, copies, concat: the same call on the bounds */
-        duet_tensor *dv[PG_MAX_VALS];
-        memcpy(dv, d, sizeof dv);
-        for (int i = 0; i < in->nsrc; i++)
-            if (in->src[i] >= 0 && !dv[in->src[i]])
-                dv[in->src[i]] = zeros_like(ctx, v[in->src[i]]);
-        return pg_exec(ctx, in, dv);
-    }
+    default: /* views, copies, concat, pools */
+        return carried(ctx, in, v, d);
     }
 }
 
@@ -131,24 +147,10 @@ static duet_tensor *poison_of(duet_ctx *ctx, const progen_instr *in, duet_tensor
     case PG_UNARY:
     case PG_SCALAR:
         return qa;
-    case PG_BINARY: {
-        duet_tensor *a = v[in->src[0]], *b = v[in->src[1]];
-        duet_tensor *t = qa && qb ? duet_add(ctx, qa, qb) : qa ? qa : qb;
-        return t && !(qa && qb) ? duet_add(ctx, t, zeros_like(ctx, qa ? b : a)) : t;
-    }
-    case PG_POOL: {
-        progen_instr mx = *in;
-        mx.sub = 0;
-        return pg_exec(ctx, &mx, q);
-    }
-    default: {
-        duet_tensor *qv[PG_MAX_VALS];
-        memcpy(qv, q, sizeof qv);
-        for (int i = 0; i < in->nsrc; i++)
-            if (in->src[i] >= 0 && !qv[in->src[i]])
-                qv[in->src[i]] = zeros_like(ctx, v[in->src[i]]);
-        return pg_exec(ctx, in, qv);
-    }
+    case PG_BINARY:
+        return sum_bcast(ctx, qa, qb, v[in->src[0]], v[in->src[1]]);
+    default:
+        return carried(ctx, in, v, q);
     }
 }
 
