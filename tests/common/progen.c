@@ -901,6 +901,10 @@ void progen_generate(progen_prog *p, progen_src *src, unsigned flags)
     if ((flags & PROGEN_GRAD) && bad < 0)
         pg_gen_grads(g);
     if (bad >= 0 && p->bad_at < 0) { /* none fitted: an i32 constant of NaN */
+        /* Failed tries may have filled the program with their operands:
+         * the last call, which nothing reads yet, makes way. */
+        if (!pg_room(g, 1))
+            p->ninstr--;
         progen_instr in = pg_instr(PG_FULL, 0, -1, -1);
         in.sub = DUET_I32;
         in.s = NAN;
