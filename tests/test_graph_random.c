@@ -236,19 +236,23 @@ START_TEST(t_progen_dnn)
 }
 END_TEST
 
-/* Training steps (PROGEN_GRAD): the program's calls recorded on a tape,
- * then gradients of its values; a third of them with oneDNN's ops too.
+/* Training steps (PROGEN_GRAD): the program's calls, one-hot targets and
+ * cross-entropy losses among them, recorded on a tape, then gradients of
+ * its values; a third of them with oneDNN's ops too.
  * The backward pass, traced, must agree with eager's as the forward does. */
 START_TEST(t_progen_grad)
 {
     flagged f = {.n_env = "DUET_PROGEN_GRAD_N", .flags = PROGEN_GRAD, .flags3 = PROGEN_DNN,
                  .ncombos = 4, .combos = {0, DUET_PASS_ALL, DUET_PASS_FUSE_DNN}};
     run_flagged(&f);
-    printf("progen grad: %d programs (%d training steps, %d gradients, %d with a oneDNN op), "
-           "%d failed\n", f.n, f.ngrad_prog, f.kinds[PG_GRAD], f.ndnn, f.nfail);
+    printf("progen grad: %d programs (%d training steps, %d gradients, %d with a oneDNN op; "
+           "one_hot %d, softmax_cross_entropy %d), %d failed\n", f.n, f.ngrad_prog,
+           f.kinds[PG_GRAD], f.ndnn, f.kinds[PG_ONEHOT], f.kinds[PG_XENT], f.nfail);
     ck_assert_msg(f.nfail == 0, "%d program(s) failed: see the seeds printed above", f.nfail);
-    if (f.n >= 50)
+    if (f.n >= 50) {
         ck_assert_int_ge(f.ngrad_prog, f.n / 2);
+        ck_assert_int_gt(f.kinds[PG_XENT], 0);
+    }
 }
 END_TEST
 

@@ -826,6 +826,9 @@ static int gen_kind(pg_gen *g, int k)
         return pg_gen_pool(g);
     case PG_BNORM:
         return pg_gen_bnorm(g);
+    case PG_ONEHOT:
+    case PG_XENT:
+        return pg_gen_loss(g, k);
     case PG_STALE:
     case PG_GRAD:
         return -1;
@@ -844,13 +847,15 @@ static int gen_op(pg_gen *g)
      * elementwise-heavy program makes big fused DAGs, up to the fusion
      * limits (8 inputs, 32 ops). */
     static const int mixed[2][PG_KINDS + 2] = {
-        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 0, 0, 0, 0, 4, 6},
-        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 14, 8, 6, 0, 4, 6}};
+        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 6},
+        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 14, 8, 6, 0, 0, 0, 4, 6}};
     static const int ewise[2][PG_KINDS + 2] = {
-        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 0, 0, 0, 0, 2, 3},
-        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 6, 3, 2, 0, 2, 3}};
-    int dnn = (g->flags & PROGEN_DNN) != 0;
-    const int *weight = g->ewise ? ewise[dnn] : mixed[dnn];
+        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 2, 3},
+        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 6, 3, 2, 0, 0, 0, 2, 3}};
+    int dnn = (g->flags & PROGEN_DNN) != 0, weight[PG_KINDS + 2];
+    memcpy(weight, g->ewise ? ewise[dnn] : mixed[dnn], sizeof weight);
+    if (g->flags & PROGEN_GRAD) /* a training step's losses */
+        weight[PG_ONEHOT] = weight[PG_XENT] = 3;
     int total = 0;
     for (int k = 0; k < PG_KINDS + 2; k++)
         total += weight[k];

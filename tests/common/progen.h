@@ -86,6 +86,8 @@ typedef enum pg_kind {
     PG_BNORM,     /* src x, mean, var, gamma, beta (-1: none); s eps; sub 1: training */
     PG_GRAD,      /* duet_tape_gradient of src[0] w.r.t. src[1]; only at the end of a
                    * program whose tape records from its start (PROGEN_GRAD) */
+    PG_ONEHOT,    /* duet_one_hot of f32 labels src[0]; n classes (PROGEN_GRAD) */
+    PG_XENT,      /* duet_softmax_cross_entropy(logits src[0], targets src[1]) (PROGEN_GRAD) */
     PG_KINDS
 } pg_kind;
 
@@ -215,7 +217,9 @@ bool progen_out_approx(const progen_prog *p, int i);
 /* Whether program p calls a conv, pool or batch norm. */
 bool progen_has_dnn(const progen_prog *p);
 /* What duet_graph_stats.value_bytes must be: the bytes of every op result
- * the model computes (eagerly, per call). */
+ * the model computes (eagerly, per call); (size_t)-1 when the program has
+ * calls a graph records as several ops (gradients, one_hot, the
+ * cross-entropy), whose values are not known here. */
 size_t progen_value_bytes(const progen_prog *p);
 /* Count of instructions per kind, for coverage reports. */
 void progen_count_kinds(const progen_prog *p, int *counts /* [PG_KINDS] */);

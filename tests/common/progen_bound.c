@@ -102,10 +102,10 @@ static duet_tensor *bound_of(duet_ctx *ctx, const progen_instr *in, duet_tensor 
             return duet_mul(ctx, duet_exp(ctx, a), e);
         }
         return duet_mul_scalar(ctx, da, slope[in->sub]);
-    case PG_SCALAR:
+    case PG_SCALAR: /* contiguous, as the op's result is (a reshape may follow) */
         return in->sub == 2 ? duet_mul_scalar(ctx, da, fabsf(in->s))
                : in->sub == 3 ? duet_div_scalar(ctx, da, fabsf(in->s))
-                              : da;
+                              : duet_contiguous(ctx, da);
     case PG_BINARY:
         switch (in->sub) {
         case 2: { /* |b| D_a + |a| D_b + D_a D_b */

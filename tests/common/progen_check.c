@@ -304,7 +304,7 @@ static bool check_stats(const prog_env *E, duet_graph *g, unsigned disable)
         bad = "arena_bytes is not a multiple of 64";
     else if (st.arena_bytes < st.lower_bound)
         bad = "arena_bytes is below lower_bound";
-    else if (!p->grad && st.value_bytes != progen_value_bytes(p)) /* backward ops: unknown */
+    else if (progen_value_bytes(p) != (size_t)-1 && st.value_bytes != progen_value_bytes(p))
         bad = "value_bytes is not the sum of the model's op results";
     else if (st.output_bytes != out_bytes)
         bad = "output_bytes is not the sum of the outputs";

@@ -66,8 +66,10 @@ int pg_gen_pool(pg_gen *g);
 int pg_gen_bnorm(pg_gen *g);
 int pg_gen_bad_dnn(pg_gen *g); /* an invalid conv, pool or batch norm */
 
-/* The gradients that end a PROGEN_GRAD program (progen_grad.c). */
+/* The gradients that end a PROGEN_GRAD program, and the losses a training
+ * step computes (PG_ONEHOT, PG_XENT) (progen_grad.c). */
 void pg_gen_grads(pg_gen *g);
+int pg_gen_loss(pg_gen *g, int kind);
 
 /* Views and copies (progen_views.c): the value id, or -1 if none fits. */
 int pg_gen_reshape(pg_gen *g);

@@ -259,6 +259,10 @@ duet_tensor *pg_exec(duet_ctx *ctx, const progen_instr *in, duet_tensor *const *
                                  in->keepdims};
         return in->sub ? duet_avg_pool2d(ctx, a, &o) : duet_max_pool2d(ctx, a, &o);
     }
+    case PG_ONEHOT:
+        return duet_one_hot(ctx, a, in->n);
+    case PG_XENT:
+        return duet_softmax_cross_entropy(ctx, a, b);
     case PG_BNORM: {
         duet_tensor *opt[4];
         for (int i = 0; i < 4; i++)
@@ -349,7 +353,7 @@ static const char *const kind_names[] = {
     "unary", "binary", "scalar", "reduce", "argmax", "softmax", "layer_norm", "matmul",
     "reshape", "permute", "transpose", "slice", "narrow", "expand", "unsqueeze", "squeeze",
     "contiguous", "copy", "concat", "full", "from_data", "rand", "arange", "stale-use",
-    "conv2d", "pool2d", "batch_norm", "gradient"};
+    "conv2d", "pool2d", "batch_norm", "gradient", "one_hot", "softmax_cross_entropy"};
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == PG_KINDS, "one name per kind");
 
 const char *progen_kind_name(int kind)
@@ -492,6 +496,12 @@ static void print_instr(FILE *f, const progen_prog *p, int k)
     case PG_GRAD:
         fprintf(f, "gradient of %s with respect to %s", a, b);
         break;
+    case PG_ONEHOT:
+        fprintf(f, "duet_one_hot(%s, %d)", a, in->n);
+        break;
+    case PG_XENT:
+        fprintf(f, "duet_softmax_cross_entropy(%s, %s)", a, b);
+        break;
     case PG_BNORM: {
         char d[16], e[16];
         fprintf(f, "duet_batch_norm(%s, mean %s, var %s, gamma %s, beta %s, eps %g%s)", a,
@@ -552,7 +562,11 @@ bool progen_has_dnn(const progen_prog *p)
 size_t progen_value_bytes(const progen_prog *p)
 {
     size_t n = 0;
+    if (p->grad)
+        return (size_t)-1; /* the backward ops' values */
     for (int k = 0; k < p->ninstr; k++) {
+        if (p->code[k].kind == PG_ONEHOT || p->code[k].kind == PG_XENT)
+            return (size_t)-1; /* ops of several steps in a graph */
         const progen_val *v = &p->val[PG_VID_INSTR(k)];
         if (v->is_op && !v->bad)
             n += (size_t)pg_numel(v->ndim, v->shape) * 4;
