@@ -78,7 +78,8 @@ static void m_post(duet_ctx *c, duet_tensor *const *in, duet_tensor **out, void 
     /* Two `linear` post-ops (a shift, then neg): oneDNN 2.6 keeps one
      * injector per algorithm and applied the shift twice, so the chain
      * must stop before the second (found by the fuzzer). */
-    out[1] = duet_neg(c, duet_add_scalar(c, duet_silu(c, duet_conv2d(c, in[0], p->w1, &o2)), 0.25f));
+    duet_tensor *z = duet_silu(c, duet_conv2d(c, in[0], p->w1, &o2));
+    out[1] = duet_neg(c, duet_add_scalar(c, z, 0.25f));
     /* A per-channel divisor read through a step-2 view: oneDNN's binary
      * post-op reads a broadcast operand as dense, so this must stay unfused
      * (the fuzzer found it fused, reading every element instead of every

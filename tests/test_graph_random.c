@@ -165,7 +165,8 @@ START_TEST(t_progen_regress)
     for (int c = 0; c < NCOMBOS; c++)
         all[c] = (unsigned)c;
     for (size_t i = 0; i < sizeof regress / sizeof regress[0]; i++)
-        ck_assert_msg(check_program(regress[i].seed, 0, all, NCOMBOS, false, regress[i].nan_any, NULL),
+        ck_assert_msg(check_program(regress[i].seed, 0, all, NCOMBOS, false, regress[i].nan_any,
+                                    NULL),
                       "regression seed %llu (%s) failed", (unsigned long long)regress[i].seed,
                       regress[i].why);
 }

@@ -846,12 +846,17 @@ static int gen_op(pg_gen *g)
     /* Weights per kind (index = pg_kind), then duplicates and variants; an
      * elementwise-heavy program makes big fused DAGs, up to the fusion
      * limits (8 inputs, 32 ops). */
+    /* [dnn][kind]: without and with PROGEN_DNN (conv, pool, batch norm weighted) */
     static const int mixed[2][PG_KINDS + 2] = {
-        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 6},
-        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3, 3, 2, 5, 2, 1, 1, 0, 0, 14, 8, 6, 0, 0, 0, 4, 6}};
+        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3,
+         3, 2, 5, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 4, 6},
+        {12, 14, 8, 8, 3, 5, 5, 9, 5, 4, 4, 5, 3, 4, 3, 3,
+         3, 2, 5, 2, 1, 1, 0, 0, 14, 8, 6, 0, 0, 0, 4, 6}};
     static const int ewise[2][PG_KINDS + 2] = {
-        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 2, 3},
-        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1, 1, 1, 1, 4, 3, 2, 1, 0, 6, 3, 2, 0, 0, 0, 2, 3}};
+        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1,
+         1, 1, 1, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 2, 3},
+        {30, 40, 20, 2, 1, 1, 1, 2, 2, 1, 2, 2, 1, 2, 1, 1,
+         1, 1, 1, 4, 3, 2, 1, 0, 6, 3, 2, 0, 0, 0, 2, 3}};
     int dnn = (g->flags & PROGEN_DNN) != 0, weight[PG_KINDS + 2];
     memcpy(weight, g->ewise ? ewise[dnn] : mixed[dnn], sizeof weight);
     if (g->flags & PROGEN_GRAD) /* a training step's losses */

@@ -98,7 +98,8 @@ static duet_tensor *bound_of(duet_ctx *ctx, const progen_instr *in, duet_tensor 
     }
     case PG_UNARY:
         if (in->sub == 3) { /* exp(a + D) - exp(a) = exp(a) (exp(D) - 1) */
-            duet_tensor *e = duet_sub_scalar(ctx, duet_exp(ctx, duet_mul_scalar(ctx, da, 1.01f)), 1);
+            duet_tensor *e = duet_exp(ctx, duet_mul_scalar(ctx, da, 1.01f));
+            e = duet_sub_scalar(ctx, e, 1);
             return duet_mul(ctx, duet_exp(ctx, a), e);
         }
         return duet_mul_scalar(ctx, da, slope[in->sub]);

@@ -57,7 +57,8 @@ static bool small_enough(const int64_t *s)
  * shape (either side). Returns the last value. */
 static int post_ops(pg_gen *g, int y)
 {
-    static const uint8_t act[] = {7, 5, 6, 8, 9, 3, 1, 0}; /* relu tanh sigmoid gelu silu exp abs neg */
+    /* relu tanh sigmoid gelu silu exp abs neg */
+    static const uint8_t act[] = {7, 5, 6, 8, 9, 3, 1, 0};
     static const float scale[] = {0.5f, -2.0f, 1.5f, 0.25f};
     for (int n = 1 + (int)pg_pick(g, 3); n > 0 && pg_room(g, 3); n--) {
         const progen_val Y = *pg_V(g, y);

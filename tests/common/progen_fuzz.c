@@ -47,7 +47,8 @@ bool progen_fuzz_one(const uint8_t *data, size_t len, duet_isa isa, const char *
                                  (cfg.grad ? PROGEN_GRAD : 0));
 
     char what[320], pn[2][160];
-    snprintf(what, sizeof what, "%s (%s program%s%s, ISA %s, %d thread(s), passes disabled %s, then %s)",
+    snprintf(what, sizeof what,
+             "%s (%s program%s%s, ISA %s, %d thread(s), passes disabled %s, then %s)",
              origin, cfg.invalid ? "invalid" : "valid", cfg.dnn ? " with oneDNN ops" : "",
              cfg.grad && !cfg.invalid ? ", a training step" : "",
              duet_isa_name(cfg.isa), cfg.threads,
