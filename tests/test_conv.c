@@ -87,10 +87,12 @@ enum {
     V_CHSLICE,  /* channels 2..C+1 of a tensor with C+3 channels */
     V_HWSTEP,   /* step-2 slices of H (from 1) and W (from 0) of a bigger tensor */
     V_BCAST,    /* dim 0 expanded from 1 (stride 0): vals rewritten to repeat */
+    V_HSTEP3,   /* rows 0, 3, 6, ... ending on the last row: the rows' span passes the
+                 * channel stride, which oneDNN's stride check refuses (gathered) */
     NVIEWS
 };
-static const char *const view_name[NVIEWS] = {"contig",  "strided", "reversed", "offset",
-                                              "chlast",  "chslice", "hwstep",   "bcast"};
+static const char *const view_name[NVIEWS] = {"contig", "strided", "reversed", "offset", "chlast",
+                                              "chslice", "hwstep", "bcast", "hstep3"};
 
 static duet_tensor *base_from(duet_ctx *ctx, const int64_t *ph, const float *buf)
 {
@@ -126,6 +128,8 @@ static duet_tensor *view4(duet_ctx *ctx, const int64_t *s, float *vals, int kind
         ph[0] = s0, ph[1] = s2, ph[2] = s3, ph[3] = s1;
     } else if (kind == V_CHSLICE) {
         ph[0] = s0, ph[1] = s1 + 3, ph[2] = s2, ph[3] = s3;
+    } else if (kind == V_HSTEP3) {
+        ph[0] = s0, ph[1] = s1, ph[2] = 3 * (s2 - 1) + 1, ph[3] = s3;
     } else {
         ph[0] = s0, ph[1] = s1, ph[2] = 2 * s2 + 1, ph[3] = 2 * s3;
     }
@@ -143,6 +147,8 @@ static duet_tensor *view4(duet_ctx *ctx, const int64_t *s, float *vals, int kind
                         buf[((i0 * s2 + i2) * s3 + i3) * s1 + i1] = v;
                     else if (kind == V_CHSLICE)
                         buf[((i0 * ph[1] + i1 + 2) * s2 + i2) * s3 + i3] = v;
+                    else if (kind == V_HSTEP3)
+                        buf[((i0 * s1 + i1) * ph[2] + 3 * i2) * s3 + i3] = v;
                     else
                         buf[((i0 * s1 + i1) * ph[2] + 2 * i2 + 1) * ph[3] + 2 * i3] = v;
                 }
@@ -152,6 +158,8 @@ static duet_tensor *view4(duet_ctx *ctx, const int64_t *s, float *vals, int kind
         return finish_view(ctx, base, duet_permute(ctx, base, (int[]){0, 3, 1, 2}));
     if (kind == V_CHSLICE)
         return finish_view(ctx, base, duet_narrow(ctx, base, 1, 2, s1));
+    if (kind == V_HSTEP3)
+        return finish_view(ctx, base, duet_slice(ctx, base, 2, 0, ph[2], 3));
     duet_tensor *h = finish_view(ctx, base, duet_slice(ctx, base, 2, 1, ph[2], 2));
     return finish_view(ctx, h, duet_slice(ctx, h, 3, 0, ph[3], 2));
 }

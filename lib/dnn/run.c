@@ -1,7 +1,8 @@
 /*
  * One conv/pool/batch-norm execution over duet's strided operands, shared by
  * eager calls and graph steps: what oneDNN cannot read in place (an
- * expanded view, a strided per-channel vector) is gathered into the front
+ * expanded view, strides its check refuses, a strided per-channel vector)
+ * is gathered into the front
  * of the scratch buffer, the rest of which is the primitive's own.
  */
 #include "dnn.h"
@@ -17,6 +18,37 @@ static bool expanded(int ndim, const int64_t *shape, const int64_t *strides)
         if (shape[i] > 1 && strides[i] == 0)
             return true;
     return false;
+}
+
+/* Whether oneDNN 2.6 accepts these strides. Its check (memory_desc_strides_check)
+ * sorts the dims by stride and wants each stride to be at least the one
+ * before times that one's length, so it refuses some views that do not
+ * overlap: rows 0 and 3 of a 5-row image (row stride 18, 2 rows: "36") in a
+ * batch 30 apart failed with dnnl_invalid_arguments (found by make fuzz).
+ * Such operands are gathered instead. Dims of length 1 do not count. */
+static bool describable(int ndim, const int64_t *shape, const int64_t *strides)
+{
+    int idx[DUET_MAX_DIMS], n = 0;
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] > 1) {
+            int j = n++;
+            for (; j > 0 && strides[idx[j - 1]] > strides[i]; j--)
+                idx[j] = idx[j - 1];
+            idx[j] = i;
+        }
+    int64_t min = 1;
+    for (int k = 0; k < n; k++) {
+        if (strides[idx[k]] < min)
+            return false;
+        min = strides[idx[k]] * shape[idx[k]];
+    }
+    return true;
+}
+
+/* What oneDNN cannot read in place: copied to the scratch first. */
+static bool gathered(int ndim, const int64_t *shape, const int64_t *strides)
+{
+    return expanded(ndim, shape, strides) || !describable(ndim, shape, strides);
 }
 
 static int64_t numel(int ndim, const int64_t *shape)
@@ -42,8 +74,8 @@ static void key_strides(int ndim, const int64_t *shape, const int64_t *strides, 
 
 void duet_dnn_io_prepare(duet_dnn_io *io, bool has_w, duet_dnn_key *key)
 {
-    io->gather_x = expanded(io->x_ndim, io->x_shape, io->x_strides);
-    io->gather_w = has_w && expanded(4, io->w_shape, io->w_strides);
+    io->gather_x = gathered(io->x_ndim, io->x_shape, io->x_strides);
+    io->gather_w = has_w && gathered(4, io->w_shape, io->w_strides);
     size_t bytes = 0;
     if (io->gather_x)
         bytes += up64((size_t)numel(io->x_ndim, io->x_shape) * 4);
