@@ -75,6 +75,8 @@ int pg_gen_loss(pg_gen *g, int kind)
             return -1;
     }
     const progen_val X = *pg_V(g, x);
+    if (X.shape[1] > 127) /* the class count is an int8_t here */
+        return -1;
     int t;
     if (pg_chance(g, 60)) { /* one-hot rows of labels that are classes */
         int64_t n = X.shape[0];
@@ -93,7 +95,7 @@ int pg_gen_loss(pg_gen *g, int kind)
     } else {
         t = pg_value_of_shape(g, 2, X.shape);
     }
-    if (t < 0 || X.shape[1] > 127)
+    if (t < 0)
         return -1;
     progen_instr in = pg_instr(PG_XENT, 2, x, t);
     progen_val r = pg_result(DUET_F32, 0, X.shape);
